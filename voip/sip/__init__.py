@@ -1,0 +1,79 @@
+"""SIP syntax (RFC 3261 §7, §19, §20, §25): messages, header fields, URIs and framing.
+
+Sans-I/O: bytes in, objects out; no sockets and no clock.
+"""
+
+from voip.sip.errors import REASON_PHRASES, SipError, SipFramingError
+from voip.sip.fields import (
+    AuthField,
+    CSeq,
+    Event,
+    MediaType,
+    NameAddress,
+    RAck,
+    Reason,
+    Replaces,
+    SessionExpires,
+    Via,
+    parse_name_addr,
+    parse_via,
+)
+from voip.sip.headers import Headers
+from voip.sip.message import (
+    Message,
+    Request,
+    Response,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from voip.sip.parser import (
+    KeepAlivePing,
+    KeepAlivePong,
+    MalformedMessage,
+    StreamParser,
+    parse_message,
+)
+from voip.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
+from voip.sip.validate import UaPolicy, check_message, check_request, check_response
+
+__all__ = [
+    "REASON_PHRASES",
+    "AbsoluteUri",
+    "AuthField",
+    "CSeq",
+    "Event",
+    "Headers",
+    "KeepAlivePing",
+    "KeepAlivePong",
+    "MalformedMessage",
+    "MediaType",
+    "Message",
+    "NameAddress",
+    "RAck",
+    "Reason",
+    "Replaces",
+    "Request",
+    "Response",
+    "SessionExpires",
+    "SipError",
+    "SipFramingError",
+    "SipUri",
+    "StreamParser",
+    "TelUri",
+    "UaPolicy",
+    "Uri",
+    "Via",
+    "check_message",
+    "check_request",
+    "check_response",
+    "make_response",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
+    "parse_message",
+    "parse_name_addr",
+    "parse_uri",
+    "parse_via",
+]

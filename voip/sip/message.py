@@ -1,0 +1,457 @@
+"""SIP requests and responses (RFC 3261 §7) with typed, lazily parsed header access.
+
+A message keeps its header fields as written; the typed properties (``via``,
+``from_``, ``cseq`` …) parse on first use, cache the result and raise
+:class:`~voip.sip.errors.SipError` (400) if the field is malformed. Setting a typed
+property writes the field back in canonical form.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from voip.sip.errors import REASON_PHRASES, SipError
+from voip.sip.fields import (
+    AuthField,
+    CSeq,
+    Event,
+    MediaType,
+    NameAddress,
+    RAck,
+    Reason,
+    Replaces,
+    SessionExpires,
+    Via,
+    parse_auth,
+    parse_call_id,
+    parse_cseq,
+    parse_date,
+    parse_event,
+    parse_max_forwards,
+    parse_media_type,
+    parse_min_se,
+    parse_name_addr,
+    parse_rack,
+    parse_reason,
+    parse_replaces,
+    parse_rseq,
+    parse_session_expires,
+    parse_via,
+)
+from voip.sip.grammar import parse_uint, split_tokens
+from voip.sip.headers import Headers, canonical_name, header_key
+from voip.sip.uri import Uri
+
+T = TypeVar("T")
+
+SIP_VERSION = "SIP/2.0"
+BRANCH_MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
+
+
+def new_tag() -> str:
+    """A From/To tag with 64 random bits (§19.3 asks for at least 32)."""
+    return secrets.token_hex(8)
+
+
+def new_branch() -> str:
+    """A Via branch: the RFC 3261 magic cookie and 96 random bits (§8.1.1.7)."""
+    return BRANCH_MAGIC_COOKIE + secrets.token_hex(12)
+
+
+def new_call_id(host: str | None = None) -> str:
+    """A globally unique Call-ID (§8.1.1.4): 128 random bits, ``@host`` if given."""
+    value = secrets.token_hex(16)
+    return f"{value}@{host}" if host else value
+
+
+def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
+    cache = headers.typed
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    raw = headers.get(key)
+    try:
+        value = None if raw is None else parse(raw)
+    except SipError as error:
+        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
+    cache[key] = value
+    return value
+
+
+def _listed(headers: Headers, key: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+    cache = headers.typed
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    try:
+        value = tuple(parse(item) for item in headers.values(key))
+    except SipError as error:
+        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
+    cache[key] = value
+    return value
+
+
+def _each_line(headers: Headers, key: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+    cache = headers.typed
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    try:
+        value = tuple(parse(line) for line in headers.get_all(key))
+    except SipError as error:
+        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
+    cache[key] = value
+    return value
+
+
+def _tokens(headers: Headers, key: str) -> tuple[str, ...]:
+    cache = headers.typed
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    try:
+        value = tuple(t for line in headers.get_all(key) for t in split_tokens(line))
+    except SipError as error:
+        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
+    cache[key] = value
+    return value
+
+
+class Message:
+    """What requests and responses share: header fields and a body of bytes."""
+
+    __slots__ = ("_body", "headers")
+
+    def __init__(
+        self, headers: Headers | Iterable[tuple[str, str]] = (), body: bytes = b""
+    ) -> None:
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self._body = body
+
+    # --- serialization ---------------------------------------------------------------
+
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def __bytes__(self) -> bytes:
+        head = f"{self.start_line()}\r\n{self.headers.render()}\r\n"
+        return head.encode("utf-8", "surrogateescape") + self._body
+
+    def serialize(self) -> bytes:
+        return bytes(self)
+
+    def __str__(self) -> str:
+        return bytes(self).decode("utf-8", "replace")
+
+    # --- header helpers -----------------------------------------------------------------
+
+    def _set(self, key: str, value: object) -> None:
+        if value is None:
+            self.headers.remove(key)
+            return
+        self.headers.set(canonical_name(key), str(value))
+        self.headers.typed[key] = value
+
+    def _set_list(self, key: str, values: Iterable[Any]) -> None:
+        values = tuple(values)
+        self.headers.set_all(canonical_name(key), [str(v) for v in values])
+        if values:
+            self.headers.typed[key] = values
+        else:
+            self.headers.remove(key)
+
+    @property
+    def body(self) -> bytes:
+        return self._body
+
+    @body.setter
+    def body(self, body: bytes) -> None:
+        """Setting the body also sets Content-Length (§20.14)."""
+        self._body = body
+        self.headers.set("Content-Length", str(len(body)))
+
+    # --- typed header fields, RFC 3261 §20 -----------------------------------------------
+
+    @property
+    def via(self) -> tuple[Via, ...]:
+        return _listed(self.headers, "via", parse_via)
+
+    @via.setter
+    def via(self, values: Iterable[Via]) -> None:
+        self._set_list("via", values)
+
+    @property
+    def from_(self) -> NameAddress:
+        return self._required("from", parse_name_addr)
+
+    @from_.setter
+    def from_(self, value: NameAddress) -> None:
+        self._set("from", value)
+
+    @property
+    def to(self) -> NameAddress:
+        return self._required("to", parse_name_addr)
+
+    @to.setter
+    def to(self, value: NameAddress) -> None:
+        self._set("to", value)
+
+    @property
+    def call_id(self) -> str:
+        return self._required("call-id", parse_call_id)
+
+    @call_id.setter
+    def call_id(self, value: str) -> None:
+        self._set("call-id", value)
+
+    @property
+    def cseq(self) -> CSeq:
+        return self._required("cseq", parse_cseq)
+
+    @cseq.setter
+    def cseq(self, value: CSeq) -> None:
+        self._set("cseq", value)
+
+    @property
+    def max_forwards(self) -> int | None:
+        return _single(self.headers, "max-forwards", parse_max_forwards)
+
+    @max_forwards.setter
+    def max_forwards(self, value: int | None) -> None:
+        self._set("max-forwards", value)
+
+    @property
+    def contact(self) -> tuple[NameAddress, ...]:
+        """Contact values; empty for the ``*`` wildcard (see ``contact_is_wildcard``)."""
+        if self.contact_is_wildcard:
+            return ()
+        return _listed(self.headers, "contact", parse_name_addr)
+
+    @contact.setter
+    def contact(self, values: Iterable[NameAddress]) -> None:
+        self._set_list("contact", values)
+
+    @property
+    def contact_is_wildcard(self) -> bool:
+        """``Contact: *`` (§10.2.2), used to remove every binding."""
+        values = self.headers.get_all("contact")
+        return len(values) == 1 and values[0].strip() == "*"
+
+    @property
+    def route(self) -> tuple[NameAddress, ...]:
+        return _listed(self.headers, "route", parse_name_addr)
+
+    @route.setter
+    def route(self, values: Iterable[NameAddress]) -> None:
+        self._set_list("route", values)
+
+    @property
+    def record_route(self) -> tuple[NameAddress, ...]:
+        return _listed(self.headers, "record-route", parse_name_addr)
+
+    @record_route.setter
+    def record_route(self, values: Iterable[NameAddress]) -> None:
+        self._set_list("record-route", values)
+
+    @property
+    def content_type(self) -> MediaType | None:
+        return _single(self.headers, "content-type", parse_media_type)
+
+    @content_type.setter
+    def content_type(self, value: MediaType | None) -> None:
+        self._set("content-type", value)
+
+    @property
+    def content_length(self) -> int | None:
+        return _single(self.headers, "content-length", lambda v: parse_uint(v, "Content-Length"))
+
+    @property
+    def expires(self) -> int | None:
+        return _single(self.headers, "expires", lambda v: parse_uint(v, "Expires"))
+
+    @expires.setter
+    def expires(self, value: int | None) -> None:
+        self._set("expires", value)
+
+    @property
+    def min_expires(self) -> int | None:
+        return _single(self.headers, "min-expires", lambda v: parse_uint(v, "Min-Expires"))
+
+    @property
+    def allow(self) -> tuple[str, ...]:
+        return _tokens(self.headers, "allow")
+
+    @property
+    def supported(self) -> tuple[str, ...]:
+        return _tokens(self.headers, "supported")
+
+    @property
+    def require(self) -> tuple[str, ...]:
+        return _tokens(self.headers, "require")
+
+    @property
+    def proxy_require(self) -> tuple[str, ...]:
+        return _tokens(self.headers, "proxy-require")
+
+    @property
+    def unsupported(self) -> tuple[str, ...]:
+        return _tokens(self.headers, "unsupported")
+
+    @property
+    def accept(self) -> tuple[MediaType, ...]:
+        return _listed(self.headers, "accept", parse_media_type)
+
+    @property
+    def www_authenticate(self) -> tuple[AuthField, ...]:
+        return _each_line(self.headers, "www-authenticate", parse_auth)
+
+    @property
+    def proxy_authenticate(self) -> tuple[AuthField, ...]:
+        return _each_line(self.headers, "proxy-authenticate", parse_auth)
+
+    @property
+    def authorization(self) -> tuple[AuthField, ...]:
+        return _each_line(self.headers, "authorization", parse_auth)
+
+    @property
+    def proxy_authorization(self) -> tuple[AuthField, ...]:
+        return _each_line(self.headers, "proxy-authorization", parse_auth)
+
+    @property
+    def reason(self) -> tuple[Reason, ...]:
+        """Reason header values (RFC 3326)."""
+        return _listed(self.headers, "reason", parse_reason)
+
+    @property
+    def session_expires(self) -> SessionExpires | None:
+        return _single(self.headers, "session-expires", parse_session_expires)
+
+    @property
+    def min_se(self) -> int | None:
+        return _single(self.headers, "min-se", parse_min_se)
+
+    @property
+    def rseq(self) -> int | None:
+        return _single(self.headers, "rseq", parse_rseq)
+
+    @property
+    def rack(self) -> RAck | None:
+        return _single(self.headers, "rack", parse_rack)
+
+    @property
+    def event(self) -> Event | None:
+        return _single(self.headers, "event", parse_event)
+
+    @property
+    def refer_to(self) -> NameAddress | None:
+        return _single(self.headers, "refer-to", parse_name_addr)
+
+    @property
+    def replaces(self) -> Replaces | None:
+        return _single(self.headers, "replaces", parse_replaces)
+
+    @property
+    def date(self) -> str | None:
+        return _single(self.headers, "date", parse_date)
+
+    def _required(self, key: str, parse: Callable[[str], T]) -> T:
+        value = _single(self.headers, key, parse)
+        if value is None:
+            raise SipError(400, f"missing {canonical_name(key)} header")
+        return value
+
+    def count(self, name: str) -> int:
+        return self.headers.count(header_key(name))
+
+
+class Request(Message):
+    """A SIP request: ``Method SP Request-URI SP SIP-Version`` (§7.1)."""
+
+    __slots__ = ("method", "uri", "version")
+
+    def __init__(
+        self,
+        method: str,
+        uri: Uri,
+        headers: Headers | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        version: str = SIP_VERSION,
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+        self.version = version
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    """A SIP response: ``SIP-Version SP Status-Code SP Reason-Phrase`` (§7.2)."""
+
+    __slots__ = ("reason_phrase", "status", "version")
+
+    def __init__(
+        self,
+        status: int,
+        reason_phrase: str | None = None,
+        headers: Headers | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        version: str = SIP_VERSION,
+    ) -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason_phrase = (
+            REASON_PHRASES.get(status, "") if reason_phrase is None else reason_phrase
+        )
+        self.version = version
+
+    def start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason_phrase}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason_phrase}>"
+
+
+# Copied from request to response (§8.2.6.2); Record-Route too for dialog-creating
+# responses (§12.1.1).
+_COPIED = ("via", "from", "to", "call-id", "cseq")
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason_phrase: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """A response to ``request`` per RFC 3261 §8.2.6.
+
+    Via, From, To, Call-ID and CSeq are copied; a To tag is added to any response but
+    100 when the request had none (``to_tag`` or a fresh one); Record-Route is copied
+    into 1xx/2xx answers to a dialog-creating INVITE (§12.1.1); Timestamp into 100.
+    """
+    fields: list[tuple[str, str]] = []
+    for key in _COPIED:
+        for value in request.headers.get_all(key):
+            fields.append((canonical_name(key), value))
+    if status != 100:
+        to = request.to
+        if to.tag is None:
+            tag = to_tag or new_tag()
+            to = NameAddress(to.uri, to.display_name, {**to.params, "tag": tag})
+            fields = [(n, str(to)) if n == "To" else (n, v) for n, v in fields]
+    if request.method == "INVITE" and status < 300 and status != 100:
+        for value in request.headers.get_all("record-route"):
+            fields.append(("Record-Route", value))
+    if status == 100:
+        timestamp = request.headers.get("timestamp")
+        if timestamp is not None:
+            fields.append(("Timestamp", timestamp))
+    fields.extend(headers)
+    response = Response(status, reason_phrase, Headers(fields))
+    response.body = body
+    return response

@@ -1,0 +1,216 @@
+"""What a user agent checks in a message before acting on it (RFC 3261 §8.1.3, §8.2).
+
+``check_request`` raises the :class:`SipError` whose status the UAS answers with;
+``check_response`` raises for a response the UAC must discard. Both parse every
+header field the UA relies on, so that later typed access cannot fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voip.sip.errors import SipError
+from voip.sip.headers import canonical_name
+from voip.sip.message import BRANCH_MAGIC_COOKIE, Message, Request, Response
+from voip.sip.uri import AbsoluteUri, SipUri
+
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "UPDATE",
+        "INFO",
+        "MESSAGE",
+        "REFER",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "PUBLISH",
+    }
+)
+
+# Methods whose body is a session description (RFC 3261 §13, RFC 3262, RFC 3311).
+SESSION_METHODS = frozenset({"INVITE", "ACK", "PRACK", "UPDATE"})
+
+# Header fields that may appear once only (§20, "multi01" of RFC 4475 §3.3.8).
+SINGLE_HEADERS = (
+    "call-id",
+    "cseq",
+    "from",
+    "to",
+    "max-forwards",
+    "content-length",
+    "content-type",
+    "expires",
+    "min-expires",
+    "session-expires",
+    "min-se",
+    "rseq",
+    "rack",
+    "event",
+    "refer-to",
+    "replaces",
+    "date",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UaPolicy:
+    """What this UA understands: URI schemes, option tags and session body types."""
+
+    schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
+    extensions: frozenset[str] = frozenset({"100rel", "timer", "replaces", "norefersub"})
+    session_types: frozenset[str] = frozenset({"application/sdp", "multipart/mixed"})
+    known_methods: frozenset[str] = field(default=KNOWN_METHODS)
+
+
+DEFAULT_POLICY = UaPolicy()
+
+# Every typed property of Message; reading one parses and validates its field.
+_TYPED_FIELDS = (
+    "via",
+    "from_",
+    "to",
+    "call_id",
+    "cseq",
+    "max_forwards",
+    "contact",
+    "route",
+    "record_route",
+    "content_type",
+    "content_length",
+    "expires",
+    "min_expires",
+    "allow",
+    "supported",
+    "require",
+    "accept",
+    "www_authenticate",
+    "proxy_authenticate",
+    "authorization",
+    "proxy_authorization",
+    "reason",
+    "session_expires",
+    "min_se",
+    "rseq",
+    "rack",
+    "event",
+    "refer_to",
+    "replaces",
+    "date",
+)
+
+
+def _parse_all(message: Message) -> None:
+    """Parse every typed field present; a malformed one raises its SipError (400)."""
+    headers = message.headers
+    for key in SINGLE_HEADERS:
+        if headers.count(key) > 1:
+            raise SipError(400, f"more than one {canonical_name(key)} header")
+    for name in _TYPED_FIELDS:
+        getattr(message, name)
+    for contact in message.contact:
+        _ = contact.expires, contact.q
+
+
+def _missing(message: Message) -> list[str]:
+    # Max-Forwards may be absent: RFC 2543 peers omit it (RFC 4475 §3.4.1).
+    names = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
+    return [name for key, name in names.items() if key not in message.headers]
+
+
+def check_request(request: Request, policy: UaPolicy = DEFAULT_POLICY) -> None:
+    """Raise the SipError a UAS answers ``request`` with, or return if it is acceptable.
+
+    Order: header syntax and presence (400), transaction identity (400), CSeq method
+    (400, or 501 for an unknown method), Request-URI scheme (416) and headers (400),
+    Require (420), body type (415) and Accept (406), as RFC 3261 §8.2 and RFC 4475 ask.
+    """
+    missing = _missing(request)
+    if missing:
+        raise SipError(
+            400, f"missing {', '.join(missing)} header" + ("s" if len(missing) > 1 else "")
+        )
+    _parse_all(request)
+    if request.via[0].branch == BRANCH_MAGIC_COOKIE:
+        # RFC 4475 §3.2.1: a branch of the bare magic cookie identifies nothing.
+        raise SipError(400, "Via branch is the bare magic cookie z9hG4bK")
+    cseq = request.cseq
+    if cseq.method != request.method:
+        status = 400 if request.method in policy.known_methods else 501
+        raise SipError(status, f"CSeq method {cseq.method} does not match {request.method}")
+    uri = request.uri
+    if isinstance(uri, AbsoluteUri) or uri_scheme(uri) not in policy.schemes:
+        raise SipError(416, f"Request-URI scheme {uri_scheme(uri)!r} is not supported")
+    if isinstance(uri, SipUri) and uri.headers:
+        # §19.1.5 Table 1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+        raise SipError(400, "Request-URI must not carry headers ('?')")
+    if request.method not in ("ACK", "CANCEL"):
+        unknown = tuple(tag for tag in request.require if tag not in policy.extensions)
+        if unknown:
+            raise SipError(
+                420,
+                f"unsupported extension {', '.join(unknown)}",
+                headers=(("Unsupported", ", ".join(unknown)),),
+            )
+    if request.method in SESSION_METHODS:
+        _check_session_body(request, policy)
+
+
+def uri_scheme(uri: object) -> str:
+    if isinstance(uri, SipUri):
+        return uri.scheme
+    if isinstance(uri, AbsoluteUri):
+        return uri.scheme
+    return "tel"
+
+
+def _check_session_body(request: Request, policy: UaPolicy) -> None:
+    accept_value = ", ".join(sorted(policy.session_types))
+    content_type = request.content_type
+    if request.body and content_type is not None and content_type.mime not in policy.session_types:
+        raise SipError(
+            415,
+            f"body of type {content_type.mime} is not supported",
+            headers=(("Accept", accept_value),),
+        )
+    encoding = request.headers.get("content-encoding")
+    if request.body and encoding and encoding.strip().lower() != "identity":
+        raise SipError(415, f"Content-Encoding {encoding.strip()} is not supported")
+    if "accept" in request.headers and request.method != "ACK":
+        accepted = request.accept
+        if accepted and not any(
+            (t.type in ("*", "application") and t.subtype in ("*", "sdp")) for t in accepted
+        ):
+            # RFC 4475 §3.3.15: no answer can be written in a type the caller accepts.
+            raise SipError(
+                406,
+                "Accept lists no application/sdp: " + ", ".join(t.mime for t in accepted),
+                headers=(("Warning", '399 - "no answer possible in the accepted types"'),),
+            )
+
+
+def check_response(response: Response) -> None:
+    """Raise a SipError (``is_response``) when a UAC must discard ``response``."""
+    try:
+        missing = _missing(response)
+        if missing:
+            raise SipError(400, f"missing {', '.join(missing)}")
+        _parse_all(response)
+        if len(response.via) != 1:
+            # §8.1.3.3: a UAC discards a response carrying more than one Via.
+            raise SipError(400, f"{len(response.via)} Via values in a response to a UAC")
+    except SipError as error:
+        raise SipError(error.status, error.reason, is_response=True) from None
+
+
+def check_message(message: Message, policy: UaPolicy = DEFAULT_POLICY) -> None:
+    """``check_request`` or ``check_response``, whichever ``message`` needs."""
+    if isinstance(message, Request):
+        check_request(message, policy)
+    elif isinstance(message, Response):
+        check_response(message)
