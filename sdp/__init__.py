@@ -1,0 +1,62 @@
+"""SDP (RFC 8866) model, parser and serializer, and the RFC 3264 offer/answer engine.
+
+Sans-I/O: text in, objects out; no sockets, no clock, no randomness.
+"""
+
+from sdp.attributes import Attribute, Direction, Rtcp, RtpMap, fmtp_parameters
+from sdp.capabilities import Capabilities, Codec, MediaCapabilities, TelephoneEvent
+from sdp.crypto import KEY_SALT_LENGTHS, Crypto, KeyParam
+from sdp.errors import OfferAnswerError, SdpError
+from sdp.fields import (
+    Bandwidth,
+    Connection,
+    Origin,
+    RepeatTime,
+    TimeZoneAdjustment,
+    Timing,
+    typed_time_seconds,
+)
+from sdp.media import MediaDescription
+from sdp.offer_answer import (
+    NegotiatedMedia,
+    create_answer,
+    create_offer,
+    negotiate,
+    process_answer,
+)
+from sdp.parser import parse
+from sdp.payload_types import STATIC_PAYLOAD_TYPES
+from sdp.session import SessionDescription
+
+__all__ = [
+    "KEY_SALT_LENGTHS",
+    "STATIC_PAYLOAD_TYPES",
+    "Attribute",
+    "Bandwidth",
+    "Capabilities",
+    "Codec",
+    "Connection",
+    "Crypto",
+    "Direction",
+    "KeyParam",
+    "MediaCapabilities",
+    "MediaDescription",
+    "NegotiatedMedia",
+    "OfferAnswerError",
+    "Origin",
+    "RepeatTime",
+    "Rtcp",
+    "RtpMap",
+    "SdpError",
+    "SessionDescription",
+    "TelephoneEvent",
+    "TimeZoneAdjustment",
+    "Timing",
+    "create_answer",
+    "create_offer",
+    "fmtp_parameters",
+    "negotiate",
+    "parse",
+    "process_answer",
+    "typed_time_seconds",
+]

@@ -1,0 +1,203 @@
+"""``parse``: SDP text to a :class:`SessionDescription`, in one pass over the lines.
+
+Sans-I/O and meant for the SIP hot path: ``str.split``/``partition`` per line, no regular
+expressions. Every fault raises :class:`SdpError` with the 1-based line number and the line.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sdp._layout import MEDIA_ORDER, SESSION_ORDER, in_order
+from sdp.attributes import Attribute
+from sdp.errors import SdpError
+from sdp.fields import Bandwidth, Connection, Origin, RepeatTime, TimeZoneAdjustment, Timing
+from sdp.media import MediaDescription
+from sdp.session import SessionDescription
+
+_SESSION_ONLY = frozenset("vosuetrzp")
+_T = TypeVar("_T")
+
+
+def _decode(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data
+    raw = bytes(data)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # RFC 8866 §5: text is UTF-8 unless a=charset names another charset for s=/i=;
+        # a charset-aware caller can decode first and pass str.
+        start = raw.rfind(b"\n", 0, error.start) + 1
+        end = raw.find(b"\n", error.start)
+        line = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace")
+        raise SdpError(
+            f"byte {error.start} is not UTF-8", raw.count(b"\n", 0, error.start) + 1, line
+        ) from None
+
+
+def parse(data: str | bytes) -> SessionDescription:
+    """Parse one session description.
+
+    Accepts CRLF or bare LF line ends (RFC 8866 §5 asks parsers to), blank lines, trailing
+    blanks on structured lines, an empty ``s=``, a missing ``t=`` line and an ``m=`` line
+    without formats. Rejects a type letter RFC 8866 does not define (§5: "MUST completely
+    ignore or reject"), structured lines that do not parse, and a description without
+    ``v=``, ``o=`` or ``s=``.
+    """
+    text = _decode(data)
+    origin: Origin | None = None
+    session_name: str | None = None
+    information: str | None = None
+    uri: str | None = None
+    key: str | None = None
+    connection: Connection | None = None
+    emails: list[str] = []
+    phones: list[str] = []
+    bandwidths: list[Bandwidth] = []
+    timings: list[Timing] = []
+    time_zones: list[TimeZoneAdjustment] = []
+    attributes: list[Attribute] = []
+    media_list: list[MediaDescription] = []
+    session_letters: list[str] = []
+    media: MediaDescription | None = None
+    media_letters: list[str] = []
+    seen_version = False
+    number = last_number = 0
+    line = last_line = ""
+    try:
+        for number, raw_line in enumerate(text.split("\n"), 1):
+            line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
+            if line[1:2] != "=":
+                if not line.strip():
+                    # Blank lines (a UDP body padded with CRLF) carry nothing.
+                    number, line = last_number, last_line
+                    continue
+                raise SdpError('expected "<type>=<value>"')
+            last_number, last_line = number, line
+            kind = line[0]
+            value = line[2:]
+            if not seen_version:
+                if kind != "v":
+                    raise SdpError('a session description starts with "v=0" (RFC 8866 §5.1)')
+                if value.strip() != "0":
+                    raise SdpError("SDP version must be 0 (RFC 8866 §5.1)")
+                seen_version = True
+                session_letters.append("v")
+                continue
+            if media is not None:
+                if kind == "a":
+                    media.attributes.append(Attribute.parse(value))
+                elif kind == "m":
+                    _finish_media(media, media_letters)
+                    media = MediaDescription.parse_media_line(value)
+                    media_list.append(media)
+                    media_letters = []
+                    continue
+                elif kind == "c":
+                    media.connections.append(Connection.parse(value))
+                elif kind == "b":
+                    media.bandwidths.append(Bandwidth.parse(value))
+                elif kind == "i":
+                    media.information = _once(media.information, value, "i", "a media")
+                elif kind == "k":
+                    media.key = _once(media.key, value, "k", "a media")
+                elif kind in _SESSION_ONLY:
+                    raise SdpError(f'"{kind}=" belongs before the first "m=" line')
+                else:
+                    raise _unknown_type(kind)
+                media_letters.append(kind)
+                continue
+            if kind == "a":
+                attributes.append(Attribute.parse(value))
+            elif kind == "m":
+                if origin is None or session_name is None:
+                    raise SdpError('"o=" and "s=" must come before the first "m=" line')
+                media = MediaDescription.parse_media_line(value)
+                media_list.append(media)
+                continue
+            elif kind == "o":
+                origin = _once(origin, Origin.parse(value), "o")
+            elif kind == "s":
+                session_name = _once(session_name, value, "s")
+            elif kind == "c":
+                connection = _once(connection, Connection.parse(value), "c")
+            elif kind == "t":
+                timings.append(Timing.parse(value))
+            elif kind == "r":
+                if not timings:
+                    raise SdpError('"r=" must follow a "t=" line')
+                last = timings[-1]
+                timings[-1] = Timing(
+                    last.start_time,
+                    last.stop_time,
+                    (*last.repeat_times, RepeatTime.parse(value)),
+                )
+                continue
+            elif kind == "b":
+                bandwidths.append(Bandwidth.parse(value))
+            elif kind == "i":
+                information = _once(information, value, "i")
+            elif kind == "u":
+                uri = _once(uri, value, "u")
+            elif kind == "e":
+                emails.append(value)
+            elif kind == "p":
+                phones.append(value)
+            elif kind == "z":
+                zones = TimeZoneAdjustment.parse_line(value)
+                time_zones = _once(time_zones or None, zones, "z")
+            elif kind == "k":
+                key = _once(key, value, "k")
+            elif kind == "v":
+                raise SdpError('a session description has one "v=" line')
+            else:
+                raise _unknown_type(kind)
+            session_letters.append(kind)
+        if not seen_version:
+            raise SdpError('a session description starts with "v=0" (RFC 8866 §5.1)')
+        if origin is None:
+            raise SdpError('a session description needs an "o=" line (RFC 8866 §5.2)')
+        if session_name is None:
+            raise SdpError('a session description needs an "s=" line (RFC 8866 §5.3)')
+    except SdpError as error:
+        raise error.at_line(max(number, 1), line) from None
+    if media is not None:
+        _finish_media(media, media_letters)
+    description = SessionDescription(
+        origin=origin,
+        session_name=session_name,
+        information=information,
+        uri=uri,
+        emails=emails,
+        phones=phones,
+        connection=connection,
+        bandwidths=bandwidths,
+        timings=timings,
+        time_zones=time_zones,
+        key=key,
+        attributes=attributes,
+        media=media_list,
+    )
+    if not in_order(session_letters, SESSION_ORDER):
+        description._layout = "".join(session_letters)
+    return description
+
+
+def _once(current: _T | None, new: _T, kind: str, level: str = "the session") -> _T:
+    """A line type that may appear once per level (RFC 8866 §5 grammar)."""
+    if current is not None:
+        raise SdpError(f'{level} description has one "{kind}=" line at most')
+    return new
+
+
+def _finish_media(media: MediaDescription, letters: list[str]) -> None:
+    if not in_order(letters, MEDIA_ORDER):
+        media._layout = "".join(letters)
+
+
+def _unknown_type(kind: str) -> SdpError:
+    return SdpError(
+        f'"{kind}=" is not an SDP line type; RFC 8866 §5 has descriptions with unknown '
+        "types rejected (extensions use a= attributes)"
+    )

@@ -1,0 +1,95 @@
+"""A session description: the session-level lines and its media descriptions (RFC 8866 §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sdp._layout import arrange, line_entries
+from sdp.attributes import Attribute, Direction
+from sdp.fields import Bandwidth, Connection, Origin, TimeZoneAdjustment, Timing
+from sdp.media import MediaDescription, direction_of
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionDescription:
+    """One SDP description. ``parse`` reads one, ``serialize`` writes it with CRLF line ends.
+
+    A description that came from :func:`sdp.parse` and has not been changed keeps its line
+    order; one built or changed by code is written in the order of RFC 8866 §5.
+    ``session_name`` may be empty: RFC 4317 prints ``s=`` so (the grammar wants one
+    character, RFC 3264 §5 suggests ``s=-``).
+    """
+
+    origin: Origin
+    session_name: str = "-"
+    version: int = 0
+    information: str | None = None
+    uri: str | None = None
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    connection: Connection | None = None
+    bandwidths: list[Bandwidth] = field(default_factory=list)
+    timings: list[Timing] = field(default_factory=lambda: [Timing()])
+    time_zones: list[TimeZoneAdjustment] = field(default_factory=list)
+    key: str | None = None
+    attributes: list[Attribute] = field(default_factory=list)
+    media: list[MediaDescription] = field(default_factory=list)
+    _layout: str = field(default="", init=False, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, data: str | bytes) -> SessionDescription:
+        """Same as :func:`sdp.parse`."""
+        from sdp.parser import parse
+
+        return parse(data)
+
+    def lines(self) -> list[str]:
+        """Every line of the description, without line ends."""
+        zones = " ".join(str(zone) for zone in self.time_zones) if self.time_zones else None
+        entries = line_entries(
+            ("v", (self.version,)),
+            ("o", (self.origin,)),
+            ("s", (self.session_name,)),
+            ("i", (self.information,)),
+            ("u", (self.uri,)),
+            ("e", self.emails),
+            ("p", self.phones),
+            ("c", (self.connection,)),
+            ("b", self.bandwidths),
+        )
+        # A timing entry is the t= line and its r= lines: they move as one block.
+        entries.extend(("t", _timing_lines(timing)) for timing in self.timings)
+        entries.extend(line_entries(("z", (zones,)), ("k", (self.key,)), ("a", self.attributes)))
+        lines = arrange(entries, self._layout)
+        if any(timing.repeat_times for timing in self.timings):
+            lines = [line for entry in lines for line in entry.split("\r\n")]
+        for media in self.media:
+            lines.extend(media.lines())
+        return lines
+
+    def serialize(self) -> str:
+        """The description as text, every line ended with CRLF (RFC 8866 §5)."""
+        return "".join(line + "\r\n" for line in self.lines())
+
+    def __str__(self) -> str:
+        return self.serialize()
+
+    def __bytes__(self) -> bytes:
+        return self.serialize().encode("utf-8")
+
+    @property
+    def direction(self) -> Direction | None:
+        """The session-level direction attribute, if any."""
+        return direction_of(self.attributes)
+
+    def media_direction(self, media: MediaDescription) -> Direction:
+        """The direction of a stream: its own attribute, else the session's, else sendrecv."""
+        return media.direction or self.direction or Direction.SENDRECV
+
+    def media_connection(self, media: MediaDescription) -> Connection | None:
+        """Where a stream's media goes: its first ``c=`` line, else the session's."""
+        return media.connections[0] if media.connections else self.connection
+
+
+def _timing_lines(timing: Timing) -> str:
+    return "\r\n".join((f"t={timing}", *(f"r={repeat}" for repeat in timing.repeat_times)))
