@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from voip.sip.errors import SipError
 from voip.sip.grammar import (
     MAX_UINT32,
+    SIMPLE_PARAMS,
     bad,
     format_params,
     is_token,
@@ -20,11 +21,15 @@ from voip.sip.grammar import (
     parse_uint,
     quote_string,
     scan_quoted,
+    split_simple_params,
     split_top,
 )
-from voip.sip.uri import SipUri, Uri, format_host, parse_uri, split_hostport
+from voip.sip.uri import HOSTNAME, SipUri, Uri, format_host, parse_uri, split_hostport
 
 _WSP = " \t"
+# The common Via in one match (no LWS games, no IPv6, simple parameters); anything else
+# goes to the full parser, which accepts whatever this accepts.
+_FAST_VIA_RE = re.compile(f"SIP/2\\.0/([A-Z]+) ({HOSTNAME})(?::([0-9]{{1,5}}))?({SIMPLE_PARAMS})")
 _SENT_PROTOCOL_RE = re.compile(r"([^\s/]+)[ \t]*/[ \t]*([^\s/]+)[ \t]*/[ \t]*([^\s/;]+)[ \t]+(.*)")
 
 
@@ -36,7 +41,7 @@ def _strip_hostport(text: str) -> str:
 # --- Via (§20.42, RFC 3581) -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Via:
     transport: str
     host: str
@@ -78,7 +83,22 @@ class Via:
         )
 
 
+def _check_via_numbers(params: dict[str, str | None]) -> None:
+    if "ttl" in params:
+        parse_uint(params["ttl"] or "", "Via ttl", 255)
+    if params.get("rport") is not None:
+        parse_uint(params["rport"] or "", "Via rport", 65535)
+
+
 def parse_via(value: str) -> Via:
+    fast = _FAST_VIA_RE.fullmatch(value)
+    if fast is not None:
+        transport, host, port, param_text = fast.groups()
+        params = split_simple_params(param_text) if param_text else {}
+        if port is None or int(port) <= 65535:
+            if "rport" in params or "ttl" in params:
+                _check_via_numbers(params)
+            return Via(transport, host, None if port is None else int(port), params)
     match = _SENT_PROTOCOL_RE.fullmatch(value.strip(_WSP))
     if match is None:
         raise bad(f"Via: expected 'SIP/2.0/transport host' in {value.strip()!r}")
@@ -86,22 +106,17 @@ def parse_via(value: str) -> Via:
     sent_by, semi, param_text = rest.partition(";")
     host, port = split_hostport(_strip_hostport(sent_by), sent_by)
     params = parse_params(param_text, "Via") if semi else {}
-    if "ttl" in params:
-        parse_uint(params["ttl"] or "", "Via ttl", 255)
-    received = params.get("received")
-    if "received" in params and not received:
-        raise bad("Via: received without a value")
-    if "branch" in params and not params["branch"]:
-        raise bad("Via: branch without a value")
-    if "rport" in params and params["rport"] is not None:
-        parse_uint(params["rport"], "Via rport", 65535)
+    for key in ("branch", "received"):
+        if key in params and not params[key]:
+            raise bad(f"Via: {key} without a value")
+    _check_via_numbers(params)
     return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
 
 
 # --- name-addr / addr-spec: From, To, Contact, Route, Record-Route, Refer-To (§20) -------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NameAddress:
     uri: Uri
     display_name: str | None = None
@@ -159,8 +174,23 @@ def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddres
     return NameAddress(uri, display, parse_params(rest[1:], "header"))
 
 
+_FAST_NAME_ADDR_RE = re.compile(
+    r'(?:"([^"\\]*)" ?|([A-Za-z0-9\-.!%*_+`\'~]+(?: [A-Za-z0-9\-.!%*_+`\'~]+)*) ?)?'
+    r"<([^<>\s\"]+)>"
+    f"({SIMPLE_PARAMS})"
+)
+
+
 def parse_name_addr(value: str) -> NameAddress:
     """``( name-addr / addr-spec ) *( SEMI param )``."""
+    fast = _FAST_NAME_ADDR_RE.fullmatch(value)
+    if fast is not None:
+        quoted, words, uri_text, param_text = fast.groups()
+        return NameAddress(
+            parse_uri(uri_text),
+            quoted if quoted is not None else words,
+            split_simple_params(param_text) if param_text else {},
+        )
     text = value.strip(_WSP)
     if text.startswith('"'):
         display, end = scan_quoted(text, 0)
@@ -194,7 +224,7 @@ def parse_name_addr(value: str) -> NameAddress:
 # --- CSeq (§20.16) ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CSeq:
     number: int
     method: str
@@ -215,7 +245,7 @@ def parse_cseq(value: str) -> CSeq:
 # --- Content-Type (§20.15) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MediaType:
     type: str
     subtype: str
@@ -242,7 +272,7 @@ def parse_media_type(value: str) -> MediaType:
 # --- WWW-/Proxy-Authenticate, Authorization/Proxy-Authorization (§20.7, RFC 7616) --------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuthField:
     """A challenge or credentials: the scheme and its auth-params (quotes removed).
 
@@ -304,7 +334,7 @@ def parse_auth(value: str) -> AuthField:
 # --- Reason (RFC 3326) --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reason:
     protocol: str
     cause: int | None = None
@@ -342,7 +372,7 @@ def parse_reason(value: str) -> Reason:
 # --- Session-Expires / Min-SE (RFC 4028) ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionExpires:
     delta: int
     refresher: str | None = None
@@ -374,7 +404,7 @@ def parse_min_se(value: str) -> int:
 # --- RSeq / RAck (RFC 3262) ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RAck:
     rseq: int
     cseq: int
@@ -401,7 +431,7 @@ def parse_rseq(value: str) -> int:
 # --- Event (RFC 6665) ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     package: str
     params: dict[str, str | None] = field(default_factory=dict)
@@ -425,7 +455,7 @@ def parse_event(value: str) -> Event:
 # --- Replaces (RFC 3891) -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replaces:
     call_id: str
     to_tag: str

@@ -168,6 +168,20 @@ def parse_params(text: str, where: str) -> dict[str, str | None]:
     return params
 
 
+# ";name=value" parameters with no LWS, quotes or empty parts: the common case, which
+# ``split_simple_params`` reads with plain splits (``parse_params`` agrees on it).
+SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
+
+
+def split_simple_params(text: str) -> dict[str, str | None]:
+    """Parameters matched by ``SIMPLE_PARAMS`` (leading ``;`` included)."""
+    params: dict[str, str | None] = {}
+    for piece in text[1:].split(";"):
+        name, eq, value = piece.partition("=")
+        params[name.lower()] = value if eq else None
+    return params
+
+
 def format_params(params: dict[str, str | None]) -> str:
     """``;name=value`` for each parameter, quoting values that are not tokens or hosts."""
     out = []

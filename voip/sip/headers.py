@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from voip.sip.errors import SipError
 from voip.sip.grammar import split_list
 
 # RFC 3261 §7.3.3 and §20, RFC 3265, RFC 3515, RFC 3892, RFC 4028, RFC 3841, RFC 4474.
@@ -148,18 +149,33 @@ class Headers:
                 return value
         return default
 
+    def first(self, key: str) -> str | None:
+        """``get`` for a key already in canonical form (lower case, compact expanded)."""
+        for k, _, value in self._fields:
+            if k == key:
+                return value
+        return None
+
     def get_all(self, name: str) -> list[str]:
         """The value of every field called ``name``, one per header line."""
         key = header_key(name)
         return [value for k, _, value in self._fields if k == key]
 
-    def values(self, name: str) -> list[str]:
-        """The elements of a list header across all its lines, split at top-level commas."""
+    def values(self, name: str, allow_empty: bool = False) -> list[str]:
+        """The elements of a list header across all its lines, split at top-level commas.
+
+        An empty field is a 400 unless ``allow_empty`` (``Accept:`` empty means "no body
+        types", §20.1)."""
         key = header_key(name)
         out: list[str] = []
         for k, _, value in self._fields:
             if k == key:
-                out.extend(split_list(value))
+                if "," in value:
+                    out.extend(split_list(value))
+                elif value:
+                    out.append(value)
+                elif not allow_empty:
+                    raise SipError(400, "empty header value")
         return out
 
     def count(self, name: str) -> int:

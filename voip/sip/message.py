@@ -70,7 +70,7 @@ def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
     cache = headers.typed
     if key in cache:
         return cache[key]  # type: ignore[no-any-return]
-    raw = headers.get(key)
+    raw = headers.first(key)
     try:
         value = None if raw is None else parse(raw)
     except SipError as error:
@@ -79,12 +79,14 @@ def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
     return value
 
 
-def _listed(headers: Headers, key: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+def _listed(
+    headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
+) -> tuple[T, ...]:
     cache = headers.typed
     if key in cache:
         return cache[key]  # type: ignore[no-any-return]
     try:
-        value = tuple(parse(item) for item in headers.values(key))
+        value = tuple(parse(item) for item in headers.values(key, allow_empty))
     except SipError as error:
         raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
     cache[key] = value
@@ -297,7 +299,7 @@ class Message:
 
     @property
     def accept(self) -> tuple[MediaType, ...]:
-        return _listed(self.headers, "accept", parse_media_type)
+        return _listed(self.headers, "accept", parse_media_type, allow_empty=True)
 
     @property
     def www_authenticate(self) -> tuple[AuthField, ...]:
@@ -365,7 +367,7 @@ class Message:
 class Request(Message):
     """A SIP request: ``Method SP Request-URI SP SIP-Version`` (§7.1)."""
 
-    __slots__ = ("method", "uri", "version")
+    __slots__ = ("_uri", "_uri_text", "method", "version")
 
     def __init__(
         self,
@@ -377,11 +379,24 @@ class Request(Message):
     ) -> None:
         super().__init__(headers, body)
         self.method = method
-        self.uri = uri
+        self._uri = uri
+        self._uri_text: str | None = None
         self.version = version
 
+    @property
+    def uri(self) -> Uri:
+        """The Request-URI."""
+        return self._uri
+
+    @uri.setter
+    def uri(self, uri: Uri) -> None:
+        self._uri = uri
+        self._uri_text = None
+
     def start_line(self) -> str:
-        return f"{self.method} {self.uri} {self.version}"
+        # A parsed Request-URI is sent on as it came (§16.6 forwards it unchanged).
+        uri_text = self._uri_text if self._uri_text is not None else str(self._uri)
+        return f"{self.method} {uri_text} {self.version}"
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri}>"

@@ -62,6 +62,22 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     return int(code), reason
 
 
+# Header names seen before, as written (trailing LWS included), with their stripped
+# spelling and key; only valid names enter, and a hostile peer cannot grow the table.
+_NAMES: dict[str, tuple[str, str]] = {}
+_MAX_NAMES = 512
+
+
+def _name_of(raw: str, is_response: bool) -> tuple[str, str]:
+    name = raw.rstrip(" \t")
+    if not is_token(name):
+        raise _bad(f"bad header name {name[:60]!r}", is_response)
+    known = (name, header_key(name))
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[raw] = known
+    return known
+
+
 def _split_head(head: str, is_response: bool) -> list[tuple[str, str, str]]:
     """The (key, name, value) header fields of a header section after its start line."""
     if "\n " in head or "\n\t" in head:
@@ -69,21 +85,22 @@ def _split_head(head: str, is_response: bool) -> list[tuple[str, str, str]]:
     lines = head.split("\r\n") if "\r" in head else head.split("\n")
     fields: list[tuple[str, str, str]] = []
     append = fields.append
+    names = _NAMES
     for line in lines[1:]:
-        name, colon, value = line.partition(":")
+        raw, colon, value = line.partition(":")
         if not colon:
             raise _bad(f"header line without ':': {line[:60]!r}", is_response)
-        name = name.rstrip(" \t")
-        if not is_token(name):
-            raise _bad(f"bad header name {name[:60]!r}", is_response)
-        key = name.lower()
-        if len(key) == 1:
-            key = header_key(key)
-        append((key, name, value.strip(" \t")))
+        known = names.get(raw) or _name_of(raw, is_response)
+        append((known[1], known[0], value.strip(" \t")))
     return fields
 
 
-def _content_length(fields: list[tuple[str, str, str]], is_response: bool) -> int | None:
+def _content_length(
+    fields: list[tuple[str, str, str]], is_response: bool, datagram: bool = False
+) -> int | None:
+    """The Content-Length; conflicting values are a framing error on a stream, while a
+    datagram frames itself: its body is then the rest of the datagram and the UA check
+    answers 400 for the duplicate field (RFC 4475 §3.3.9)."""
     found: int | None = None
     for key, _, value in fields:
         if key == "content-length":
@@ -93,6 +110,8 @@ def _content_length(fields: list[tuple[str, str, str]], is_response: bool) -> in
                 )
             length = int(value)
             if found is not None and length != found:
+                if datagram:
+                    return None
                 raise SipFramingError(
                     400,
                     f"conflicting Content-Length values {found} and {length}",
@@ -121,7 +140,9 @@ def _build(start: _StartLine, fields: list[tuple[str, str, str]], body: bytes) -
         uri = parse_uri(uri_text)
     except SipError as error:
         raise SipError(400, f"Request-URI: {error.reason}") from None
-    return Request(method, uri, Headers._from_keyed(fields), body, version)
+    request = Request(method, uri, Headers._from_keyed(fields), body, version)
+    request._uri_text = uri_text
+    return request
 
 
 def _looks_like_response(data: bytes) -> bool:
@@ -160,7 +181,7 @@ def parse_message(data: bytes) -> Message:
         error.is_response = is_response
         raise
     fields = _split_head(head, is_response)
-    length = _content_length(fields, is_response)
+    length = _content_length(fields, is_response, datagram=True)
     if length is not None:
         if length > len(body):
             raise SipError(
