@@ -31,6 +31,7 @@ def _decode(data: str | bytes) -> str:
         start = raw.rfind(b"\n", 0, error.start) + 1
         end = raw.find(b"\n", error.start)
         line = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace")
+        line = line.removesuffix("\r")
         raise SdpError(
             f"byte {error.start} is not UTF-8", raw.count(b"\n", 0, error.start) + 1, line
         ) from None
