@@ -241,3 +241,7 @@ def _parse_sdp(data: bytes, as_json: bool) -> None:
     else:
         click.echo(str(description).rstrip("\r\n").replace("\r\n", "\n"))
     click.echo("status: valid")
+
+
+if __name__ == "__main__":
+    main()

@@ -262,8 +262,11 @@ class StreamParser:
                 del buffer[:4]
                 events.append(KeepAlivePing())
                 return True
-            if len(buffer) < 4 and b"\r\n\r\n".startswith(bytes(buffer)):
-                return False  # maybe the start of a ping
+            if len(buffer) == 3:
+                return False  # CRLF CR: the rest of a ping is on its way
+            # A CRLF ending the read is a pong, reported at once: a ping is four
+            # octets written at once, and a pong must not wait for octets that may
+            # never come.
             del buffer[:2]
             events.append(KeepAlivePong())
             return True
