@@ -453,8 +453,11 @@ def make_response(
     for key in _COPIED:
         for value in request.headers.get_all(key):
             fields.append((canonical_name(key), value))
-    if status != 100:
-        to = request.to
+    try:
+        to: NameAddress | None = request.to
+    except SipError:
+        to = None  # answering a malformed request: its To is copied as it came
+    if status != 100 and to is not None:
         if to.tag is None:
             tag = to_tag or new_tag()
             to = NameAddress(to.uri, to.display_name, {**to.params, "tag": tag})
