@@ -97,7 +97,10 @@ def _body_sdp(message: Message) -> tuple[Any, str | None]:
 def _message_json(message: Message, verdict: SipError | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if isinstance(message, Request):
-        out.update(kind="request", method=message.method, uri=to_jsonable(message.uri))
+        out.update(kind="request", method=message.method)
+        out["uri"] = (
+            to_jsonable(message.uri) if verdict is None else message.start_line().split(" ")[1]
+        )
     elif isinstance(message, Response):
         out.update(kind="response", status=message.status, reason=message.reason_phrase)
     out["headers"] = [[name, value] for name, value in message.headers]
@@ -127,7 +130,8 @@ def _print_message(message: Message, verdict: SipError | None) -> None:
     click.echo(f"{kind}: {message.start_line()}")
     if isinstance(message, Request):
         click.echo(f"  method: {message.method}")
-        click.echo(f"  request-uri: {message.uri!r}")
+        if verdict is None:
+            click.echo(f"  request-uri: {message.uri!r}")
     if verdict is None:
         for name, value in _typed_fields(message):
             values = value if isinstance(value, tuple) and name != "CSeq" else (value,)

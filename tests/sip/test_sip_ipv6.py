@@ -66,7 +66,7 @@ def test_ipv6_good_references_in_request_uri_via_and_contact() -> None:
 
 def test_unbracketed_ipv6_request_uri_is_400() -> None:
     with pytest.raises(SipError) as caught:
-        parse_message(wire("ipv6-bad"))
+        checked(wire("ipv6-bad"))
     assert caught.value.status == 400
     assert "port" in caught.value.reason
 

@@ -42,7 +42,7 @@ from voip.sip.fields import (
 )
 from voip.sip.grammar import parse_uint, split_tokens
 from voip.sip.headers import Headers, canonical_name, header_key
-from voip.sip.uri import Uri
+from voip.sip.uri import Uri, parse_uri
 
 T = TypeVar("T")
 
@@ -379,14 +379,32 @@ class Request(Message):
     ) -> None:
         super().__init__(headers, body)
         self.method = method
-        self._uri = uri
+        self._uri: Uri | None = uri
         self._uri_text: str | None = None
         self.version = version
 
+    @classmethod
+    def _parsed(cls, method: str, uri_text: str, headers: Headers, body: bytes) -> Request:
+        """A request read off the wire; its Request-URI is parsed on first use."""
+        request = cls.__new__(cls)
+        request.headers = headers
+        request._body = body
+        request.method = method
+        request._uri = None
+        request._uri_text = uri_text
+        request.version = SIP_VERSION
+        return request
+
     @property
     def uri(self) -> Uri:
-        """The Request-URI."""
-        return self._uri
+        """The Request-URI (a malformed one raises SipError 400 here)."""
+        uri = self._uri
+        if uri is None:
+            try:
+                uri = self._uri = parse_uri(self._uri_text or "")
+            except SipError as error:
+                raise SipError(400, f"Request-URI: {error.reason}") from None
+        return uri
 
     @uri.setter
     def uri(self, uri: Uri) -> None:
@@ -395,11 +413,11 @@ class Request(Message):
 
     def start_line(self) -> str:
         # A parsed Request-URI is sent on as it came (§16.6 forwards it unchanged).
-        uri_text = self._uri_text if self._uri_text is not None else str(self._uri)
+        uri_text = self._uri_text if self._uri_text is not None else str(self.uri)
         return f"{self.method} {uri_text} {self.version}"
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.uri}>"
+        return f"<Request {self.start_line()}>"
 
 
 class Response(Message):
@@ -421,6 +439,16 @@ class Response(Message):
             REASON_PHRASES.get(status, "") if reason_phrase is None else reason_phrase
         )
         self.version = version
+
+    @classmethod
+    def _parsed(cls, status: int, reason_phrase: str, headers: Headers, body: bytes) -> Response:
+        response = cls.__new__(cls)
+        response.headers = headers
+        response._body = body
+        response.status = status
+        response.reason_phrase = reason_phrase
+        response.version = SIP_VERSION
+        return response
 
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason_phrase}"

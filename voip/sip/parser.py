@@ -13,7 +13,6 @@ from voip.sip.errors import SipError, SipFramingError
 from voip.sip.grammar import is_token
 from voip.sip.headers import Headers, header_key
 from voip.sip.message import Message, Request, Response
-from voip.sip.uri import parse_uri
 
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
 _VERSION_RE = re.compile(r"SIP/\d+\.\d+", re.IGNORECASE)
@@ -133,16 +132,10 @@ def _parse_start_line(head: str) -> _StartLine:
 
 
 def _build(start: _StartLine, fields: list[tuple[str, str, str]], body: bytes) -> Message:
+    headers = Headers._from_keyed(fields)
     if len(start) == 2:
-        return Response(start[0], start[1], Headers._from_keyed(fields), body)
-    method, uri_text, version = start
-    try:
-        uri = parse_uri(uri_text)
-    except SipError as error:
-        raise SipError(400, f"Request-URI: {error.reason}") from None
-    request = Request(method, uri, Headers._from_keyed(fields), body, version)
-    request._uri_text = uri_text
-    return request
+        return Response._parsed(start[0], start[1], headers, body)
+    return Request._parsed(start[0], start[1], headers, body)
 
 
 def _looks_like_response(data: bytes) -> bool:

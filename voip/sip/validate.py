@@ -130,6 +130,7 @@ def check_request(request: Request, policy: UaPolicy = DEFAULT_POLICY) -> None:
     (400, or 501 for an unknown method), Request-URI scheme (416) and headers (400),
     Require (420), body type (415) and Accept (406), as RFC 3261 §8.2 and RFC 4475 ask.
     """
+    uri = request.uri  # the Request-URI is part of the start line: checked first
     missing = _missing(request)
     if missing:
         raise SipError(
@@ -143,7 +144,6 @@ def check_request(request: Request, policy: UaPolicy = DEFAULT_POLICY) -> None:
     if cseq.method != request.method:
         status = 400 if request.method in policy.known_methods else 501
         raise SipError(status, f"CSeq method {cseq.method} does not match {request.method}")
-    uri = request.uri
     if isinstance(uri, AbsoluteUri) or uri_scheme(uri) not in policy.schemes:
         raise SipError(416, f"Request-URI scheme {uri_scheme(uri)!r} is not supported")
     if isinstance(uri, SipUri) and uri.headers:
