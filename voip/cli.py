@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 import click
 
 import sdp
-from voip.sip import Message, Request, SipError, check_message, parse_message
+from voip.sip import Message, NameAddress, Request, SipError, check_message, parse_message
 from voip.sip.message import Response
 
 # Typed fields shown by `voip parse`, in this order, when present.
@@ -56,6 +56,13 @@ SDP_REJECT_STATUS = 488
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, tuples and dicts as JSON values; URIs and other objects as text."""
+    if isinstance(value, NameAddress):
+        return {
+            "uri": to_jsonable(value.uri),
+            "display_name": value.display_name,
+            "params": to_jsonable(value.params),
+            "text": str(value),
+        }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if hasattr(value, "__str__") and type(value).__str__ is not object.__str__:
@@ -63,10 +70,10 @@ def to_jsonable(value: Any) -> Any:
         return out
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | frozenset | set):
-        return [to_jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, list | tuple | frozenset | set | Sequence):
+        return [to_jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
@@ -119,12 +126,6 @@ def _message_json(message: Message, verdict: SipError | None) -> dict[str, Any]:
     return out
 
 
-def _show_value(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def _print_message(message: Message, verdict: SipError | None) -> None:
     kind = "request" if isinstance(message, Request) else "response"
     click.echo(f"{kind}: {message.start_line()}")
@@ -134,7 +135,9 @@ def _print_message(message: Message, verdict: SipError | None) -> None:
             click.echo(f"  request-uri: {message.uri!r}")
     if verdict is None:
         for name, value in _typed_fields(message):
-            values = value if isinstance(value, tuple) and name != "CSeq" else (value,)
+            values = (
+                value if isinstance(value, Sequence) and not isinstance(value, str) else (value,)
+            )
             for item in values:
                 click.echo(
                     f"  {name}: {item!r}"

@@ -116,11 +116,65 @@ def parse_via(value: str) -> Via:
 # --- name-addr / addr-spec: From, To, Contact, Route, Record-Route, Refer-To (§20) -------
 
 
-@dataclass(slots=True)
 class NameAddress:
-    uri: Uri
-    display_name: str | None = None
-    params: dict[str, str | None] = field(default_factory=dict)
+    """``[display-name] <URI> *(;param)``: From, To, Contact, Route, Refer-To (§20).
+
+    A parsed value keeps its URI as text until ``uri`` is first read; a malformed
+    URI raises SipError (400) then. ``check_request`` reads them all.
+    """
+
+    __slots__ = ("_uri", "_uri_text", "display_name", "params")
+
+    def __init__(
+        self,
+        uri: Uri,
+        display_name: str | None = None,
+        params: dict[str, str | None] | None = None,
+    ) -> None:
+        self._uri: Uri | None = uri
+        self._uri_text: str | None = None
+        self.display_name = display_name
+        self.params: dict[str, str | None] = {} if params is None else params
+
+    @classmethod
+    def _parsed(
+        cls, uri_text: str, display_name: str | None, params: dict[str, str | None]
+    ) -> NameAddress:
+        value = cls.__new__(cls)
+        value._uri = None
+        value._uri_text = uri_text
+        value.display_name = display_name
+        value.params = params
+        return value
+
+    @property
+    def uri(self) -> Uri:
+        uri = self._uri
+        if uri is None:
+            uri = self._uri = parse_uri(self._uri_text or "")
+        return uri
+
+    @uri.setter
+    def uri(self, uri: Uri) -> None:
+        self._uri = uri
+        self._uri_text = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NameAddress):
+            return NotImplemented
+        return (self.uri, self.display_name, self.params) == (
+            other.uri,
+            other.display_name,
+            other.params,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        uri = self._uri if self._uri is not None else self._uri_text
+        return (
+            f"NameAddress(uri={uri!r}, display_name={self.display_name!r}, params={self.params!r})"
+        )
 
     @property
     def tag(self) -> str | None:
@@ -154,7 +208,8 @@ class NameAddress:
 
     def __str__(self) -> str:
         display = "" if self.display_name is None else quote_string(self.display_name) + " "
-        return f"{display}<{self.uri}>{format_params(self.params)}"
+        uri = self._uri_text if self._uri is None else str(self._uri)
+        return f"{display}<{uri}>{format_params(self.params)}"
 
 
 def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddress:
@@ -186,8 +241,8 @@ def parse_name_addr(value: str) -> NameAddress:
     fast = _FAST_NAME_ADDR_RE.fullmatch(value)
     if fast is not None:
         quoted, words, uri_text, param_text = fast.groups()
-        return NameAddress(
-            parse_uri(uri_text),
+        return NameAddress._parsed(
+            uri_text,
             quoted if quoted is not None else words,
             split_simple_params(param_text) if param_text else {},
         )

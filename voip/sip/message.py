@@ -9,8 +9,8 @@ property writes the field back in canonical form.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, overload
 
 from voip.sip.errors import REASON_PHRASES, SipError
 from voip.sip.fields import (
@@ -79,17 +79,64 @@ def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
     return value
 
 
+class FieldList(Sequence[T]):
+    """The values of a list header (Via, Contact, Route …), each parsed when first read.
+
+    A UA mostly reads the top Via or the first Contact; the others stay text until
+    asked for. A malformed value raises SipError (400) when it is read.
+    """
+
+    __slots__ = ("_items", "_name", "_parse", "_values")
+
+    def __init__(self, items: list[str], parse: Callable[[str], T], name: str) -> None:
+        self._items = items
+        self._parse = parse
+        self._name = name
+        self._values: list[T | None] = [None] * len(items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[T, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self._items))))
+        value = self._values[index]
+        if value is None:
+            try:
+                value = self._parse(self._items[index])
+            except SipError as error:
+                raise SipError(error.status, f"{self._name}: {error.reason}") from None
+            self._values[index] = value
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 def _listed(
     headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
-) -> tuple[T, ...]:
+) -> Sequence[T]:
     cache = headers.typed
-    if key in cache:
-        return cache[key]  # type: ignore[no-any-return]
-    try:
-        value = tuple(parse(item) for item in headers.values(key, allow_empty))
-    except SipError as error:
-        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-    cache[key] = value
+    value = cache.get(key)
+    if value is None:
+        try:
+            items = headers.values(key, allow_empty)
+        except SipError as error:
+            raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
+        value = cache[key] = FieldList(items, parse, canonical_name(key))
     return value
 
 
@@ -173,7 +220,7 @@ class Message:
     # --- typed header fields, RFC 3261 §20 -----------------------------------------------
 
     @property
-    def via(self) -> tuple[Via, ...]:
+    def via(self) -> Sequence[Via]:
         return _listed(self.headers, "via", parse_via)
 
     @via.setter
@@ -221,7 +268,7 @@ class Message:
         self._set("max-forwards", value)
 
     @property
-    def contact(self) -> tuple[NameAddress, ...]:
+    def contact(self) -> Sequence[NameAddress]:
         """Contact values; empty for the ``*`` wildcard (see ``contact_is_wildcard``)."""
         if self.contact_is_wildcard:
             return ()
@@ -238,7 +285,7 @@ class Message:
         return len(values) == 1 and values[0].strip() == "*"
 
     @property
-    def route(self) -> tuple[NameAddress, ...]:
+    def route(self) -> Sequence[NameAddress]:
         return _listed(self.headers, "route", parse_name_addr)
 
     @route.setter
@@ -246,7 +293,7 @@ class Message:
         self._set_list("route", values)
 
     @property
-    def record_route(self) -> tuple[NameAddress, ...]:
+    def record_route(self) -> Sequence[NameAddress]:
         return _listed(self.headers, "record-route", parse_name_addr)
 
     @record_route.setter
@@ -298,7 +345,7 @@ class Message:
         return _tokens(self.headers, "unsupported")
 
     @property
-    def accept(self) -> tuple[MediaType, ...]:
+    def accept(self) -> Sequence[MediaType]:
         return _listed(self.headers, "accept", parse_media_type, allow_empty=True)
 
     @property
@@ -318,7 +365,7 @@ class Message:
         return _each_line(self.headers, "proxy-authorization", parse_auth)
 
     @property
-    def reason(self) -> tuple[Reason, ...]:
+    def reason(self) -> Sequence[Reason]:
         """Reason header values (RFC 3326)."""
         return _listed(self.headers, "reason", parse_reason)
 

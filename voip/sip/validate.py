@@ -114,7 +114,11 @@ def _parse_all(message: Message) -> None:
     for name in _TYPED_FIELDS:
         getattr(message, name)
     for contact in message.contact:
-        _ = contact.expires, contact.q
+        _ = contact.uri, contact.expires, contact.q
+    for value in (message.from_, message.to, *message.route, *message.record_route):
+        _ = value.uri
+    if message.refer_to is not None:
+        _ = message.refer_to.uri
 
 
 def _missing(message: Message) -> list[str]:
