@@ -88,10 +88,10 @@ class FieldList(Sequence[T]):
 
     __slots__ = ("_items", "_name", "_parse", "_values")
 
-    def __init__(self, items: list[str], parse: Callable[[str], T], name: str) -> None:
+    def __init__(self, items: list[str], parse: Callable[[str], T], key: str) -> None:
         self._items = items
         self._parse = parse
-        self._name = name
+        self._name = key
         self._values: list[T | None] = [None] * len(items)
 
     def __len__(self) -> int:
@@ -111,7 +111,8 @@ class FieldList(Sequence[T]):
             try:
                 value = self._parse(self._items[index])
             except SipError as error:
-                raise SipError(error.status, f"{self._name}: {error.reason}") from None
+                name = canonical_name(self._name)
+                raise SipError(error.status, f"{name}: {error.reason}") from None
             self._values[index] = value
         return value
 
@@ -136,7 +137,7 @@ def _listed(
             items = headers.values(key, allow_empty)
         except SipError as error:
             raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-        value = cache[key] = FieldList(items, parse, canonical_name(key))
+        value = cache[key] = FieldList(items, parse, key)
     return value
 
 

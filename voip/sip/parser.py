@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
 
 from voip.sip.errors import SipError, SipFramingError
 from voip.sip.grammar import is_token
@@ -82,10 +83,21 @@ def _split_head(head: str, is_response: bool) -> list[tuple[str, str, str]]:
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
     lines = head.split("\r\n") if "\r" in head else head.split("\n")
+    del lines[0]
+    names = _NAMES
+    try:
+        # The common case in one comprehension: every name seen before, every line
+        # with a colon (a KeyError or TypeError sends the rest to the careful loop).
+        return [
+            (known[1], known[0], value.strip(" \t"))  # type: ignore[index]
+            for raw, colon, value in map(str.partition, lines, repeat(":"))
+            for known in (names[raw] if colon else None,)
+        ]
+    except (KeyError, TypeError):
+        pass
     fields: list[tuple[str, str, str]] = []
     append = fields.append
-    names = _NAMES
-    for line in lines[1:]:
+    for line in lines:
         raw, colon, value = line.partition(":")
         if not colon:
             raise _bad(f"header line without ':': {line[:60]!r}", is_response)
