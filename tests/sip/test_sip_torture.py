@@ -18,6 +18,7 @@ from voip.sip import (
     Response,
     SipError,
     SipUri,
+    UaPolicy,
     check_message,
     parse_message,
 )
@@ -209,6 +210,12 @@ def test_unksm2_unusual_schemes_outside_request_uri() -> None:
 
 def test_zeromf_max_forwards_zero_is_processed_by_a_ua() -> None:
     assert parsed("zeromf").max_forwards == 0
+
+
+def test_zeromf_forwarding_element_answers_483() -> None:
+    with pytest.raises(SipError) as caught:
+        check_message(parse_message(load("zeromf")), UaPolicy(forwards=True))
+    assert caught.value.status == ENTRIES["zeromf"]["proxy_expected_status"] == 483
 
 
 def test_cparam01_unknownparam_is_a_contact_parameter() -> None:

@@ -66,6 +66,9 @@ class UaPolicy:
     extensions: frozenset[str] = frozenset({"100rel", "timer", "replaces", "norefersub"})
     session_types: frozenset[str] = frozenset({"application/sdp", "multipart/mixed"})
     known_methods: frozenset[str] = field(default=KNOWN_METHODS)
+    # True for an element that forwards requests (a B2BUA leg, a proxy): Max-Forwards
+    # 0 is then a 483 (§16.3 step 3); a UA processes such a request normally.
+    forwards: bool = False
 
 
 DEFAULT_POLICY = UaPolicy()
@@ -141,6 +144,8 @@ def check_request(request: Request, policy: UaPolicy = DEFAULT_POLICY) -> None:
             400, f"missing {', '.join(missing)} header" + ("s" if len(missing) > 1 else "")
         )
     _parse_all(request)
+    if policy.forwards and request.max_forwards == 0 and request.method != "ACK":
+        raise SipError(483, "Max-Forwards is 0: the request cannot be forwarded")
     if request.via[0].branch == BRANCH_MAGIC_COOKIE:
         # RFC 4475 §3.2.1: a branch of the bare magic cookie identifies nothing.
         raise SipError(400, "Via branch is the bare magic cookie z9hG4bK")
