@@ -26,7 +26,7 @@ class Attribute:
         name, colon, value = text.partition(":")
         # A property attribute with trailing blanks ("a=sendrecv ") is common in the wild;
         # the name is a token and cannot hold them.
-        name = name.rstrip()
+        name = name.rstrip(" \t")
         if not name:
             raise SdpError("attribute needs a name before the colon")
         return cls(name, value if colon else None)

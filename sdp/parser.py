@@ -16,6 +16,7 @@ from sdp.media import MediaDescription
 from sdp.session import SessionDescription
 
 _SESSION_ONLY = frozenset("vosuetrzp")
+_BLANKS = frozenset(" \t")
 _T = TypeVar("_T")
 
 
@@ -88,7 +89,12 @@ def parse(data: str | bytes) -> SessionDescription:
                 continue
             if media is not None:
                 if kind == "a":
-                    media.attributes.append(Attribute.parse(value))
+                    # Most lines are media attributes: the common case is built inline.
+                    name, colon, rest = value.partition(":")
+                    if name and name[-1] not in _BLANKS:
+                        media.attributes.append(Attribute(name, rest if colon else None))
+                    else:
+                        media.attributes.append(Attribute.parse(value))
                 elif kind == "m":
                     _finish_media(media, media_letters)
                     media = MediaDescription.parse_media_line(value)
