@@ -214,7 +214,8 @@ def make_ours() -> Impl:
             # RFC 8866 model: session and media descriptions, c= at either level.
             desc = sdp_parse(m.body)
             media = desc.media[0]
-            conn = media.connection or desc.connection
+            conn = media.connections[0] if media.connections else desc.connection
+            assert conn is not None
             return (*fields, bytes(m), conn.address, media.port, media.formats)
         return (*fields, bytes(m))
 
