@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sdp.errors import SdpError
+
 # r= lines travel with the t= line they follow; m= sections are laid out separately.
 SESSION_ORDER = "vosiuepcbtzka"
 MEDIA_ORDER = "icbka"
@@ -50,3 +52,11 @@ def arrange(entries: list[tuple[str, str]], layout: str) -> list[str]:
     for queue in queues.values():
         queue.reverse()
     return [queues[letter].pop() for letter in layout]
+
+
+def crlf_text(lines: list[str]) -> str:
+    """Lines joined, each ended with CRLF; a value holding CR or LF is refused."""
+    text = "".join(line + "\r\n" for line in lines)
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        raise SdpError("a value holds a line break; it would add lines to the description")
+    return text

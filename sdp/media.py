@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sdp._layout import arrange, line_entries
+from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import (
     DIRECTIONS,
     Attribute,
@@ -76,7 +76,7 @@ class MediaDescription:
         return [self.media_line(), *arrange(entries, self._layout)]
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return crlf_text(self.lines())
 
     # -- attributes ----------------------------------------------------------------------
 
@@ -137,13 +137,21 @@ class MediaDescription:
 
     @property
     def ptime(self) -> float | None:
-        """``a=ptime`` in milliseconds (RFC 8866 §6.4)."""
+        """``a=ptime`` in milliseconds (RFC 8866 §6.4); assigning replaces or removes it."""
         return self._packet_time("ptime")
+
+    @ptime.setter
+    def ptime(self, milliseconds: float | None) -> None:
+        self._set_packet_time("ptime", milliseconds)
 
     @property
     def maxptime(self) -> float | None:
-        """``a=maxptime`` in milliseconds (RFC 8866 §6.5)."""
+        """``a=maxptime`` in milliseconds (RFC 8866 §6.5); assigning replaces or removes it."""
         return self._packet_time("maxptime")
+
+    @maxptime.setter
+    def maxptime(self, milliseconds: float | None) -> None:
+        self._set_packet_time("maxptime", milliseconds)
 
     def _packet_time(self, name: str) -> float | None:
         attribute = self.attribute(name)
@@ -154,8 +162,7 @@ class MediaDescription:
         except SdpError:
             return None
 
-    def set_packet_time(self, name: str, milliseconds: float | None) -> None:
-        """Replace ``a=ptime`` or ``a=maxptime`` (``None`` removes it)."""
+    def _set_packet_time(self, name: str, milliseconds: float | None) -> None:
         self._replace_attribute(
             name, None if milliseconds is None else format_packet_time(milliseconds)
         )
@@ -176,11 +183,14 @@ class MediaDescription:
 
     @property
     def direction(self) -> Direction | None:
-        """The media-level direction attribute; ``None`` means the session level decides."""
+        """The media-level direction attribute; ``None`` means the session level decides.
+
+        Assigning replaces the attribute where it stands (``None`` removes it).
+        """
         return direction_of(self.attributes)
 
-    def set_direction(self, direction: Direction | None) -> None:
-        """Replace the media-level direction attribute (``None`` removes it)."""
+    @direction.setter
+    def direction(self, direction: Direction | None) -> None:
         for index, attribute in enumerate(self.attributes):
             if attribute.value is None and attribute.name in DIRECTIONS:
                 if direction is None:

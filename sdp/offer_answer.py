@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdp.attributes import Attribute, Direction, RtpMap, format_packet_time
+from sdp.attributes import Attribute, Direction, RtpMap
 from sdp.capabilities import TELEPHONE_EVENT, Capabilities, Codec, MediaCapabilities
 from sdp.crypto import Crypto
 from sdp.errors import OfferAnswerError
@@ -129,6 +129,8 @@ def _offer_media(
             codec = Codec(TELEPHONE_EVENT, rate, fmtp=event.events)
             preferred = event.payload_type or _PREFERRED_TELEPHONE_EVENT_PT
             formats.append((RtpMap(number(codec, preferred), TELEPHONE_EVENT, rate), event.events))
+    if not formats:
+        raise OfferAnswerError(f"the {stream.media} stream has no codec to offer")
     description = MediaDescription(stream.media, stream.port, stream.protos[0])
     _fill_media(description, formats, stream, capabilities)
     for crypto in stream.crypto:
@@ -136,7 +138,7 @@ def _offer_media(
     if stream.rtcp_mux:
         description.attributes.append(Attribute("rtcp-mux"))
     if stream.direction is not Direction.SENDRECV:
-        description.set_direction(stream.direction)
+        description.direction = stream.direction
     return description
 
 
@@ -200,7 +202,7 @@ def _answer_media(
     direction = offered_direction.reverse().intersect(stream.direction)
     stated = offered.direction is not None or offer.direction is not None
     if direction is not Direction.SENDRECV or stated:
-        answer.set_direction(direction)
+        answer.direction = direction
     return answer
 
 
@@ -273,10 +275,8 @@ def _fill_media(
             attributes.append(Attribute("rtpmap", str(rtpmap)))
         if fmtp is not None:
             attributes.append(Attribute("fmtp", f"{rtpmap.payload_type} {fmtp}"))
-    if stream.ptime is not None:
-        attributes.append(Attribute("ptime", format_packet_time(stream.ptime)))
-    if stream.maxptime is not None:
-        attributes.append(Attribute("maxptime", format_packet_time(stream.maxptime)))
+    description.ptime = stream.ptime
+    description.maxptime = stream.maxptime
 
 
 def _refused(offered: MediaDescription) -> MediaDescription:

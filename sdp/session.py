@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sdp._layout import arrange, line_entries
+from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import Attribute, Direction
 from sdp.fields import Bandwidth, Connection, Origin, TimeZoneAdjustment, Timing
 from sdp.media import MediaDescription, direction_of
@@ -56,20 +56,25 @@ class SessionDescription:
             ("p", self.phones),
             ("c", (self.connection,)),
             ("b", self.bandwidths),
+            ("t", self.timings),
+            ("z", (zones,)),
+            ("k", (self.key,)),
+            ("a", self.attributes),
         )
-        # A timing entry is the t= line and its r= lines: they move as one block.
-        entries.extend(("t", _timing_lines(timing)) for timing in self.timings)
-        entries.extend(line_entries(("z", (zones,)), ("k", (self.key,)), ("a", self.attributes)))
         lines = arrange(entries, self._layout)
         if any(timing.repeat_times for timing in self.timings):
-            lines = [line for entry in lines for line in entry.split("\r\n")]
+            lines = _with_repeat_times(lines, self.timings)
         for media in self.media:
             lines.extend(media.lines())
         return lines
 
     def serialize(self) -> str:
-        """The description as text, every line ended with CRLF (RFC 8866 §5)."""
-        return "".join(line + "\r\n" for line in self.lines())
+        """The description as text, every line ended with CRLF (RFC 8866 §5).
+
+        Raises :class:`SdpError` when a value holds CR or LF, which would smuggle extra
+        lines into the description.
+        """
+        return crlf_text(self.lines())
 
     def __str__(self) -> str:
         return self.serialize()
@@ -91,5 +96,12 @@ class SessionDescription:
         return media.connections[0] if media.connections else self.connection
 
 
-def _timing_lines(timing: Timing) -> str:
-    return "\r\n".join((f"t={timing}", *(f"r={repeat}" for repeat in timing.repeat_times)))
+def _with_repeat_times(lines: list[str], timings: list[Timing]) -> list[str]:
+    # r= lines follow the t= line they belong to (RFC 8866 §5.10).
+    remaining = iter(timings)
+    result = []
+    for line in lines:
+        result.append(line)
+        if line.startswith("t="):
+            result.extend(f"r={repeat}" for repeat in next(remaining).repeat_times)
+    return result

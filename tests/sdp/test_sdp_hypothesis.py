@@ -200,3 +200,86 @@ def test_parse_of_serialize_is_identity(description: SessionDescription) -> None
 def test_serialize_of_parse_of_serialize_is_stable(description: SessionDescription) -> None:
     text = description.serialize()
     assert sdp.parse(text.encode("utf-8")).serialize() == text
+
+
+# -- offer/answer over generated offers ---------------------------------------------------
+
+POOL = {
+    "audio": [
+        ("0", "PCMU/8000"),
+        ("8", "PCMA/8000"),
+        ("9", "G722/8000"),
+        ("18", "G729/8000"),
+        ("96", "opus/48000/2"),
+        ("97", "iLBC/8000"),
+        ("101", "telephone-event/8000"),
+        ("102", "telephone-event/48000"),
+    ],
+    "video": [("31", "H261/90000"), ("32", "MPV/90000"), ("98", "VP8/90000")],
+}
+# RFC 3264 §6.1: what may answer each offered direction.
+ALLOWED_ANSWERS = {
+    "sendrecv": {"sendrecv", "sendonly", "recvonly", "inactive"},
+    "sendonly": {"recvonly", "inactive"},
+    "recvonly": {"sendonly", "inactive"},
+    "inactive": {"inactive"},
+}
+
+
+@st.composite
+def rtp_offers(draw: st.DrawFn) -> SessionDescription:
+    lines = ["v=0", "o=a 1 1 IN IP4 192.0.2.1", "s=-", "c=IN IP4 192.0.2.1", "t=0 0"]
+    for _ in range(draw(st.integers(0, 4))):
+        media = draw(st.sampled_from(["audio", "video", "text"]))
+        formats = draw(
+            st.lists(
+                st.sampled_from(POOL.get(media, POOL["audio"])), min_size=1, max_size=5, unique=True
+            )
+        )
+        port = draw(st.sampled_from([0, 4000, 4002]))
+        lines.append(f"m={media} {port} RTP/AVP " + " ".join(pt for pt, _ in formats))
+        lines.extend(f"a=rtpmap:{pt} {name}" for pt, name in formats)
+        direction = draw(st.sampled_from([None, *ALLOWED_ANSWERS]))
+        if direction is not None:
+            lines.append(f"a={direction}")
+    return sdp.parse("\r\n".join(lines) + "\r\n")
+
+
+@st.composite
+def answerers(draw: st.DrawFn) -> Capabilities:
+    streams = []
+    for port in range(5000, 5000 + 2 * draw(st.integers(0, 3)), 2):
+        media = draw(st.sampled_from(["audio", "video"]))
+        chosen = draw(st.lists(st.sampled_from(POOL[media]), max_size=4, unique=True))
+        codecs = [Codec.from_rtpmap(sdp.RtpMap.parse(f"{pt} {name}")) for pt, name in chosen]
+        streams.append(
+            MediaCapabilities(
+                media,
+                port,
+                [c for c in codecs if c.name != "telephone-event"],
+                direction=draw(st.sampled_from(list(sdp.Direction))),
+                telephone_event=draw(st.none() | st.just(TelephoneEvent())),
+            )
+        )
+    return Capabilities(address="192.0.2.9", media=streams)
+
+
+@given(rtp_offers(), answerers())
+def test_any_answer_follows_rfc3264(offer: SessionDescription, answerer: Capabilities) -> None:
+    answer = sdp.create_answer(offer, answerer)
+    assert [m.media for m in answer.media] == [m.media for m in offer.media]
+    for offered, answered in zip(offer.media, answer.media, strict=True):
+        assert answered.formats, "a refused stream still lists a format (RFC 3264 §6)"
+        if offered.port == 0:
+            assert answered.port == 0
+        if answered.port == 0:
+            continue
+        assert set(answered.payload_types) <= set(offered.payload_types)
+        for payload_type in answered.payload_types:
+            assert answered.rtpmap(payload_type) == offered.rtpmap(payload_type)
+        offered_direction = offer.media_direction(offered).value
+        assert answer.media_direction(answered).value in ALLOWED_ANSWERS[offered_direction]
+    assert sdp.parse(answer.serialize()) == answer
+    for stream in sdp.process_answer(offer, answer):
+        offered_names = {c.encoding_name for c in offer.media[stream.index].codecs()}
+        assert {c.name for c in stream.codecs} <= offered_names

@@ -284,10 +284,17 @@ def test_media_level_direction_overrides_session_level() -> None:
     assert description.media_direction(description.media[0]) is Direction.INACTIVE
 
 
-def test_set_direction_replaces_the_attribute_in_place() -> None:
+def test_assigned_direction_replaces_the_attribute_in_place() -> None:
     media = sdp.parse(session("m=audio 1 RTP/AVP 0", "a=sendonly", "a=ptime:20")).media[0]
-    media.set_direction(Direction.INACTIVE)
+    media.direction = Direction.INACTIVE
     assert [str(a) for a in media.attributes] == ["inactive", "ptime:20"]
+
+
+def test_assigned_ptime_replaces_the_attribute_and_none_removes_it() -> None:
+    media = sdp.parse(session("m=audio 1 RTP/AVP 0", "a=ptime:20", "a=maxptime:40")).media[0]
+    media.ptime = 30
+    media.maxptime = None
+    assert [str(a) for a in media.attributes] == ["ptime:30"]
 
 
 def test_rtcp_attribute_gives_port_and_address() -> None:
