@@ -48,6 +48,8 @@ def parse(data: str | bytes) -> SessionDescription:
     ``v=``, ``o=`` or ``s=``.
     """
     text = _decode(data)
+    if text.count("\r") != text.count("\r\n"):
+        _reject_stray_carriage_return(text)
     origin: Origin | None = None
     session_name: str | None = None
     information: str | None = None
@@ -189,6 +191,20 @@ def parse(data: str | bytes) -> SessionDescription:
     if not in_order(session_letters, SESSION_ORDER):
         description._layout = "".join(session_letters)
     return description
+
+
+def _reject_stray_carriage_return(text: str) -> None:
+    # RFC 8866 §9: text fields exclude CR and LF; a CR that does not end a line would
+    # come back as a line break when the description is written out again.
+    position = text.find("\r")
+    while position >= 0:
+        if text[position + 1 : position + 2] != "\n" and position != len(text) - 1:
+            start = text.rfind("\n", 0, position) + 1
+            end = text.find("\n", position)
+            line = text[start : end if end >= 0 else len(text)].removesuffix("\r")
+            number = text.count("\n", 0, position) + 1
+            raise SdpError("a CR inside a line; lines end with CRLF or LF", number, line)
+        position = text.find("\r", position + 1)
 
 
 def _once(current: _T | None, new: _T, kind: str, level: str = "the session") -> _T:

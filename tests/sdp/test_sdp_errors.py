@@ -138,3 +138,20 @@ def test_error_survives_pickling() -> None:
     error = error_of(HEAD + "m=audio x RTP/AVP 0\r\n")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.line_number, copy.line, str(copy)) == (error.line_number, error.line, str(error))
+
+
+def test_carriage_return_inside_a_line_is_rejected() -> None:
+    # RFC 8866 §9: text excludes CR; it would turn into a line break when written out.
+    error = error_of(HEAD + "i=one\rtwo\r\nt=0 0\r\n")
+    assert (error.line_number, error.line) == (4, "i=one\rtwo")
+
+
+def test_final_line_may_end_with_a_bare_carriage_return() -> None:
+    assert sdp.parse(HEAD + "t=0 0\r").timings == [sdp.Timing(0, 0)]
+
+
+def test_value_holding_a_line_break_is_not_written() -> None:
+    description = sdp.parse(HEAD + "t=0 0\r\n")
+    description.session_name = "x\r\na=injected"
+    with pytest.raises(SdpError, match="line break"):
+        description.serialize()
