@@ -52,7 +52,7 @@ class Codec:
 class TelephoneEvent:
     """Support for RFC 4733 named telephone events (DTMF) in an audio stream.
 
-    ``events`` is the fmtp event list to offer or accept (RFC 4733 §7.1.1);
+    ``events`` is the fmtp event list to offer or accept (RFC 4733 §2.4);
     ``payload_type`` the number to offer it with (``None``: 101 when free).
     """
 

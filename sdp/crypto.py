@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sdp.errors import SdpError
 from sdp.fields import parse_number
 
-# Octets of key||salt for the suites of RFC 4568 §6.2 and the AES-GCM/256 suites that
-# RFC 6188 §7 and RFC 7714 §12 register for SDES.
+# Octets of key||salt for the suites of RFC 4568 §6.2 and the AES-192/256 and AES-GCM
+# suites that RFC 6188 and RFC 7714 register for SDES.
 KEY_SALT_LENGTHS: dict[str, int] = {
     "AES_CM_128_HMAC_SHA1_80": 30,
     "AES_CM_128_HMAC_SHA1_32": 30,
@@ -86,7 +86,7 @@ class KeyParam:
     def key_salt_bytes(self) -> bytes:
         """The decoded master key followed by the master salt."""
         try:
-            # RFC 4568 §6.1 allows the base64 padding to be left out.
+            # Some agents leave the base64 padding out.
             padded = self.key_salt + "=" * (-len(self.key_salt) % 4)
             return base64.b64decode(padded, validate=True)
         except (binascii.Error, ValueError) as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sdp.attributes import fmtp_parameters
 
-# RFC 4733 §7.1.1: without fmtp, a receiver supports the DTMF events 0-15.
+# RFC 4733 §2.4: without fmtp, a receiver supports the DTMF events 0-15.
 DEFAULT_TELEPHONE_EVENTS = "0-15"
 _MAX_EVENT = 255
 

@@ -127,7 +127,9 @@ def _offer_media(
         rates = dict.fromkeys(c.clock_rate for c in stream.codecs if not c.is_telephone_event)
         for rate in rates or (8000,):
             codec = Codec(TELEPHONE_EVENT, rate, fmtp=event.events)
-            preferred = event.payload_type or _PREFERRED_TELEPHONE_EVENT_PT
+            preferred = event.payload_type
+            if preferred is None:
+                preferred = _PREFERRED_TELEPHONE_EVENT_PT
             formats.append((RtpMap(number(codec, preferred), TELEPHONE_EVENT, rate), event.events))
     if not formats:
         raise OfferAnswerError(f"the {stream.media} stream has no codec to offer")
@@ -239,7 +241,7 @@ def _answer_formats(
             common = telephone_events(fmtp) & telephone_events(support.events)
             if not common:
                 continue
-            # Without fmtp both ends mean 0-15 (RFC 4733 §7.1.1): say nothing more then.
+            # Without fmtp both ends mean 0-15 (RFC 4733 §2.4): say nothing more then.
             same_as_default = fmtp is None and common == telephone_events(None)
             answer_fmtp = None if same_as_default else format_telephone_events(common)
             accepted[rtpmap.payload_type] = (rtpmap, answer_fmtp)

@@ -221,6 +221,6 @@ def _finish_media(media: MediaDescription, letters: list[str]) -> None:
 
 def _unknown_type(kind: str) -> SdpError:
     return SdpError(
-        f'"{kind}=" is not an SDP line type; RFC 8866 §5 has descriptions with unknown '
-        "types rejected (extensions use a= attributes)"
+        f'"{kind}=" is not an SDP line type; RFC 8866 §5 rejects a description with an '
+        "unknown type letter (extensions travel in a= attributes)"
     )
