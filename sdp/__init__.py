@@ -25,7 +25,7 @@ from sdp.offer_answer import (
     process_answer,
 )
 from sdp.parser import parse
-from sdp.payload_types import STATIC_PAYLOAD_TYPES
+from sdp.payload_types import STATIC_PAYLOAD_TYPES, static_payload_type
 from sdp.session import SessionDescription
 
 __all__ = [
@@ -58,5 +58,6 @@ __all__ = [
     "negotiate",
     "parse",
     "process_answer",
+    "static_payload_type",
     "typed_time_seconds",
 ]

@@ -47,7 +47,7 @@ def parse(data: str | bytes) -> SessionDescription:
     ignore or reject"), structured lines that do not parse, and a description without
     ``v=``, ``o=`` or ``s=``.
     """
-    text = _decode(data)
+    text = _decode(data).removeprefix("\ufeff")  # a byte order mark some tools write
     if text.count("\r") != text.count("\r\n"):
         _reject_stray_carriage_return(text)
     origin: Origin | None = None

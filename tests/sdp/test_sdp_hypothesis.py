@@ -124,7 +124,7 @@ token = st.text(
 number = st.integers(0, 2**32).map(str)
 # Free text (s=, i=, u=, e=, p=, k=, attribute values): anything but CR and LF.
 free_text = st.text(
-    st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20
+    st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=20
 )
 typed_time = st.builds(
     "{}{}".format, st.integers(0, 10**6), st.sampled_from(["", "d", "h", "m", "s"])

@@ -108,6 +108,10 @@ def test_bytes_are_decoded_as_utf8() -> None:
     assert description.session_name == "Café"
 
 
+def test_leading_byte_order_mark_is_ignored() -> None:
+    assert sdp.parse(("\ufeff" + RFC8866_EXAMPLE).encode()) == sdp.parse(RFC8866_EXAMPLE)
+
+
 def test_ip4_multicast_connection_has_ttl_and_count() -> None:
     connection = Connection.parse("IN IP4 233.252.0.1/127/3")
     assert connection == Connection("IN", "IP4", "233.252.0.1", 127, 3)
