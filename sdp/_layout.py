@@ -20,12 +20,13 @@ MEDIA_ORDER = "icbka"
 
 def in_order(letters: Iterable[str], order: str) -> bool:
     """Whether line types appear in ``order`` (repeats allowed)."""
-    position = 0
-    for letter in letters:
-        position = order.find(letter, position)
-        if position < 0:
-            return False
-    return True
+    rest = "".join(letters)
+    for letter in order:
+        # Peel off the run of each type in turn; what is left came out of order.
+        rest = rest.lstrip(letter)
+        if not rest:
+            return True
+    return False
 
 
 def line_entries(*groups: tuple[str, Iterable[object]]) -> list[tuple[str, str]]:

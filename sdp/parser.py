@@ -6,6 +6,7 @@ expressions. Every fault raises :class:`SdpError` with the 1-based line number a
 
 from __future__ import annotations
 
+from operator import length_hint
 from typing import TypeVar
 
 from sdp._layout import MEDIA_ORDER, SESSION_ORDER, in_order
@@ -48,8 +49,7 @@ def parse(data: str | bytes) -> SessionDescription:
     ``v=``, ``o=`` or ``s=``.
     """
     text = _decode(data).removeprefix("\ufeff")  # a byte order mark some tools write
-    if text.count("\r") != text.count("\r\n"):
-        _reject_stray_carriage_return(text)
+    lines = _split_lines(text)
     origin: Origin | None = None
     session_name: str | None = None
     information: str | None = None
@@ -63,60 +63,28 @@ def parse(data: str | bytes) -> SessionDescription:
     time_zones: list[TimeZoneAdjustment] = []
     attributes: list[Attribute] = []
     media_list: list[MediaDescription] = []
-    session_letters: list[str] = []
+    session_letters = ["v"]
     media: MediaDescription | None = None
     media_letters: list[str] = []
-    seen_version = False
-    number = last_number = 0
-    line = last_line = ""
+    # One iterator for the three loops below; its length hint tells, when something is
+    # wrong, which line was being read (no line counter on the hot path).
+    remaining = iter(lines)
+    line = ""
     try:
-        for number, raw_line in enumerate(text.split("\n"), 1):
-            line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
+        # The first line that is not blank must be v=0 (RFC 8866 §5.1).
+        line = next((first for first in remaining if first.strip()), "")
+        if line[:2] != "v=":
+            raise SdpError('a session description starts with "v=0" (RFC 8866 §5.1)')
+        if line[2:].strip() != "0":
+            raise SdpError("SDP version must be 0 (RFC 8866 §5.1)")
+        # The session-level lines, up to the first m= line (RFC 8866 §5).
+        for line in remaining:
             if line[1:2] != "=":
                 if not line.strip():
-                    # Blank lines (a UDP body padded with CRLF) carry nothing.
-                    number, line = last_number, last_line
-                    continue
+                    continue  # blank lines (a UDP body padded with CRLF) carry nothing
                 raise SdpError('expected "<type>=<value>"')
-            last_number, last_line = number, line
             kind = line[0]
             value = line[2:]
-            if not seen_version:
-                if kind != "v":
-                    raise SdpError('a session description starts with "v=0" (RFC 8866 §5.1)')
-                if value.strip() != "0":
-                    raise SdpError("SDP version must be 0 (RFC 8866 §5.1)")
-                seen_version = True
-                session_letters.append("v")
-                continue
-            if media is not None:
-                if kind == "a":
-                    # Most lines are media attributes: the common case is built inline.
-                    name, colon, rest = value.partition(":")
-                    if name and name[-1] not in _BLANKS:
-                        media.attributes.append(Attribute(name, rest if colon else None))
-                    else:
-                        media.attributes.append(Attribute.parse(value))
-                elif kind == "m":
-                    _finish_media(media, media_letters)
-                    media = MediaDescription.parse_media_line(value)
-                    media_list.append(media)
-                    media_letters = []
-                    continue
-                elif kind == "c":
-                    media.connections.append(Connection.parse(value))
-                elif kind == "b":
-                    media.bandwidths.append(Bandwidth.parse(value))
-                elif kind == "i":
-                    media.information = _once(media.information, value, "i", "a media")
-                elif kind == "k":
-                    media.key = _once(media.key, value, "k", "a media")
-                elif kind in _SESSION_ONLY:
-                    raise SdpError(f'"{kind}=" belongs before the first "m=" line')
-                else:
-                    raise _unknown_type(kind)
-                media_letters.append(kind)
-                continue
             if kind == "a":
                 attributes.append(Attribute.parse(value))
             elif kind == "m":
@@ -124,7 +92,7 @@ def parse(data: str | bytes) -> SessionDescription:
                     raise SdpError('"o=" and "s=" must come before the first "m=" line')
                 media = MediaDescription.parse_media_line(value)
                 media_list.append(media)
-                continue
+                break
             elif kind == "o":
                 origin = _once(origin, Origin.parse(value), "o")
             elif kind == "s":
@@ -163,13 +131,51 @@ def parse(data: str | bytes) -> SessionDescription:
             else:
                 raise _unknown_type(kind)
             session_letters.append(kind)
-        if not seen_version:
-            raise SdpError('a session description starts with "v=0" (RFC 8866 §5.1)')
+        # The media descriptions: each m= line and the lines up to the next one.
+        for line in remaining:
+            if line[1:2] != "=":
+                if not line.strip():
+                    continue
+                raise SdpError('expected "<type>=<value>"')
+            kind = line[0]
+            value = line[2:]
+            assert media is not None
+            if kind == "a":
+                # Most lines are media attributes: the common case is built inline.
+                name, colon, rest = value.partition(":")
+                if name and name[-1] not in _BLANKS:
+                    media.attributes.append(Attribute(name, rest if colon else None))
+                else:
+                    media.attributes.append(Attribute.parse(value))
+            elif kind == "m":
+                _finish_media(media, media_letters)
+                media = MediaDescription.parse_media_line(value)
+                media_list.append(media)
+                media_letters = []
+                continue
+            elif kind == "c":
+                media.connections.append(Connection.parse(value))
+            elif kind == "b":
+                media.bandwidths.append(Bandwidth.parse(value))
+            elif kind == "i":
+                media.information = _once(media.information, value, "i", "a media")
+            elif kind == "k":
+                media.key = _once(media.key, value, "k", "a media")
+            elif kind in _SESSION_ONLY:
+                raise SdpError(f'"{kind}=" belongs before the first "m=" line')
+            else:
+                raise _unknown_type(kind)
+            media_letters.append(kind)
         if origin is None:
             raise SdpError('a session description needs an "o=" line (RFC 8866 §5.2)')
         if session_name is None:
             raise SdpError('a session description needs an "s=" line (RFC 8866 §5.3)')
     except SdpError as error:
+        number = len(lines) - length_hint(remaining)
+        while number > 1 and not line.strip():
+            # Raised after the last line: point at the last line that has text.
+            number -= 1
+            line = lines[number - 1]
         raise error.at_line(max(number, 1), line) from None
     if media is not None:
         _finish_media(media, media_letters)
@@ -191,6 +197,18 @@ def parse(data: str | bytes) -> SessionDescription:
     if not in_order(session_letters, SESSION_ORDER):
         description._layout = "".join(session_letters)
     return description
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines without their CRLF or LF ends (RFC 8866 §5 asks parsers to accept both)."""
+    carriage_returns = text.count("\r")
+    crlf = text.count("\r\n")
+    if carriage_returns != crlf:
+        _reject_stray_carriage_return(text)
+    if crlf == text.count("\n"):
+        # The usual case, every line ended with CRLF: no per-line work.
+        return text.removesuffix("\r").split("\r\n")
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def _reject_stray_carriage_return(text: str) -> None:
