@@ -66,17 +66,31 @@ def new_call_id(host: str | None = None) -> str:
     return f"{value}@{host}" if host else value
 
 
+def _named(key: str, error: SipError) -> SipError:
+    """``error`` with the header it was found in named first ("CSeq: …")."""
+    return SipError(error.status, f"{canonical_name(key)}: {error.reason}")
+
+
+def _cached(headers: Headers, key: str, compute: Callable[[], T]) -> T:
+    """The typed value of ``key``, computed once and kept until the field changes."""
+    cache = headers.typed
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    try:
+        value = compute()
+    except SipError as error:
+        raise _named(key, error) from None
+    cache[key] = value
+    return value
+
+
 def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
+    # The hot path of every typed read: the cache is tried before any closure is made.
     cache = headers.typed
     if key in cache:
         return cache[key]  # type: ignore[no-any-return]
     raw = headers.first(key)
-    try:
-        value = None if raw is None else parse(raw)
-    except SipError as error:
-        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-    cache[key] = value
-    return value
+    return _cached(headers, key, lambda: None if raw is None else parse(raw))
 
 
 class FieldList(Sequence[T]):
@@ -111,8 +125,7 @@ class FieldList(Sequence[T]):
             try:
                 value = self._parse(self._items[index])
             except SipError as error:
-                name = canonical_name(self._name)
-                raise SipError(error.status, f"{name}: {error.reason}") from None
+                raise _named(self._name, error) from None
             self._values[index] = value
         return value
 
@@ -130,39 +143,19 @@ class FieldList(Sequence[T]):
 def _listed(
     headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
 ) -> Sequence[T]:
-    cache = headers.typed
-    value = cache.get(key)
-    if value is None:
-        try:
-            items = headers.values(key, allow_empty)
-        except SipError as error:
-            raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-        value = cache[key] = FieldList(items, parse, key)
-    return value
+    return _cached(headers, key, lambda: FieldList(headers.values(key, allow_empty), parse, key))
 
 
 def _each_line(headers: Headers, key: str, parse: Callable[[str], T]) -> tuple[T, ...]:
-    cache = headers.typed
-    if key in cache:
-        return cache[key]  # type: ignore[no-any-return]
-    try:
-        value = tuple(parse(line) for line in headers.get_all(key))
-    except SipError as error:
-        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-    cache[key] = value
-    return value
+    return _cached(headers, key, lambda: tuple(parse(line) for line in headers.get_all(key)))
 
 
 def _tokens(headers: Headers, key: str) -> tuple[str, ...]:
-    cache = headers.typed
-    if key in cache:
-        return cache[key]  # type: ignore[no-any-return]
-    try:
-        value = tuple(t for line in headers.get_all(key) for t in split_tokens(line))
-    except SipError as error:
-        raise SipError(error.status, f"{canonical_name(key)}: {error.reason}") from None
-    cache[key] = value
-    return value
+    return _cached(
+        headers,
+        key,
+        lambda: tuple(t for line in headers.get_all(key) for t in split_tokens(line)),
+    )
 
 
 class Message:
