@@ -1,0 +1,1 @@
+"""Helpers the tests share: a DNS responder on loopback, the real SIP peers' fixtures."""
