@@ -127,14 +127,15 @@ class Dialog:
         self,
         method: str,
         *,
-        via: str,
+        via: str | None = None,
         body: bytes = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
         cseq: int | None = None,
     ) -> Request:
         """A request within the dialog (§12.2.1.1). ``via`` is the sent-by part of our Via
-        (``SIP/2.0/UDP host:port;rport``); the branch is added here. ACK and CANCEL reuse
+        (``SIP/2.0/UDP host:port;rport``), the branch added here; without it the request
+        has no Via yet and the transport user adds one. ACK and CANCEL reuse
         the INVITE's CSeq number (pass ``cseq``); other requests take the next one."""
         if self.state is DialogState.TERMINATED:
             raise SipError(481, "the dialog is terminated")
@@ -142,8 +143,10 @@ class Dialog:
             self.local_seq += 1
             cseq = self.local_seq
         request_uri, routes = self.request_target()
-        fields: list[tuple[str, str]] = [
-            ("Via", f"{via};branch={new_branch()}"),
+        fields: list[tuple[str, str]] = (
+            [] if via is None else [("Via", f"{via};branch={new_branch()}")]
+        )
+        fields += [
             ("Max-Forwards", "70"),
             ("From", str(_with_tag(self.local_uri, self.id.local_tag))),
             ("To", str(_with_tag(self.remote_uri, self.id.remote_tag))),

@@ -1,0 +1,672 @@
+"""A call: the INVITE dialog usage on either side (RFC 3261 §13 to §15, RFC 3264).
+
+Outgoing: INVITE, provisional responses and early dialogs (one per forked branch),
+the first 2xx wins and later 2xx get ACK then BYE (§13.2.2.4), CANCEL (§9.1).
+Incoming: 180/183/200 or a refusal, CANCEL → 487, the 2xx retransmitted until its ACK.
+In dialog: re-INVITE with SDP (hold and resume, §14 and RFC 3264 §8.4) or without
+(the offer in the 2xx), 491 glare with the §14.1 back-off, BYE, INFO, MESSAGE, OPTIONS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+import sdp
+from voip.negotiation import SDP, Negotiation, default_audio
+from voip.sip import Request, Response, SipError, make_response
+from voip.sip.dialog import Dialog
+from voip.sip.transaction import ClientTransaction, ServerTransaction, make_cancel
+from voip.transport import Endpoint
+from voip.transport.dns import Target
+
+if TYPE_CHECKING:
+    from voip.sip.uri import Uri
+    from voip.useragent import UserAgent
+
+__all__ = ["Call", "CallState", "EndReason"]
+
+
+class CallState(enum.Enum):
+    CALLING = "calling"  # INVITE sent, nothing back but 100
+    RINGING = "ringing"  # 1xx with a To tag: early dialog(s)
+    INCOMING = "incoming"  # INVITE received, not answered
+    ANSWERED = "answered"  # 2xx sent or received: the dialog is confirmed
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class EndReason:
+    """Why a call ended: who ended it, and the SIP status and text that said so."""
+
+    by: str  # "local", "remote" or "provider"
+    status: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.by}: {self.status} {self.text}"
+
+
+def _has_sdp(message: Request | Response) -> bool:
+    content_type = message.content_type
+    return bool(message.body) and content_type is not None and content_type.mime == SDP
+
+
+class Call:
+    """One call. Events (pyee): ``"ringing"`` (response), ``"early_media"`` (agreed
+    streams), ``"answered"``, ``"media"`` (agreed streams after each exchange),
+    ``"hold"`` / ``"resume"`` (the peer's), ``"info"`` / ``"message"`` (request),
+    ``"ended"`` (:class:`EndReason`)."""
+
+    def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
+        self.events = AsyncIOEventEmitter()
+        self.ua = ua
+        self.outgoing = outgoing
+        self.negotiation = negotiation
+        self.state = CallState.CALLING if outgoing else CallState.INCOMING
+        self.dialog: Dialog | None = None
+        self.early: dict[str, Dialog] = {}
+        self.invite: Request | None = None
+        self.end_reason: EndReason | None = None
+        self.local_tag = ""
+        self._answered: asyncio.Future[Response | None] = ua.loop.create_future()
+        self._ended: asyncio.Future[EndReason] = ua.loop.create_future()
+        self._provisional = asyncio.Event()
+        self._targets: list[Target] = []
+        self._ack: Request | None = None
+        self._ack_target: Target | None = None
+        self._cancelling = False
+        self._invite_server: ServerTransaction | None = None
+        self._acked: asyncio.Event = asyncio.Event()
+        self._offer_in_invite = True
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
+        self.events.on(event, handler)
+
+    def emit(self, event: str, *args: Any) -> None:
+        self.events.emit(event, *args)
+
+    def __repr__(self) -> str:
+        side = "outgoing" if self.outgoing else "incoming"
+        return f"<Call {side} {self.state.value} {self.call_id}>"
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def call_id(self) -> str:
+        return self.invite.call_id if self.invite is not None else ""
+
+    @property
+    def remote_hold(self) -> bool:
+        return self.negotiation.remote_hold
+
+    @property
+    def on_hold(self) -> bool:
+        return self.negotiation.hold
+
+    @property
+    def agreed(self) -> list[sdp.NegotiatedMedia]:
+        return self.negotiation.agreed
+
+    def _register(self) -> None:
+        self.ua.calls[(self.call_id, self.local_tag)] = self
+
+    def _end(self, by: str, status: int, text: str) -> None:
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        self.end_reason = EndReason(by, status, text)
+        if self.dialog is not None:
+            self.dialog.terminate()
+        self.ua.calls.pop((self.call_id, self.local_tag), None)
+        if not self._answered.done():
+            from voip.useragent import RequestFailed
+
+            self._answered.set_exception(RequestFailed(status, text))
+            self._answered.exception()  # retrieved: nobody may be waiting
+        if not self._ended.done():
+            self._ended.set_result(self.end_reason)
+        self.emit("ended", self.end_reason)
+
+    def _is_answered(self) -> bool:
+        return self.state is CallState.ANSWERED
+
+    async def answered(self) -> None:
+        """Wait until the call is answered; raises RequestFailed when it is not."""
+        await asyncio.shield(self._answered)
+
+    async def ended(self) -> EndReason:
+        return await asyncio.shield(self._ended)
+
+    # === outgoing ===========================================================================
+
+    @classmethod
+    def dial(
+        cls,
+        ua: UserAgent,
+        uri: Uri,
+        *,
+        media_port: int = 0,
+        offer: bool = True,
+        headers: Iterable[tuple[str, str]] = (),
+        to: str | None = None,
+    ) -> Call:
+        call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", []))
+        call._offer_in_invite = offer
+        ua.spawn(call._dial(uri, media_port, list(headers), to))
+        return call
+
+    async def _dial(
+        self, uri: Uri, media_port: int, headers: list[tuple[str, str]], to: str | None
+    ) -> None:
+        from voip.useragent import RequestFailed
+
+        ua = self.ua
+        try:
+            request = ua.new_request("INVITE", uri, headers=headers)
+            if to is not None:
+                request.headers.set("To", to)
+            self.invite = request
+            self.local_tag = request.from_.tag or ""
+            self._register()
+            self._targets = await ua.resolve(ua.first_hop(request))
+            local = ua.local_endpoint(self._targets[0])
+            self.negotiation.address = local.host
+            self.negotiation.media = [default_audio(media_port or _free_port_hint())]
+            if self._offer_in_invite:
+                request.body = self.negotiation.create_offer()
+                request.headers.set("Content-Type", SDP)
+                request.headers.set("Content-Length", str(len(request.body)))
+            await ua.send_request(request, self._on_invite_response, targets=self._targets)
+        except RequestFailed as error:
+            self._end("provider", error.status, error.reason)
+        except Exception as error:  # a resolver or transport fault: the call cannot start
+            self._end("provider", 503, str(error) or type(error).__name__)
+
+    def _on_invite_response(self, transaction: ClientTransaction, response: Response) -> None:
+        self.invite = transaction.request  # the authorized re-send, if there was one
+        status = response.status
+        if status < 200:
+            self._on_provisional(response)
+        elif status < 300:
+            self._on_2xx(response)
+        else:
+            self.negotiation.offer_rejected()
+            if self._cancelling and status == 487:
+                self._end("local", 487, "Request Terminated")
+            else:
+                self._end("remote", status, response.reason_phrase)
+
+    def _on_provisional(self, response: Response) -> None:
+        if response.status == 100 or self.state is CallState.ANSWERED:
+            return
+        self._provisional.set()
+        tag = response.to.tag
+        assert self.invite is not None
+        if tag and response.contact:
+            dialog = self.early.get(tag)
+            if dialog is None:
+                dialog = self.early[tag] = Dialog.from_uac(self.invite, response)
+            self.state = CallState.RINGING
+        if _has_sdp(response) and self.negotiation.offer is not None:
+            try:
+                agreed = self.negotiation.receive_answer(response.body)
+            except (sdp.SdpError, sdp.OfferAnswerError):
+                pass  # early media we cannot use; the final answer may still do
+            else:
+                self.emit("early_media", agreed)
+        self.emit("ringing", response)
+
+    def _on_2xx(self, response: Response) -> None:
+        assert self.invite is not None
+        tag = response.to.tag or ""
+        if self.dialog is not None:
+            if tag == self.dialog.id.remote_tag:
+                self._resend_ack()  # a retransmitted 2xx: the same ACK again (§13.2.2.4)
+            else:
+                self.ua.spawn(self._ack_and_bye(response))  # a second fork answered
+            return
+        try:
+            dialog = self.early.pop(tag, None)
+            if dialog is None:
+                dialog = Dialog.from_uac(self.invite, response)
+            else:
+                dialog.receive_response(self.invite, response)
+        except SipError as error:
+            self.ua.spawn(self._ack_and_bye(response))
+            self._end("remote", 502, f"unusable 2xx: {error.reason}")
+            return
+        self.dialog = dialog
+        for early in self.early.values():
+            early.terminate()
+        self.early.clear()
+        body: bytes = b""
+        try:
+            if self.negotiation.offer is not None:
+                if _has_sdp(response):
+                    self._media_changed(self.negotiation.receive_answer(response.body))
+                elif not self.negotiation.agreed:
+                    raise sdp.OfferAnswerError("the 2xx carries no answer")
+            elif _has_sdp(response):
+                body = self.negotiation.receive_offer(response.body)  # answer in the ACK
+                self._media_changed(self.negotiation.agreed)
+        except (sdp.SdpError, sdp.OfferAnswerError) as error:
+            self.state = CallState.ANSWERED
+            self.ua.spawn(self._send_ack(body))
+            self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP: {error}"))
+            return
+        self.state = CallState.ANSWERED
+        self.ua.spawn(self._send_ack(body))
+        if not self._answered.done():
+            self._answered.set_result(response)
+        self.emit("answered")
+
+    async def _in_dialog_targets(self, dialog: Dialog) -> list[Target]:
+        return await self.ua.resolve(dialog.next_hop())
+
+    async def _send_ack(self, body: bytes = b"") -> None:
+        assert self.dialog is not None and self.invite is not None
+        targets = await self._in_dialog_targets(self.dialog)
+        ack = self.dialog.create_request(
+            "ACK", cseq=self.invite.cseq.number, body=body, content_type=SDP if body else None
+        )
+        self._ack, self._ack_target = ack, targets[0]
+        self.ua.send_ack(ack, targets[0])
+
+    def _resend_ack(self) -> None:
+        if self._ack is not None and self._ack_target is not None:
+            self.ua.transport.send(self._ack, self.ua._endpoint(self._ack_target), server_name=None)
+
+    async def _ack_and_bye(self, response: Response) -> None:
+        """A 2xx we do not want (another fork won, or it is unusable): ACK it, then BYE
+        (§13.2.2.4)."""
+        assert self.invite is not None
+        try:
+            dialog = Dialog.from_uac(self.invite, response)
+        except SipError:
+            return
+        targets = await self._in_dialog_targets(dialog)
+        ack = dialog.create_request("ACK", cseq=self.invite.cseq.number)
+        self.ua.send_ack(ack, targets[0])
+        bye = dialog.create_request("BYE")
+        await self.ua.request(bye, targets=targets)
+
+    def on_stray_2xx(self, response: Response) -> None:
+        """A 2xx after the INVITE transaction ended (Timer M): ACK it again."""
+        if self.dialog is not None and response.to.tag == self.dialog.id.remote_tag:
+            self._resend_ack()
+
+    async def cancel(self) -> None:
+        """Abandon an unanswered outgoing call (§9.1): CANCEL once a provisional came."""
+        if not self.outgoing or self.state not in (CallState.CALLING, CallState.RINGING):
+            return
+        self._cancelling = True
+        await self._provisional.wait()  # §9.1: not before a provisional response
+        if self._is_answered():
+            await self.hangup()  # the 2xx crossed our CANCEL
+            return
+        assert self.invite is not None
+        cancel = make_cancel(self.invite)
+        transaction = self.ua.transactions.clients.get((self.invite.via[0].branch or "", "INVITE"))
+        target = self._targets[0]
+        if transaction is not None:
+            target = next(
+                (t for t in self._targets if self.ua._endpoint(t) == transaction.destination),
+                target,
+            )
+        self.ua.transactions.send_request(
+            cancel, self.ua._endpoint(target), self.ua.now(), reliable=target.transport != "udp"
+        )
+        self.ua._pump()
+        try:
+            await asyncio.wait_for(self.ended(), 64 * self.ua.transactions.timers.t1)
+        except TimeoutError:
+            self._end("local", 487, "Request Terminated")
+
+    # === incoming ===========================================================================
+
+    @classmethod
+    def from_invite(cls, ua: UserAgent, transaction: ServerTransaction, request: Request) -> Call:
+        from voip.sip import new_tag
+
+        call = cls(ua, outgoing=False, negotiation=Negotiation("0.0.0.0", []))
+        call.invite = request
+        call.local_tag = new_tag()
+        call._invite_server = transaction
+        call._register()
+        return call
+
+    def matches_merged(self, request: Request) -> bool:
+        assert self.invite is not None
+        return (
+            not self.outgoing
+            and self.state is CallState.INCOMING
+            and request.from_.tag == self.invite.from_.tag
+            and request.cseq.number == self.invite.cseq.number
+            and request.via[0].branch != self.invite.via[0].branch
+        )
+
+    def _response(self, status: int, reason: str | None = None, body: bytes = b"") -> Response:
+        assert self.invite is not None and self._invite_server is not None
+        response = make_response(self.invite, status, reason, to_tag=self.local_tag)
+        if status > 100 and status < 300:
+            source = self._invite_server.source
+            assert isinstance(source, Endpoint)
+            target = Target(source.transport, source.host, source.port, source.host)  # type: ignore[arg-type]
+            response.headers.add("Contact", str(self.ua.contact_for(target)))
+            response.headers.add("Allow", ", ".join(_allowed()))
+            response.headers.add("Supported", "replaces")
+        if body:
+            response.headers.add("Content-Type", SDP)
+            response.body = body
+        return response
+
+    def _prepare_media(self, media_port: int) -> None:
+        assert self._invite_server is not None
+        source = self._invite_server.source
+        assert isinstance(source, Endpoint)
+        local = self.ua.transport.local_endpoint(source.transport, source)
+        self.negotiation.address = local.host
+        self.negotiation.media = [default_audio(media_port or _free_port_hint())]
+
+    async def ring(self, *, early_media: bool = False, media_port: int = 0) -> None:
+        """180 Ringing (or 183 Session Progress with the answer, for early media)."""
+        if self.state is not CallState.INCOMING or self._invite_server is None:
+            return
+        body = b""
+        if early_media:
+            self._prepare_media(media_port)
+            body = self._answer_invite_offer() or b""
+        response = self._response(183 if early_media else 180, body=body)
+        self._uas_dialog(response)
+        self.ua.respond(self._invite_server, response)
+
+    def _answer_invite_offer(self) -> bytes | None:
+        assert self.invite is not None
+        if not _has_sdp(self.invite):
+            return None
+        if self.negotiation.agreed:
+            return bytes(self.negotiation.local) if self.negotiation.local else None
+        return self.negotiation.receive_offer(self.invite.body)
+
+    def _uas_dialog(self, response: Response) -> None:
+        assert self.invite is not None
+        if self.dialog is None:
+            self.dialog = Dialog.from_uas(self.invite, response)
+        if response.status >= 200:
+            self.dialog.confirm()
+
+    async def accept(self, *, media_port: int = 0, wait_ack: bool = True) -> None:
+        """Answer with 200 OK and the SDP answer (or our offer, when the INVITE had none);
+        with ``wait_ack``, return once the ACK has come."""
+        if self.state is not CallState.INCOMING or self._invite_server is None:
+            raise SipError(481, f"call is {self.state.value}, not incoming")
+        assert self.invite is not None
+        if not self.negotiation.media:
+            self._prepare_media(media_port)
+        try:
+            answer = self._answer_invite_offer()
+            body = answer if answer is not None else self.negotiation.create_offer()
+        except (sdp.SdpError, sdp.OfferAnswerError) as error:
+            self.reject_now(488, "Not Acceptable Here")
+            raise SipError(488, f"cannot answer the offer: {error}") from None
+        response = self._response(200, body=body)
+        self._uas_dialog(response)
+        self.state = CallState.ANSWERED
+        self.ua.respond(self._invite_server, response)
+        if answer is not None:
+            self._media_changed(self.negotiation.agreed)
+        if not self._answered.done():
+            self._answered.set_result(None)
+        self.emit("answered")
+        if wait_ack:
+            await self._acked.wait()
+
+    def reject_now(self, status: int = 486, reason: str | None = None) -> None:
+        if self.state is not CallState.INCOMING or self._invite_server is None:
+            return
+        self.ua.respond(self._invite_server, self._response(status, reason))
+        self._end("local", status, reason or "")
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Refuse an incoming call with a 3xx to 6xx response (486 Busy Here by default)."""
+        self.reject_now(status, reason)
+
+    def on_ack(self, request: Request) -> None:
+        """The ACK for our 2xx (to the INVITE or a re-INVITE)."""
+        if self.state is not CallState.ANSWERED:
+            return
+        if _has_sdp(request) and self.negotiation.offer is not None:
+            try:
+                self._media_changed(self.negotiation.receive_answer(request.body))
+            except (sdp.SdpError, sdp.OfferAnswerError) as error:
+                self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP in ACK: {error}"))
+                return
+        if self.dialog is not None:
+            self.dialog.offer_answer = self.dialog.offer_answer.STABLE
+        self._acked.set()
+
+    def on_ack_timeout(self) -> None:
+        """Our 2xx was never acknowledged (§13.3.1.4): end the call with BYE."""
+        self.ua.spawn(self._bye_and_end("provider", 408, "no ACK for the 2xx"))
+
+    def on_cancel(self, request: Request) -> None:
+        """CANCEL for our pending INVITE (§9.2): 487 to the INVITE, and the call ends."""
+        if self.state is CallState.INCOMING and self._invite_server is not None:
+            self.ua.respond(self._invite_server, self._response(487, "Request Terminated"))
+            self._end("remote", 487, "Request Terminated")
+
+    def on_server_failure(self, transaction: ServerTransaction) -> None:
+        """Timer H or a transport failure on one of our server transactions."""
+        if transaction is self._invite_server and self.state is not CallState.ANSWERED:
+            self._end("provider", 408, "no ACK for the final response")
+
+    # === within the dialog ==================================================================
+
+    def on_request(self, transaction: ServerTransaction, request: Request) -> None:
+        """A request within this call's dialog (§12.2.2)."""
+        dialog = self.dialog
+        ua = self.ua
+        if dialog is None or self.state is CallState.ENDED:
+            ua.respond(transaction, make_response(request, 481))
+            return
+        try:
+            dialog.receive_request(request)
+        except SipError as error:
+            ua.respond(transaction, make_response(request, error.status, error.reason))
+            return
+        method = request.method
+        if method == "BYE":
+            ua.respond(transaction, make_response(request, 200))
+            self._end("remote", 200, "BYE")
+        elif method in ("INVITE", "UPDATE"):
+            self._on_reoffer(transaction, request)
+        elif method in ("INFO", "MESSAGE"):
+            ua.respond(transaction, make_response(request, 200))
+            self.emit(method.lower(), request)
+        elif method == "OPTIONS":
+            ua.respond(transaction, ua.options_response(request))
+        else:
+            ua.respond(
+                transaction,
+                make_response(request, 405, headers=[("Allow", ", ".join(_allowed()))]),
+            )
+
+    def _on_reoffer(self, transaction: ServerTransaction, request: Request) -> None:
+        """A re-INVITE or UPDATE (§14.2, RFC 3311): answer its offer, or offer in the 2xx."""
+        assert self.dialog is not None
+        was_held = self.remote_hold
+        try:
+            if _has_sdp(request):
+                self.dialog.received_offer(request.body)
+                body = self.negotiation.receive_offer(request.body)
+                self.dialog.sent_answer(body)
+            elif request.method == "INVITE":
+                body = self.negotiation.create_offer()  # answer comes in the ACK
+                self.dialog.sent_offer(body)
+            else:
+                body = b""
+        except SipError as error:  # 491: our own offer is outstanding
+            headers = [("Retry-After", "1")] if error.status == 491 else []
+            self.ua.respond(transaction, make_response(request, error.status, headers=headers))
+            return
+        except (sdp.SdpError, sdp.OfferAnswerError) as error:
+            self.dialog.offer_answer = self.dialog.offer_answer.STABLE
+            self.ua.respond(transaction, make_response(request, 488, str(error)[:100]))
+            return
+        response = make_response(request, 200)
+        contact = self.dialog.local_contact
+        if contact is not None:
+            response.headers.add("Contact", str(contact))
+        if body:
+            response.headers.add("Content-Type", SDP)
+            response.body = body
+        if request.method == "INVITE":
+            self._acked.clear()
+        self.ua.respond(transaction, response)
+        if _has_sdp(request):
+            self._media_changed(self.negotiation.agreed, was_held)
+
+    def _media_changed(self, agreed: list[sdp.NegotiatedMedia], was_held: bool = False) -> None:
+        self.emit("media", agreed)
+        held = self.remote_hold
+        if held != was_held:
+            self.emit("hold" if held else "resume")
+
+    async def _request(
+        self,
+        method: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Response:
+        """Send a request within the dialog and wait for its final response (§12.2.1)."""
+        from voip.useragent import RequestFailed
+
+        dialog = self.dialog
+        if dialog is None:
+            raise SipError(481, "the call has no dialog")
+        targets = await self._in_dialog_targets(dialog)
+        request = dialog.create_request(
+            method, body=body, content_type=content_type, headers=headers
+        )
+        try:
+            response = await self.ua.request(request, targets=targets)
+        except RequestFailed as error:
+            # §12.2.1.2: 481 or 408 to a request in the dialog ends it
+            if error.status in (408, 481) and method != "BYE":
+                self.ua.spawn(self._bye_and_end("provider", error.status, error.reason))
+            raise
+        finally:
+            dialog.local_seq = max(dialog.local_seq, request.cseq.number)
+        return response
+
+    async def reinvite(self, *, hold: bool | None = None) -> None:
+        """Send a re-INVITE with a new offer (§14.1); retries after 491 with the back-off
+        of §14.1 (2.1 to 4 s if we own the Call-ID, else 0 to 2 s)."""
+        from voip.useragent import RequestFailed
+
+        if self.state is not CallState.ANSWERED or self.dialog is None:
+            raise SipError(481, f"call is {self.state.value}")
+        if hold is not None:
+            self.negotiation.hold = hold
+        for _ in range(3):
+            dialog = self.dialog
+            offer = self.negotiation.create_offer()
+            try:
+                dialog.sent_offer(offer)
+            except SipError:
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                response = await self._reinvite_once(offer)
+            except RequestFailed as error:
+                dialog.offer_failed()
+                self.negotiation.offer_rejected()
+                if error.status != 491:
+                    raise
+                owner = self.outgoing
+                await asyncio.sleep(random.uniform(2.1, 4.0) if owner else random.uniform(0.0, 2.0))
+                continue
+            dialog.received_answer(response.body)
+            return
+        raise RequestFailed(491, "Request Pending (glare persisted)")
+
+    async def _reinvite_once(self, offer: bytes) -> Response:
+        from voip.useragent import RequestFailed
+
+        assert self.dialog is not None
+        dialog = self.dialog
+        targets = await self._in_dialog_targets(dialog)
+        request = dialog.create_request("INVITE", body=offer, content_type=SDP)
+        response = await self.ua.request(request, targets=targets)
+        dialog.local_seq = max(dialog.local_seq, response.cseq.number)
+        dialog.receive_response(request, response)
+        ack = dialog.create_request("ACK", cseq=response.cseq.number)
+        self.ua.send_ack(ack, targets[0])
+        self._ack, self._ack_target = ack, targets[0]
+        if not _has_sdp(response):
+            raise RequestFailed(488, "the 2xx to the re-INVITE has no answer")
+        was_held = self.remote_hold
+        self._media_changed(self.negotiation.receive_answer(response.body), was_held)
+        return response
+
+    async def hold(self) -> None:
+        """Put the peer on hold: re-INVITE with ``sendonly`` (``inactive`` if the peer
+        holds us too), RFC 3264 §8.4."""
+        await self.reinvite(hold=True)
+
+    async def resume(self) -> None:
+        """Take the peer off hold: re-INVITE with ``sendrecv``."""
+        await self.reinvite(hold=False)
+
+    async def info(self, body: bytes, content_type: str) -> Response:
+        """INFO within the call (RFC 6086), e.g. ``application/dtmf-relay``."""
+        return await self._request("INFO", body, content_type)
+
+    async def message(self, text: str, content_type: str = "text/plain") -> Response:
+        return await self._request("MESSAGE", text.encode(), content_type)
+
+    async def hangup(self, reason: str | None = None) -> None:
+        """End the call whatever its state: BYE when answered, CANCEL while it rings,
+        480 for an incoming call not yet answered."""
+        state = self.state
+        if state is CallState.ENDED:
+            return
+        if state in (CallState.CALLING, CallState.RINGING) and self.outgoing:
+            await self.cancel()
+        elif state is CallState.INCOMING:
+            self.reject_now(480, "Temporarily Unavailable")
+        else:
+            await self._bye_and_end("local", 200, reason or "BYE")
+
+    async def _bye_and_end(self, by: str, status: int, text: str) -> None:
+        if self.state is CallState.ENDED:
+            return
+        headers = [] if by == "local" else [("Reason", f'SIP;cause={status};text="{text}"')]
+        with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
+            await self._request("BYE", headers=headers)
+        self._end(by, status, text)
+
+
+def _allowed() -> tuple[str, ...]:
+    from voip.useragent import ALLOWED_METHODS
+
+    return ALLOWED_METHODS
+
+
+# Even ports for the media line until the media engine allocates real ones.
+_media_ports = itertools.cycle(range(40000, 60000, 2))
+
+
+def _free_port_hint() -> int:
+    return next(_media_ports)

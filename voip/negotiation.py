@@ -1,0 +1,131 @@
+"""One call's SDP offer/answer state (RFC 3264), hold included (§8.4).
+
+:class:`Negotiation` turns the local media capabilities and the hold wishes of the user
+into offers and answers, reads the peer's, and keeps what was agreed as
+:class:`sdp.NegotiatedMedia`, which the media engine follows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sdp
+from sdp import (
+    Capabilities,
+    Codec,
+    Direction,
+    MediaCapabilities,
+    NegotiatedMedia,
+    SessionDescription,
+    TelephoneEvent,
+)
+
+__all__ = ["SDP", "Negotiation", "default_audio"]
+
+SDP = "application/sdp"
+
+
+def default_audio(port: int) -> MediaCapabilities:
+    """Audio with PCMU, PCMA and RFC 4733 telephone events, 20 ms packets."""
+    return MediaCapabilities(
+        "audio",
+        port,
+        [Codec("PCMU", 8000), Codec("PCMA", 8000)],
+        telephone_event=TelephoneEvent(),
+        ptime=20,
+    )
+
+
+@dataclass(slots=True)
+class Negotiation:
+    """Offers, answers and the agreed streams of one call.
+
+    ``hold`` is the local wish (RFC 3264 §8.4: hold offers ``sendonly``, or ``inactive``
+    when the peer holds us too); ``remote_hold`` what the peer's last description said.
+    """
+
+    address: str
+    media: list[MediaCapabilities]
+    username: str = "voip"
+    hold: bool = False
+    local: SessionDescription | None = None  # the last description we sent
+    remote: SessionDescription | None = None  # the last one we received
+    offer: SessionDescription | None = None  # ours, while it waits for its answer
+    agreed: list[NegotiatedMedia] = field(default_factory=list)
+    on_change: Callable[[list[NegotiatedMedia]], None] | None = None
+    #: o= sess-id: an NTP-style timestamp, as RFC 8866 §5.2 suggests
+    session_id: str = field(default_factory=lambda: str(int(time.time()) + 2208988800))
+
+    def _capabilities(self, direction: Direction) -> Capabilities:
+        for stream in self.media:
+            stream.direction = direction
+        return Capabilities(
+            self.address, self.media, username=self.username, session_id=self.session_id
+        )
+
+    def _wanted(self) -> Direction:
+        if not self.hold:
+            return Direction.SENDRECV
+        # holding a peer that holds us too: nothing flows either way (RFC 6337 §5.3)
+        return Direction.INACTIVE if self.remote_hold else Direction.SENDONLY
+
+    @property
+    def remote_hold(self) -> bool:
+        return any(stream.on_hold for stream in self.agreed if stream.accepted)
+
+    # --- offers ------------------------------------------------------------------------
+
+    def create_offer(self) -> bytes:
+        offer = sdp.create_offer(self._capabilities(self._wanted()), self.local)
+        self.offer = offer
+        return bytes(offer)
+
+    def receive_answer(self, body: bytes) -> list[NegotiatedMedia]:
+        """The answer to our outstanding offer; raises SdpError / OfferAnswerError."""
+        if self.offer is None:
+            raise sdp.OfferAnswerError("an answer arrived with no offer outstanding")
+        answer = sdp.parse(body)
+        agreed = sdp.process_answer(self.offer, answer)
+        self.local, self.remote, self.offer = self.offer, answer, None
+        self._agree(agreed)
+        return agreed
+
+    def offer_rejected(self) -> None:
+        """Our offer failed (non-2xx, 491): the last agreed session stays (RFC 3264 §8)."""
+        self.offer = None
+
+    # --- answers -----------------------------------------------------------------------
+
+    def receive_offer(self, body: bytes) -> bytes:
+        """Answer the peer's offer; raises SdpError or OfferAnswerError (→ 488)."""
+        offer = sdp.parse(body)
+        # RFC 3264 §8.4 / RFC 6337: a peer that sends us sendonly/inactive holds us;
+        # what we answer follows from its direction and ours.
+        answer = sdp.create_answer(offer, self._capabilities(self._wanted_for(offer)), self.local)
+        agreed = sdp.negotiate(answer, offer)
+        if not any(stream.accepted for stream in agreed):
+            raise sdp.OfferAnswerError("no offered stream can be accepted")
+        self.local, self.remote = answer, offer
+        self._agree(agreed)
+        return bytes(answer)
+
+    def _wanted_for(self, offer: SessionDescription) -> Direction:
+        if not self.hold:
+            return Direction.SENDRECV
+        receives = any(offer.media_direction(media).receives for media in offer.media)
+        return Direction.SENDONLY if receives else Direction.INACTIVE
+
+    def _agree(self, agreed: list[NegotiatedMedia]) -> None:
+        self.agreed = agreed
+        if self.on_change is not None:
+            self.on_change(agreed)
+
+    @property
+    def direction(self) -> Direction:
+        """What the local side may do on the first accepted stream."""
+        for stream in self.agreed:
+            if stream.accepted:
+                return stream.direction
+        return Direction.INACTIVE

@@ -1,0 +1,198 @@
+"""Registration (RFC 3261 §10): bind our Contact to an address-of-record and keep it.
+
+One :class:`Registration` keeps one Call-ID and a growing CSeq (§10.2), refreshes the
+binding before it expires, follows 423 Interval Too Brief with Min-Expires (§10.2.8),
+reads every binding and its expiry from the 200 (§10.2.4), and un-registers with
+``Expires: 0`` when asked or when the agent closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from voip.sip import NameAddress, Request, Response, SipUri, new_call_id, new_tag
+from voip.transport.dns import Target
+
+if TYPE_CHECKING:
+    from voip.sip.uri import Uri
+    from voip.useragent import UserAgent
+
+__all__ = ["Binding", "Registration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One Contact the registrar holds for the address-of-record, and its expiry (s)."""
+
+    contact: str
+    expires: int
+    ours: bool
+
+
+class Registration:
+    """A binding kept alive at a registrar; ``bindings`` lists what the last 200 said."""
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        registrar: Uri,
+        *,
+        aor: str | None = None,
+        expires: int = 3600,
+        refresh: bool = True,
+    ) -> None:
+        self.ua = ua
+        self.registrar = registrar
+        self.expires = expires
+        self.refresh = refresh
+        if aor is not None:
+            from voip.sip import parse_uri
+
+            self.aor = NameAddress(parse_uri(aor))
+        else:
+            host = registrar.host if isinstance(registrar, SipUri) else ua.domain or "127.0.0.1"
+            self.aor = NameAddress(SipUri(host=host, user=ua.user))
+        self.call_id = new_call_id()
+        self.tag = new_tag()
+        self.cseq = 0
+        self.bindings: list[Binding] = []
+        self.granted = 0  # the expiry the registrar gave our Contact
+        self.registered = False
+        self.last_response: Response | None = None
+        self._targets: list[Target] = []
+        self._contact: str | None = None
+        self._refresh_task: asyncio.Task[None] | None = None
+
+    def _request(self, expires: int) -> Request:
+        self.cseq += 1
+        request = self.ua.new_request(
+            "REGISTER",
+            SipUri(
+                host=self.registrar.host,  # type: ignore[union-attr]
+                port=self.registrar.port,  # type: ignore[union-attr]
+                params=dict(self.registrar.params),  # type: ignore[union-attr]
+                scheme=self.registrar.scheme,  # type: ignore[union-attr]
+            ),
+            to=self.aor,
+            from_tag=self.tag,
+            call_id=self.call_id,
+            cseq=self.cseq,
+            headers=[("Expires", str(expires))],
+        )
+        request.headers.set("From", str(_tagged(self.aor, self.tag)))
+        if self._contact is not None:
+            request.headers.add("Contact", self._contact)
+        return request
+
+    async def _send(self, expires: int) -> Response:
+        from voip.useragent import RequestFailed
+
+        if not self._targets:
+            self._targets = await self.ua.resolve(self.registrar)
+            self._contact = str(self.ua.contact_for(self._targets[0]))
+        request = self._request(expires)
+        try:
+            response = await self.ua.request(request, targets=self._targets)
+        except RequestFailed as error:
+            if error.response is not None:
+                self.last_response = error.response
+                self.cseq = max(self.cseq, error.response.cseq.number)
+            raise
+        self.cseq = max(self.cseq, response.cseq.number)  # the authorized re-send took one
+        self.last_response = response
+        return response
+
+    async def start(self) -> None:
+        """REGISTER until a 2xx; 423 raises the interval to Min-Expires (§10.2.8)."""
+        from voip.useragent import RequestFailed
+
+        expires = self.expires
+        for _ in range(3):
+            try:
+                response = await self._send(expires)
+            except RequestFailed as error:
+                minimum = error.response.min_expires if error.response is not None else None
+                if error.status == 423 and minimum is not None and minimum > expires:
+                    expires = self.expires = minimum
+                    continue
+                raise
+            self._read_bindings(response)
+            self.registered = True
+            if self.refresh and self.granted > 0:
+                self._schedule()
+            return
+        raise RequestFailed(423, "Interval Too Brief (Min-Expires kept growing)")
+
+    def _read_bindings(self, response: Response) -> None:
+        """§10.2.4: each Contact with its expires, else the Expires header field."""
+        default = response.expires if response.expires is not None else self.expires
+        ours = _contact_uri(self._contact)
+        self.bindings = []
+        self.granted = 0
+        for contact in response.contact:
+            expires = contact.expires if contact.expires is not None else default
+            mine = str(contact.uri) == ours
+            self.bindings.append(Binding(str(contact.uri), expires, mine))
+            if mine:
+                self.granted = expires
+        if not any(binding.ours for binding in self.bindings):
+            self.granted = default
+
+    def refresh_delay(self) -> float:
+        """Refresh well before expiry: half-way for short bindings, a minute early otherwise."""
+        return max(self.granted / 2, self.granted - 60.0)
+
+    def _schedule(self) -> None:
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+        self._refresh_task = self.ua.spawn(self._refresh_later(self.refresh_delay()))
+
+    async def _refresh_later(self, delay: float) -> None:
+        from voip.useragent import RequestFailed
+
+        await asyncio.sleep(delay)
+        self._refresh_task = None
+        try:
+            response = await self._send(self.expires)
+        except RequestFailed:
+            self.registered = False
+            self.ua.emit("registration_failed", self)
+            # try again after a while rather than give up on the binding
+            self._refresh_task = self.ua.spawn(self._retry_later(30.0))
+            return
+        self._read_bindings(response)
+        self._schedule()
+
+    async def _retry_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._refresh_task = None
+        with contextlib.suppress(Exception):
+            await self.start()
+
+    async def unregister(self) -> None:
+        """Remove our binding (``Expires: 0``) and stop refreshing it."""
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+            self._refresh_task = None
+        if self in self.ua.registrations:
+            self.ua.registrations.remove(self)
+        if not self.registered:
+            return
+        self.registered = False
+        response = await self._send(0)
+        self._read_bindings(response)
+
+
+def _tagged(value: NameAddress, tag: str) -> NameAddress:
+    return NameAddress(value.uri, value.display_name, {**value.params, "tag": tag})
+
+
+def _contact_uri(contact: str | None) -> str:
+    if contact is None:
+        return ""
+    from voip.sip import parse_name_addr
+
+    return str(parse_name_addr(contact).uri)

@@ -1,0 +1,635 @@
+"""The SIP user agent core (RFC 3261 §8, §12 to §15) on asyncio.
+
+:class:`UserAgent` drives the sans-I/O transaction layer with the asyncio transports:
+one timer handle for every transaction timer, the loop's monotonic clock, and a table
+of what each client transaction's responses mean to the layer above (a registration,
+a call, a plain request awaiting its final response). Requests go to the targets that
+RFC 3263 gives for their next hop, failing over on timeout, transport error or 503;
+401/407 challenges are answered from the agent's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+from voip.sip import (
+    NameAddress,
+    Request,
+    Response,
+    SipError,
+    SipUri,
+    UaPolicy,
+    Uri,
+    check_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    parse_uri,
+)
+from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient
+from voip.sip.transaction import (
+    AckReceived,
+    AckTimeout,
+    CancelReceived,
+    ClientTransaction,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    Timers,
+    TransactionEvent,
+    TransactionLayer,
+    TransactionTerminated,
+    TransactionTimeout,
+    Transmit,
+    TransportFailure,
+)
+from voip.transport import Endpoint, TransportLayer
+from voip.transport.dns import Target, locate
+
+if TYPE_CHECKING:
+    from voip.call import Call
+    from voip.registration import Registration
+
+__all__ = ["ALLOWED_METHODS", "RequestFailed", "UserAgent"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: What this agent answers (the Allow header field, RFC 3261 §20.5).
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE", "UPDATE")
+SUPPORTED = ("replaces",)
+ACCEPT = "application/sdp"
+DEFAULT_USER_AGENT = "voip-session/0.1"
+
+
+class RequestFailed(Exception):
+    """A request got no 2xx: the final status (408 for a timeout, 503 when no target could
+    be reached) and what the peer or the provider said."""
+
+    def __init__(self, status: int, reason: str, response: Response | None = None) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.response = response
+
+
+ResponseHandler = Callable[[ClientTransaction, Response], None]
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """A client transaction's owner: who hears its responses and how it fails over."""
+
+    on_response: ResponseHandler
+    targets: list[Target]
+    attempt: int = 0
+    auth_rounds: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the agent saw; a running UA's health at a glance."""
+
+    requests_in: int = 0
+    responses_in: int = 0
+    rejected: dict[int, int] = field(default_factory=dict)
+    stray_responses: int = 0
+    malformed: int = 0
+
+
+class UserAgent(AsyncIOEventEmitter):
+    """One SIP user agent: transports, transactions, dialogs and the calls on them.
+
+    Events (pyee): ``"incoming_call"`` (a :class:`~voip.call.Call` to answer or reject),
+    ``"message"`` (a MESSAGE request out of dialog), ``"options"`` (an OPTIONS request,
+    already answered).
+    """
+
+    def __init__(
+        self,
+        user: str = "voip",
+        *,
+        domain: str | None = None,
+        display_name: str | None = None,
+        credentials: Iterable[Credentials] = (),
+        outbound_proxy: str | None = None,
+        timers: Timers | None = None,
+        policy: UaPolicy | None = None,
+        tls_client: ssl.SSLContext | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        resolver: Any = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        super().__init__()
+        self.user = user
+        self.domain = domain
+        self.display_name = display_name
+        self.auth = DigestClient(list(credentials))
+        self.outbound_proxy = parse_uri(outbound_proxy) if outbound_proxy else None
+        self.policy = policy or UaPolicy()
+        self.resolver = resolver
+        self.user_agent = user_agent
+        self.transactions = TransactionLayer(timers)
+        self.transport = TransportLayer(
+            self._on_message,
+            on_malformed=self._on_malformed,
+            on_error=self._on_transport_error,
+            tls_client=tls_client,
+            tls_server=tls_server,
+        )
+        self.counters = Counters()
+        self.listening: list[Endpoint] = []
+        self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, local tag) -> call
+        self.registrations: list[Registration] = []
+        self._pending: dict[ClientTransaction, _Pending] = {}
+        self._server_owner: dict[ServerTransaction, Call] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def listen(
+        self, transport: str = "udp", host: str = "127.0.0.1", port: int = 0
+    ) -> Endpoint:
+        """Listen on ``transport`` at ``host``:``port`` (0: a free port); the address bound."""
+        endpoint = await self.transport.listen(transport, host, port)
+        self.listening.append(endpoint)
+        if self.domain is None:
+            self.domain = endpoint.host
+        return endpoint
+
+    async def close(self, *, timeout: float = 5.0) -> None:
+        """Hang up every call, un-register every registration, then close the transports."""
+        if self._closed:
+            return
+        self._closed = True
+        jobs = [call.hangup() for call in list(self.calls.values())]
+        jobs += [registration.unregister() for registration in list(self.registrations)]
+        if jobs:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*jobs, return_exceptions=True), timeout=timeout
+                )
+        for task in list(self._tasks):
+            task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transport.close()
+
+    async def __aenter__(self) -> UserAgent:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run a background job that the agent cancels when it closes."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background job failed", exc_info=task.exception())
+
+    # --- addresses ------------------------------------------------------------------------
+
+    def aor(self) -> NameAddress:
+        """Our address-of-record, for From and To (RFC 3261 §8.1.1.3)."""
+        uri = SipUri(host=self.domain or "127.0.0.1", user=self.user)
+        return NameAddress(uri, self.display_name)
+
+    def local_endpoint(self, target: Target) -> Endpoint:
+        return self.transport.local_endpoint(target.transport, self._endpoint(target))
+
+    def via_for(self, target: Target) -> str:
+        """Our Via sent-by for a request to ``target``: the socket actually used, and
+        ``rport`` (RFC 3581 §3) so that replies come back through NAT."""
+        local = self.local_endpoint(target)
+        host = f"[{local.host}]" if ":" in local.host else local.host
+        return f"SIP/2.0/{local.transport.upper()} {host}:{local.port};rport"
+
+    def contact_for(self, target: Target, *, user: str | None = None) -> NameAddress:
+        """A Contact reaching this agent over the transport used for ``target``."""
+        local = self.local_endpoint(target)
+        host = f"[{local.host}]" if ":" in local.host else local.host
+        scheme = "sips" if local.transport == "tls" else "sip"
+        params: dict[str, str | None] = {}
+        if local.transport == "tcp":
+            params["transport"] = "tcp"
+        uri = SipUri(
+            host=host, user=user or self.user, port=local.port, params=params, scheme=scheme
+        )
+        return NameAddress(uri)
+
+    @staticmethod
+    def _endpoint(target: Target) -> Endpoint:
+        return Endpoint(target.transport, target.host, target.port)
+
+    # --- resolving next hops (RFC 3263) ------------------------------------------------------
+
+    async def resolve(self, uri: Uri) -> list[Target]:
+        """The targets for ``uri`` in the order to try them (RFC 3263 §4)."""
+        if not isinstance(uri, SipUri):
+            raise RequestFailed(416, f"cannot route to {uri}")
+        supported = tuple({e.transport for e in self.listening} or {"udp"})
+        return await locate(uri, resolver=self.resolver, supported=supported)  # type: ignore[arg-type]
+
+    def first_hop(self, request: Request) -> Uri:
+        """The URI that decides where a request goes first (RFC 3261 §8.1.2)."""
+        routes = request.route
+        if routes:
+            return routes[0].uri
+        if self.outbound_proxy is not None:
+            return self.outbound_proxy
+        return request.uri
+
+    # --- building requests -------------------------------------------------------------------
+
+    def new_request(
+        self,
+        method: str,
+        uri: Uri,
+        *,
+        to: NameAddress | None = None,
+        from_tag: str | None = None,
+        call_id: str | None = None,
+        cseq: int = 1,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Request:
+        """A request outside any dialog (§8.1.1); Via and Contact are filled when sent."""
+        local = self.aor()
+        local.params["tag"] = from_tag or new_tag()
+        fields: list[tuple[str, str]] = [
+            ("Max-Forwards", "70"),
+            ("From", str(local)),
+            ("To", str(to or NameAddress(uri))),
+            ("Call-ID", call_id or new_call_id()),
+            ("CSeq", f"{cseq} {method}"),
+            ("User-Agent", self.user_agent),
+        ]
+        if self.outbound_proxy is not None:
+            fields.append(("Route", f"<{self.outbound_proxy}>"))
+        fields.extend(headers)
+        if body and content_type:
+            fields.append(("Content-Type", content_type))
+        fields.append(("Content-Length", str(len(body))))
+        return Request(method, uri, fields, body)
+
+    # --- sending requests ----------------------------------------------------------------------
+
+    async def send_request(
+        self, request: Request, on_response: ResponseHandler, *, targets: list[Target] | None = None
+    ) -> ClientTransaction:
+        """Send ``request`` in a new client transaction; every response goes to
+        ``on_response``. The agent itself fails over to the next target (timeout, transport
+        error, 503) and answers 401/407 challenges, starting new transactions as needed:
+        ``on_response`` then hears the responses of those too, and a final 408 or 503 when
+        every target failed."""
+        if targets is None:
+            targets = await self.resolve(self.first_hop(request))
+        if not targets:
+            raise RequestFailed(503, f"no target for {self.first_hop(request)}")
+        pending = _Pending(on_response, targets)
+        return self._start(request, pending)
+
+    def _start(self, request: Request, pending: _Pending) -> ClientTransaction:
+        target = pending.targets[pending.attempt]
+        self._stamp(request, target)
+        self.auth.preauthorize(request)
+        transaction = self.transactions.send_request(
+            request, self._endpoint(target), self.now(), reliable=target.transport != "udp"
+        )
+        self._pending[transaction] = pending
+        self._pump()
+        return transaction
+
+    def _stamp(self, request: Request, target: Target) -> None:
+        """Top Via and Contact for the socket the request leaves by (RFC 3261 §18.1.1)."""
+        request.headers.remove("via")
+        request.headers.insert("Via", f"{self.via_for(target)};branch={new_branch()}")
+        if request.method in ("INVITE", "REGISTER", "SUBSCRIBE", "REFER", "UPDATE") and not (
+            request.headers.first("contact")
+        ):
+            request.headers.add("Contact", str(self.contact_for(target)))
+
+    async def request(self, request: Request, *, targets: list[Target] | None = None) -> Response:
+        """Send ``request`` and wait for its final response; a non-2xx raises RequestFailed."""
+        done: asyncio.Future[Response] = self.loop.create_future()
+
+        def on_response(_: ClientTransaction, response: Response) -> None:
+            if response.status >= 200 and not done.done():
+                done.set_result(response)
+
+        await self.send_request(request, on_response, targets=targets)
+        response = await done
+        if response.status >= 300:
+            raise RequestFailed(response.status, response.reason_phrase, response)
+        return response
+
+    def send_ack(self, ack: Request, target: Target) -> None:
+        """An ACK for a 2xx goes straight to the transport, outside any transaction (§13.2.2.4)."""
+        self._stamp(ack, target)
+        self.transport.send(ack, self._endpoint(target), server_name=target.server_name)
+
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
+        if not response.headers.first("user-agent"):
+            response.headers.add("Server", self.user_agent)
+        self.transactions.respond(transaction, response, self.now())
+        self._pump()
+
+    # --- the event pump --------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Dispatch what the transaction layer produced, then re-arm its one timer."""
+        layer = self.transactions
+        while events := layer.take_events():
+            for event in events:
+                self._dispatch(event)
+        deadline = layer.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.transactions.handle_timers(self.now())
+        self._pump()
+
+    def _dispatch(self, event: TransactionEvent) -> None:
+        if isinstance(event, Transmit):
+            self.transport.send(event.data, event.destination)  # type: ignore[arg-type]
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event.transaction, event.response)
+        elif isinstance(event, RequestReceived):
+            self._on_request(event.transaction, event.request)
+        elif isinstance(event, AckReceived):
+            call = self._call_for(event.request)
+            if call is not None:
+                call.on_ack(event.request)
+        elif isinstance(event, CancelReceived):
+            self._on_cancel(event)
+        elif isinstance(event, StrayResponse):
+            self._on_stray(event.response)
+        elif isinstance(event, TransactionTimeout | TransportFailure):
+            self._on_failure(event)
+        elif isinstance(event, AckTimeout):
+            owner = self._server_owner.get(event.transaction)
+            if owner is not None:
+                owner.on_ack_timeout()
+        elif isinstance(event, TransactionTerminated):
+            transaction = event.transaction
+            if isinstance(transaction, ClientTransaction):
+                self._pending.pop(transaction, None)
+            else:
+                self._server_owner.pop(transaction, None)
+
+    # --- client side: responses, failover, authentication ----------------------------------------
+
+    def _on_response(self, transaction: ClientTransaction, response: Response) -> None:
+        self.counters.responses_in += 1
+        pending = self._pending.get(transaction)
+        if pending is None:
+            return
+        status = response.status
+        if status == 503 and self._fail_over(transaction, pending):
+            return  # RFC 3263 §4.3: a 503 sends the request to the next target
+        if status in (401, 407) and pending.auth_rounds < 3:
+            try:
+                retry = self.auth.authorize(transaction.request, response)
+            except AuthenticationFailed as error:
+                log.info("%s not authorized: %s", transaction.request.method, error)
+            else:
+                pending.auth_rounds += 1
+                self._retry(transaction, retry, pending)
+                return
+        pending.on_response(transaction, response)
+
+    def _retry(self, old: ClientTransaction, request: Request, pending: _Pending) -> None:
+        """Resend as a new transaction; the owner learns the new one from its responses."""
+        self._pending.pop(old, None)
+        self._start(request, pending)
+
+    def _fail_over(self, transaction: ClientTransaction, pending: _Pending) -> bool:
+        if pending.attempt + 1 >= len(pending.targets):
+            return False
+        pending.attempt += 1
+        retry = transaction.request
+        self._retry(transaction, _copy_request(retry), pending)
+        return True
+
+    def _on_failure(self, event: TransactionTimeout | TransportFailure) -> None:
+        transaction = event.transaction
+        if isinstance(transaction, ServerTransaction):
+            owner = self._server_owner.get(transaction)
+            if owner is not None:
+                owner.on_server_failure(transaction)
+            return
+        pending = self._pending.get(transaction)
+        if pending is None:
+            return
+        if self._fail_over(transaction, pending):
+            return
+        status, reason = (
+            (408, "Request Timeout")
+            if isinstance(event, TransactionTimeout)
+            else (503, f"Service Unavailable ({event.error})")
+        )
+        response = make_response(transaction.request, status, reason)
+        pending.on_response(transaction, response)
+
+    def _on_transport_error(self, destination: Endpoint, error: Exception) -> None:
+        self.transactions.transport_error(destination, error)
+        self._pump()
+
+    def _on_stray(self, response: Response) -> None:
+        self.counters.stray_responses += 1
+        if 200 <= response.status < 300 and response.cseq.method == "INVITE":
+            call = self.calls.get((response.call_id, response.from_.tag or ""))
+            if call is not None:
+                call.on_stray_2xx(response)
+
+    # --- server side ----------------------------------------------------------------------------
+
+    def _on_message(self, message: Request | Response, source: Endpoint, local: Endpoint) -> None:
+        reliable = source.transport != "udp"
+        try:
+            self.transactions.receive(
+                message,
+                source,
+                self.now(),
+                reliable=reliable,
+                reply_to=(
+                    self.transport.response_destination(message, source)
+                    if isinstance(message, Request)
+                    else None
+                ),
+            )
+        except SipError as error:
+            self._on_unmatchable(message, source, error)
+        self._pump()
+
+    def _on_unmatchable(
+        self, message: Request | Response, source: Endpoint, error: SipError
+    ) -> None:
+        """A message without what transaction matching needs: answer statelessly if it is
+        a request we can answer at all, otherwise count and drop it."""
+        self.counters.malformed += 1
+        if isinstance(message, Request) and message.method != "ACK":
+            with contextlib.suppress(SipError):
+                self.transport.send(make_response(message, error.status, error.reason), source)
+
+    def _on_malformed(
+        self, data: bytes, error: SipError, source: Endpoint, local: Endpoint
+    ) -> None:
+        self.counters.malformed += 1
+        log.debug("malformed message from %s: %s", source, error.reason)
+
+    def _reject(
+        self,
+        transaction: ServerTransaction,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.counters.rejected[status] = self.counters.rejected.get(status, 0) + 1
+        self.respond(
+            transaction, make_response(transaction.request, status, reason, headers=headers)
+        )
+
+    def _on_request(self, transaction: ServerTransaction, request: Request) -> None:
+        self.counters.requests_in += 1
+        try:
+            check_request(request, self.policy)
+        except SipError as error:
+            self._reject(transaction, error.status, error.reason, headers=error.headers)
+            return
+        if self._closed:
+            self._reject(transaction, 503, "Shutting Down")
+            return
+        if request.to.tag:
+            call = self._call_for(request)
+            if call is None:
+                self._reject(transaction, 481, "Call/Transaction Does Not Exist")
+                return
+            self._server_owner[transaction] = call
+            call.on_request(transaction, request)
+            return
+        method = request.method
+        if method == "INVITE":
+            self._incoming_call(transaction, request)
+        elif method == "OPTIONS":
+            self.respond(transaction, self.options_response(request))
+            self.emit("options", request)
+        elif method == "MESSAGE":
+            self.respond(transaction, make_response(request, 200))
+            self.emit("message", request)
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+            self._reject(transaction, 481, "Call/Transaction Does Not Exist")
+        else:
+            self._reject(transaction, 405, None, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+
+    def options_response(self, request: Request) -> Response:
+        """200 to OPTIONS with what this agent can do (RFC 3261 §11.2)."""
+        return make_response(
+            request,
+            200,
+            headers=[
+                ("Allow", ", ".join(ALLOWED_METHODS)),
+                ("Accept", ACCEPT),
+                ("Supported", ", ".join(SUPPORTED)),
+            ],
+        )
+
+    def _incoming_call(self, transaction: ServerTransaction, request: Request) -> None:
+        from voip.call import Call
+
+        if self._merged(request):
+            self._reject(transaction, 482, "Loop Detected")  # §8.2.2.2
+            return
+        call = Call.from_invite(self, transaction, request)
+        self._server_owner[transaction] = call
+        if not self.listeners("incoming_call"):
+            call.reject_now(480, "Temporarily Unavailable")
+            return
+        self.emit("incoming_call", call)
+
+    def _merged(self, request: Request) -> bool:
+        """A request with no To tag whose From tag, Call-ID and CSeq match a call we are
+        already answering, arriving by another path (§8.2.2.2)."""
+        call = self.calls.get((request.call_id, ""))
+        return call is not None and call.matches_merged(request)
+
+    def _on_cancel(self, event: CancelReceived) -> None:
+        invite = event.invite
+        owner = self._server_owner.get(invite) if invite is not None else None
+        if owner is None:
+            self._reject(event.transaction, 481, "Call/Transaction Does Not Exist")
+            return
+        self.respond(event.transaction, make_response(event.request, 200))
+        owner.on_cancel(event.request)
+
+    def _call_for(self, request: Request) -> Call | None:
+        return self.calls.get((request.call_id, request.to.tag or ""))
+
+    # --- calls and registrations ------------------------------------------------------------------
+
+    def dial(self, uri: str | Uri, **options: Any) -> Call:
+        """Start a call to ``uri`` (an INVITE); the :class:`~voip.call.Call` at once."""
+        from voip.call import Call
+
+        return Call.dial(self, parse_uri(uri) if isinstance(uri, str) else uri, **options)
+
+    async def call(self, uri: str | Uri, **options: Any) -> Call:
+        """Call ``uri`` and wait until it is answered; a refusal raises RequestFailed."""
+        call = self.dial(uri, **options)
+        await call.answered()
+        return call
+
+    async def register(self, registrar: str | Uri, **options: Any) -> Registration:
+        """Register at ``registrar`` and keep the binding refreshed (RFC 3261 §10)."""
+        from voip.registration import Registration
+
+        registration = Registration(
+            self, parse_uri(registrar) if isinstance(registrar, str) else registrar, **options
+        )
+        self.registrations.append(registration)
+        await registration.start()
+        return registration
+
+    async def options(self, uri: str | Uri) -> Response:
+        """Send OPTIONS (RFC 3261 §11) and return the 2xx."""
+        target = parse_uri(uri) if isinstance(uri, str) else uri
+        request = self.new_request("OPTIONS", target, headers=[("Accept", ACCEPT)])
+        return await self.request(request)
+
+
+def _copy_request(request: Request) -> Request:
+    """The same request for another target: a fresh transaction, so a fresh branch."""
+    return Request(request.method, request.uri, request.headers.copy(), request.body)
