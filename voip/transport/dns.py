@@ -17,6 +17,7 @@ import asyncio
 import enum
 import ipaddress
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import dns.rdtypes.IN.NAPTR
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
-from voip.sip.uri import SipUri, parse_uri
+from voip.sip.uri import HOSTNAME, SipUri, parse_uri
 
 Transport = Literal["udp", "tcp", "tls"]
 AddressType = Literal["A", "AAAA"]
@@ -52,6 +53,7 @@ ADDRESS_TYPES: tuple[AddressType, ...] = ("A", "AAAA")
 BLACKLIST_TTL = 30.0
 
 _RANDOM = random.Random()
+_HOSTNAME_RE = re.compile(HOSTNAME)
 _TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp", "tls": "tls"}
 
 
@@ -185,22 +187,22 @@ class _Lookups:
     tried: list[str] = field(default_factory=list)
     _answers: dict[tuple[str, str], tuple[dns.rdata.Rdata, ...]] = field(default_factory=dict)
 
-    async def _query(self, name: str, rdtype: str) -> None:
-        shown = f"{rdtype} {name.rstrip('.')}"
+    async def _query(self, name: str, rdtype: str) -> tuple[tuple[dns.rdata.Rdata, ...], str]:
         try:
             answer = await self.resolver.resolve(name, rdtype, search=False)
         except dns.exception.DNSException as error:
-            self.tried.append(f"{shown}: {_outcome(error)}")
-            self._answers[name, rdtype] = ()
-            return
-        self._answers[name, rdtype] = tuple(answer)
-        self.tried.append(f"{shown}: {len(answer)} record(s)")
+            return (), _outcome(error)
+        return tuple(answer), f"{len(answer)} record(s)"
 
     async def query(self, keys: Iterable[tuple[str, str]]) -> list[tuple[dns.rdata.Rdata, ...]]:
-        """Answers to (name, type) questions; the new ones are asked concurrently."""
+        """Answers to (name, type) questions; the new ones are asked concurrently and
+        logged in ``tried`` in the order asked, whatever order they complete in."""
         keys = list(keys)
         new = [key for key in dict.fromkeys(keys) if key not in self._answers]
-        await asyncio.gather(*(self._query(name, rdtype) for name, rdtype in new))
+        results = await asyncio.gather(*(self._query(name, rdtype) for name, rdtype in new))
+        for (name, rdtype), (records, outcome) in zip(new, results, strict=True):
+            self._answers[name, rdtype] = records
+            self.tried.append(f"{rdtype} {name.rstrip('.')}: {outcome}")
         return [self._answers[key] for key in keys]
 
     async def naptr(
@@ -243,7 +245,7 @@ class _Lookups:
         answers = await self.query((name, "SRV") for _, name in services)
         hosts: list[tuple[Transport, str, int]] = []
         found = False
-        for (transport, _), answer in zip(services, answers, strict=True):
+        for (transport, name), answer in zip(services, answers, strict=True):
             records = [
                 Srv(record.priority, record.weight, record.port, record.target.to_text())
                 for record in answer
@@ -253,6 +255,8 @@ class _Lookups:
             # RFC 2782: a target of "." means "service decidedly not available at
             # this domain"; such a record is never contacted.
             available = [record for record in records if record.target != "."]
+            if records and not available:
+                self.tried.append(f"SRV {name.rstrip('.')}: service not available (target '.')")
             hosts += [
                 (transport, record.target, record.port) for record in order_srv(available, self.rng)
             ]
@@ -302,6 +306,9 @@ async def locate(
     server_name = domain.rstrip(".")
     transport = _uri_transport(uri, supported)
     address = _numeric(domain)
+    if address is None and not _HOSTNAME_RE.fullmatch(domain):
+        # maddr is only checked against the parameter characters when parsed.
+        raise LocateError(f"{uri}: maddr {domain!r} is neither a host name nor an address")
     if address is not None:
         # §4.2: a numeric TARGET is used as it is, at the URI's port or the default.
         chosen = transport or _default_transport(uri, supported)
