@@ -184,8 +184,10 @@ class _Lookups:
     resolver: dns.asyncresolver.Resolver
     address_types: Sequence[AddressType]
     rng: random.Random
-    tried: list[str] = field(default_factory=list)
-    _answers: dict[tuple[str, str], tuple[dns.rdata.Rdata, ...]] = field(default_factory=dict)
+    tried: list[str] = field(init=False, default_factory=list)
+    _answers: dict[tuple[str, str], tuple[dns.rdata.Rdata, ...]] = field(
+        init=False, default_factory=dict
+    )
 
     async def _query(self, name: str, rdtype: str) -> tuple[tuple[dns.rdata.Rdata, ...], str]:
         try:
@@ -292,7 +294,9 @@ async def locate(
     only matters for the SRV queries made when the domain has no NAPTR records.
     ``address_types``: ("A", "AAAA") tries IPv4 first, ("AAAA", "A") IPv6 first, and
     ("A",) or ("AAAA",) only one family. ``rng`` draws the RFC 2782 weighted order.
-    ``resolver`` defaults to one configured from the system (/etc/resolv.conf).
+    ``resolver`` defaults to one configured from the system (/etc/resolv.conf); its
+    ``lifetime`` bounds each lookup, and the lookups run in at most four rounds (NAPTR,
+    SRV after NAPTR, SRV without NAPTR, A and AAAA), each round's queries concurrently.
 
     Raises ``LocateError`` when the URI cannot be used or nothing is found.
     """
@@ -316,7 +320,7 @@ async def locate(
 
     lookups = _Lookups(resolver or dns.asyncresolver.Resolver(), address_types, rng)
     fallback = transport or _default_transport(uri, supported)
-    hosts: list[tuple[Transport, str, int]] = []
+    hosts: list[tuple[Transport, str, int]]
     if uri.port is not None:
         # §4.2: an explicit port skips NAPTR and SRV; only A and AAAA are looked up.
         hosts = [(fallback, domain, uri.port)]
@@ -367,7 +371,7 @@ class Blacklist:
 
     clock: Callable[[], float] = time.monotonic
     ttl: float = BLACKLIST_TTL
-    _until: dict[Target, float] = field(default_factory=dict)
+    _until: dict[Target, float] = field(init=False, default_factory=dict)
 
     def add(self, target: Target, ttl: float | None = None) -> None:
         self._until[target] = self.clock() + (self.ttl if ttl is None else ttl)
@@ -397,8 +401,8 @@ class TargetList:
 
     targets: Sequence[Target]
     blacklist: Blacklist | None = None
-    failures: list[tuple[Target, Failure]] = field(default_factory=list)
-    _order: list[Target] = field(default_factory=list)
+    failures: list[tuple[Target, Failure]] = field(init=False, default_factory=list)
+    _order: list[Target] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         avoided = self.blacklist if self.blacklist is not None else ()
