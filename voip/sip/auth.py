@@ -42,7 +42,8 @@ class Algorithm:
 
     ``session`` marks the ``-sess`` variants, whose HA1 is bound to the nonce and
     cnonce (RFC 7616 §3.4.2). ``strength`` orders the hashes for a client that must
-    choose among several challenges: SHA-512-256 > SHA-256 > MD5 (RFC 7616 §3.7).
+    choose among several challenges, SHA-512-256 > SHA-256 > MD5: a local policy, which
+    RFC 7616 §3.7 and RFC 8760 §2.4 allow over the server's topmost-first order.
     """
 
     name: str
@@ -447,7 +448,7 @@ def _credential_realms(request: Request) -> set[_SpaceKey]:
     }
 
 
-# --- the server (RFC 3261 §22.1, §22.3; RFC 7616 §3.3, §3.5) -----------------------------
+# --- the server (RFC 3261 §22.1, §22.3; RFC 7616 §3.3, §3.4) -----------------------------
 
 
 class Outcome(enum.Enum):
@@ -465,7 +466,7 @@ class Verdict:
     """The outcome, the final status to answer with (None when authorized) and why.
 
     ``username`` is the authenticated (or claimed) user; a registrar or proxy still
-    checks that it may act for the To or From user (RFC 3261 §10.3 step 6).
+    checks that it may act for the To or From user (RFC 3261 §10.3 step 4).
     """
 
     outcome: Outcome
