@@ -314,12 +314,12 @@ class UserAgent(AsyncIOEventEmitter):
         if not targets:
             raise RequestFailed(503, f"no target for {self.first_hop(request)}")
         pending = _Pending(on_response, targets)
+        self.auth.preauthorize(request)  # realms that challenged us before (RFC 7616 §3.4)
         return self._start(request, pending)
 
     def _start(self, request: Request, pending: _Pending) -> ClientTransaction:
         target = pending.targets[pending.attempt]
         self._stamp(request, target)
-        self.auth.preauthorize(request)
         transaction = self.transactions.send_request(
             request, self._endpoint(target), self.now(), reliable=target.transport != "udp"
         )

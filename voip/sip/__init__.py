@@ -3,6 +3,14 @@
 Sans-I/O: bytes in, objects out; no sockets and no clock.
 """
 
+from voip.sip.auth import (
+    AuthenticationFailed,
+    Credentials,
+    DigestClient,
+    DigestServer,
+    Outcome,
+    Verdict,
+)
 from voip.sip.errors import REASON_PHRASES, SipError, SipFramingError
 from voip.sip.fields import (
     AuthField,
@@ -42,7 +50,11 @@ __all__ = [
     "REASON_PHRASES",
     "AbsoluteUri",
     "AuthField",
+    "AuthenticationFailed",
     "CSeq",
+    "Credentials",
+    "DigestClient",
+    "DigestServer",
     "Event",
     "Headers",
     "KeepAlivePing",
@@ -51,6 +63,7 @@ __all__ = [
     "MediaType",
     "Message",
     "NameAddress",
+    "Outcome",
     "RAck",
     "Reason",
     "Replaces",
@@ -64,6 +77,7 @@ __all__ = [
     "TelUri",
     "UaPolicy",
     "Uri",
+    "Verdict",
     "Via",
     "check_message",
     "check_request",
