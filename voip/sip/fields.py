@@ -29,7 +29,7 @@ from voip.sip.uri import HOSTNAME, SipUri, Uri, format_host, parse_uri, split_ho
 _WSP = " \t"
 # The common Via in one match (no LWS games, no IPv6, simple parameters); anything else
 # goes to the full parser, which accepts whatever this accepts.
-_FAST_VIA_RE = re.compile(f"SIP/2\\.0/([A-Z]+) ({HOSTNAME})(?::([0-9]{{1,5}}))?({SIMPLE_PARAMS})")
+_FAST_VIA_RE = re.compile(f"SIP/2\\.0/([A-Z]++) ({HOSTNAME})(?::([0-9]{{1,5}}))?+({SIMPLE_PARAMS})")
 _SENT_PROTOCOL_RE = re.compile(r"([^\s/]+)[ \t]*/[ \t]*([^\s/]+)[ \t]*/[ \t]*([^\s/;]+)[ \t]+(.*)")
 
 
@@ -230,8 +230,8 @@ def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddres
 
 
 _FAST_NAME_ADDR_RE = re.compile(
-    r'(?:"([^"\\]*)" ?|([A-Za-z0-9\-.!%*_+`\'~]+(?: [A-Za-z0-9\-.!%*_+`\'~]+)*) ?)?'
-    r"<([^<>\s\"]+)>"
+    r'(?:"([^"\\]*+)" ?|([A-Za-z0-9\-.!%*_+`\'~]++(?: [A-Za-z0-9\-.!%*_+`\'~]++)*+) ?)?'
+    r"<([^<>\s\"]++)>"
     f"({SIMPLE_PARAMS})"
 )
 

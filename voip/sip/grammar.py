@@ -170,7 +170,7 @@ def parse_params(text: str, where: str) -> dict[str, str | None]:
 
 # ";name=value" parameters with no LWS, quotes or empty parts: the common case, which
 # ``split_simple_params`` reads with plain splits (``parse_params`` agrees on it).
-SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*"
+SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~]++(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]++)?+)*+"
 
 
 def split_simple_params(text: str) -> dict[str, str | None]:

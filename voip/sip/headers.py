@@ -103,38 +103,51 @@ class Headers:
     whenever a field of that key changes.
     """
 
-    __slots__ = ("_fields", "typed")
+    # Four parallel lists, one entry per field: its key (lower case, compact forms
+    # expanded), its name as written, its value and its line ``name: value`` as it is
+    # sent. Lookups by key (``list.index``, ``list.count``) then run in C.
+    __slots__ = ("_keys", "_lines", "_names", "_values", "typed")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[tuple[str, str, str]] = [
-            (header_key(name), name, value) for name, value in fields
+        self._names: list[str] = []
+        self._values: list[str] = []
+        for name, value in fields:
+            self._names.append(name)
+            self._values.append(value)
+        self._keys: list[str] = [header_key(name) for name in self._names]
+        self._lines: list[str] = [
+            f"{name}: {value}" for name, value in zip(self._names, self._values, strict=True)
         ]
         self.typed: dict[str, Any] = {}
 
     @classmethod
-    def _from_keyed(cls, fields: list[tuple[str, str, str]]) -> Headers:
+    def _parsed(
+        cls, keys: list[str], names: list[str], values: list[str], lines: list[str]
+    ) -> Headers:
+        """Fields read off the wire; ``lines[i]`` must be ``f"{names[i]}: {values[i]}"``."""
         headers = cls.__new__(cls)
-        headers._fields = fields
+        headers._keys = keys
+        headers._names = names
+        headers._values = values
+        headers._lines = lines
         headers.typed = {}
         return headers
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        for _, name, value in self._fields:
-            yield name, value
+        return zip(self._names, self._values, strict=True)
 
     def __len__(self) -> int:
-        return len(self._fields)
+        return len(self._keys)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = header_key(name)
-        return any(k == key for k, _, _ in self._fields)
+        return header_key(name) in self._keys
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return list(self) == list(other)
+        return self._names == other._names and self._values == other._values
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
@@ -143,64 +156,81 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first field called ``name``."""
-        key = header_key(name)
-        for k, _, value in self._fields:
-            if k == key:
-                return value
-        return default
+        value = self.first(header_key(name))
+        return default if value is None else value
 
     def first(self, key: str) -> str | None:
         """``get`` for a key already in canonical form (lower case, compact expanded)."""
-        for k, _, value in self._fields:
-            if k == key:
-                return value
+        keys = self._keys
+        if key in keys:
+            return self._values[keys.index(key)]
         return None
 
     def get_all(self, name: str) -> list[str]:
         """The value of every field called ``name``, one per header line."""
-        key = header_key(name)
-        return [value for k, _, value in self._fields if k == key]
+        return self._all(header_key(name))
+
+    def _all(self, key: str) -> list[str]:
+        keys = self._keys
+        values = self._values
+        out = []
+        at = -1
+        for _ in range(keys.count(key)):
+            at = keys.index(key, at + 1)
+            out.append(values[at])
+        return out
 
     def values(self, name: str, allow_empty: bool = False) -> list[str]:
         """The elements of a list header across all its lines, split at top-level commas.
 
         An empty field is a 400 unless ``allow_empty`` (``Accept:`` empty means "no body
         types", §20.1)."""
-        key = header_key(name)
+        return self._items(header_key(name), allow_empty)
+
+    def _items(self, key: str, allow_empty: bool = False) -> list[str]:
         out: list[str] = []
-        for k, _, value in self._fields:
-            if k == key:
-                if "," in value:
-                    out.extend(split_list(value))
-                elif value:
-                    out.append(value)
-                elif not allow_empty:
-                    raise SipError(400, "empty header value")
+        for value in self._all(key):
+            if "," in value:
+                out.extend(split_list(value))
+            elif value:
+                out.append(value)
+            elif not allow_empty:
+                raise SipError(400, "empty header value")
         return out
 
     def count(self, name: str) -> int:
-        key = header_key(name)
-        return sum(1 for k, _, _ in self._fields if k == key)
+        return self._keys.count(header_key(name))
 
     def keys(self) -> list[str]:
         """The distinct header keys in order of first appearance."""
-        return list(dict.fromkeys(k for k, _, _ in self._fields))
+        return list(dict.fromkeys(self._keys))
+
+    def _put(self, index: int, keys: list[str], names: list[str], values: list[str]) -> None:
+        """Replace the fields from ``index`` on by the given ones and the fields after."""
+        self._keys[index:] = keys
+        self._names[index:] = names
+        self._values[index:] = values
+        self._lines[index:] = [
+            f"{name}: {value}" for name, value in zip(names, values, strict=True)
+        ]
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
-        key = header_key(name)
-        self.typed.pop(key, None)
-        self._fields.append((key, name, value))
+        self._insert_at(len(self._keys), name, value)
 
     def insert(self, name: str, value: str) -> None:
         """Put a field before the first field of the same name (a new top Via, Route …)."""
         key = header_key(name)
+        keys = self._keys
+        self._insert_at(keys.index(key) if key in keys else len(keys), name, value)
+
+    def _insert_at(self, index: int, name: str, value: str) -> None:
+        key = header_key(name)
         self.typed.pop(key, None)
-        for i, (k, _, _) in enumerate(self._fields):
-            if k == key:
-                self._fields.insert(i, (key, name, value))
-                return
-        self._fields.append((key, name, value))
+        self._keys.insert(index, key)
+        self._names.insert(index, name)
+        self._values.insert(index, value)
+        self._lines.insert(index, f"{name}: {value}")
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called ``name`` with one field, where the first one was."""
@@ -210,24 +240,40 @@ class Headers:
         """Replace every field called ``name`` with one field per value, in place."""
         key = header_key(name)
         self.typed.pop(key, None)
-        new = [(key, name, value) for value in values]
-        for i, (k, _, _) in enumerate(self._fields):
-            if k == key:
-                self._fields[i : i + 1] = new
-                self._fields[i + len(new) :] = [
-                    f for f in self._fields[i + len(new) :] if f[0] != key
-                ]
-                return
-        self._fields.extend(new)
+        new = list(values)
+        keys = self._keys
+        at = keys.index(key) if key in keys else len(keys)
+        rest = [i for i in range(at, len(keys)) if keys[i] != key]
+        self._put(
+            at,
+            [key] * len(new) + [keys[i] for i in rest],
+            [name] * len(new) + [self._names[i] for i in rest],
+            new + [self._values[i] for i in rest],
+        )
 
     def remove(self, name: str) -> None:
         key = header_key(name)
         self.typed.pop(key, None)
-        self._fields = [f for f in self._fields if f[0] != key]
+        keys = self._keys
+        if key in keys:
+            at = keys.index(key)
+            rest = [i for i in range(at, len(keys)) if keys[i] != key]
+            self._put(
+                at,
+                [keys[i] for i in rest],
+                [self._names[i] for i in rest],
+                [self._values[i] for i in rest],
+            )
 
     def copy(self) -> Headers:
-        return Headers._from_keyed(list(self._fields))
+        return Headers._parsed(
+            list(self._keys), list(self._names), list(self._values), list(self._lines)
+        )
 
     def render(self) -> str:
         """``Name: value CRLF`` for every field, in order."""
-        return "".join([f"{name}: {value}\r\n" for _, name, value in self._fields])
+        return "".join([line + "\r\n" for line in self._lines])
+
+    def _head(self, start_line: str) -> str:
+        """The header section under ``start_line``, up to and with the empty line."""
+        return "\r\n".join([start_line, *self._lines, "", ""])

@@ -85,12 +85,19 @@ def _cached(headers: Headers, key: str, compute: Callable[[], T]) -> T:
 
 
 def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
-    # The hot path of every typed read: the cache is tried before any closure is made.
+    # The hot path of every typed read: no closure, the cache tried first.
     cache = headers.typed
     if key in cache:
         return cache[key]  # type: ignore[no-any-return]
     raw = headers.first(key)
-    return _cached(headers, key, lambda: None if raw is None else parse(raw))
+    value = None
+    if raw is not None:
+        try:
+            value = parse(raw)
+        except SipError as error:
+            raise _named(key, error) from None
+    cache[key] = value
+    return value
 
 
 class FieldList(Sequence[T]):
@@ -143,7 +150,15 @@ class FieldList(Sequence[T]):
 def _listed(
     headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
 ) -> Sequence[T]:
-    return _cached(headers, key, lambda: FieldList(headers.values(key, allow_empty), parse, key))
+    cache = headers.typed
+    value: Sequence[T] | None = cache.get(key)
+    if value is None:
+        try:
+            items = headers._items(key, allow_empty)
+        except SipError as error:
+            raise _named(key, error) from None
+        value = cache[key] = FieldList(items, parse, key)
+    return value
 
 
 def _each_line(headers: Headers, key: str, parse: Callable[[str], T]) -> tuple[T, ...]:
@@ -175,7 +190,7 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        head = f"{self.start_line()}\r\n{self.headers.render()}\r\n"
+        head = self.headers._head(self.start_line())
         return head.encode("utf-8", "surrogateescape") + self._body
 
     def serialize(self) -> bytes:
@@ -264,6 +279,9 @@ class Message:
     @property
     def contact(self) -> Sequence[NameAddress]:
         """Contact values; empty for the ``*`` wildcard (see ``contact_is_wildcard``)."""
+        value: Sequence[NameAddress] | None = self.headers.typed.get("contact")
+        if value is not None:
+            return value
         if self.contact_is_wildcard:
             return ()
         return _listed(self.headers, "contact", parse_name_addr)
@@ -275,6 +293,9 @@ class Message:
     @property
     def contact_is_wildcard(self) -> bool:
         """``Contact: *`` (§10.2.2), used to remove every binding."""
+        first = self.headers.first("contact")
+        if first is None or "*" not in first:
+            return False
         values = self.headers.get_all("contact")
         return len(values) == 1 and values[0].strip() == "*"
 
@@ -396,7 +417,9 @@ class Message:
         return _single(self.headers, "date", parse_date)
 
     def _required(self, key: str, parse: Callable[[str], T]) -> T:
-        value = _single(self.headers, key, parse)
+        value: T | None = self.headers.typed.get(key)
+        if value is None:
+            value = _single(self.headers, key, parse)
         if value is None:
             raise SipError(400, f"missing {canonical_name(key)} header")
         return value

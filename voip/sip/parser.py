@@ -62,10 +62,15 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     return int(code), reason
 
 
-# Header names seen before, as written (trailing LWS included), with their stripped
-# spelling and key; only valid names enter, and a hostile peer cannot grow the table.
+# Header names seen before: as written (trailing LWS included) with their stripped
+# spelling and key, and (``_KEYS``) the stripped names with their keys. Only valid
+# names enter, and a hostile peer cannot grow the tables.
 _NAMES: dict[str, tuple[str, str]] = {}
+_KEYS: dict[str, str] = {}
 _MAX_NAMES = 512
+
+#: The header fields as ``Headers`` keeps them: keys, names, values and lines.
+_Fields = tuple[list[str], list[str], list[str], list[str]]
 
 
 def _name_of(raw: str, is_response: bool) -> tuple[str, str]:
@@ -75,76 +80,98 @@ def _name_of(raw: str, is_response: bool) -> tuple[str, str]:
     known = (name, header_key(name))
     if len(_NAMES) < _MAX_NAMES:
         _NAMES[raw] = known
+        _KEYS[name] = known[1]
     return known
 
 
-def _split_head(head: str, is_response: bool) -> list[tuple[str, str, str]]:
-    """The (key, name, value) header fields of a header section after its start line."""
+def _split_head(head: str, is_response: bool) -> _Fields:
+    """The header fields of a header section after its start line."""
+    if "\r" in head:
+        lines = head.split("\r\n")
+        del lines[0]
+        # The common case without a Python loop: every line "Name: value" with a name
+        # seen before and no LWS around the value, so that each line is already in the
+        # form it is sent in. A folded line (§7.3.1) starts with LWS, which no name
+        # holds: like anything else unusual it goes to the careful loop below.
+        if lines:
+            names, seps, values = zip(*map(str.partition, lines, repeat(": ")), strict=False)
+            if "" not in seps and values == tuple(map(str.strip, values, repeat(" \t"))):
+                try:
+                    keys = list(map(_KEYS.__getitem__, names))
+                except KeyError:
+                    pass
+                else:
+                    return keys, list(names), list(values), lines
+    return _split_lines(head, is_response)
+
+
+def _split_lines(head: str, is_response: bool) -> _Fields:
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
     lines = head.split("\r\n") if "\r" in head else head.split("\n")
     del lines[0]
-    names = _NAMES
-    try:
-        # The common case in one comprehension: every name seen before, every line
-        # with a colon (a KeyError or TypeError sends the rest to the careful loop).
-        return [
-            (known[1], known[0], value.strip(" \t"))  # type: ignore[index]
-            for raw, colon, value in map(str.partition, lines, repeat(":"))
-            for known in (names[raw] if colon else None,)
-        ]
-    except (KeyError, TypeError):
-        pass
-    fields: list[tuple[str, str, str]] = []
-    append = fields.append
+    keys, names, values, out = [], [], [], []
     for line in lines:
         raw, colon, value = line.partition(":")
         if not colon:
             raise _bad(f"header line without ':': {line[:60]!r}", is_response)
-        known = names.get(raw) or _name_of(raw, is_response)
-        append((known[1], known[0], value.strip(" \t")))
-    return fields
+        name, key = _NAMES.get(raw) or _name_of(raw, is_response)
+        value = value.strip(" \t")
+        keys.append(key)
+        names.append(name)
+        values.append(value)
+        out.append(f"{name}: {value}")
+    return keys, names, values, out
 
 
-def _content_length(
-    fields: list[tuple[str, str, str]], is_response: bool, datagram: bool = False
-) -> int | None:
+def _content_length(headers: Headers, is_response: bool, datagram: bool = False) -> int | None:
     """The Content-Length; conflicting values are a framing error on a stream, while a
     datagram frames itself: its body is then the rest of the datagram and the UA check
     answers 400 for the duplicate field (RFC 4475 §3.3.9)."""
     found: int | None = None
-    for key, _, value in fields:
-        if key == "content-length":
-            if not value.isdigit() or not value.isascii():
-                raise SipFramingError(
-                    400, f"Content-Length is not a number: {value!r}", is_response=is_response
-                )
-            length = int(value)
-            if found is not None and length != found:
-                if datagram:
-                    return None
-                raise SipFramingError(
-                    400,
-                    f"conflicting Content-Length values {found} and {length}",
-                    is_response=is_response,
-                )
-            found = length
+    for value in headers._all("content-length"):
+        if not value.isdigit() or not value.isascii():
+            raise SipFramingError(
+                400, f"Content-Length is not a number: {value!r}", is_response=is_response
+            )
+        length = int(value)
+        if found is not None and length != found:
+            if datagram:
+                return None
+            raise SipFramingError(
+                400,
+                f"conflicting Content-Length values {found} and {length}",
+                is_response=is_response,
+            )
+        found = length
     return found
 
 
 _StartLine = tuple[int, str] | tuple[str, str, str]
 
 
+# Methods that need no token check on the common path of the Request-Line.
+_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO"}
+    | {"MESSAGE", "REFER", "NOTIFY", "SUBSCRIBE", "PUBLISH"}
+)
+
+
 def _parse_start_line(head: str) -> _StartLine:
-    line = head[: head.find("\n")] if "\n" in head else head
-    line = line.removesuffix("\r")
+    end = head.find("\n")
+    line = head if end < 0 else head[: end - 1] if head[end - 1 : end] == "\r" else head[:end]
+    parts = line.split(" ")
+    if len(parts) == 3:
+        method, uri, version = parts
+        if version == "SIP/2.0" and method in _METHODS and uri[:1] not in ("", "<"):
+            if "\t" not in uri:
+                return method, uri, version
     if line[:4].upper() == "SIP/":
         return _parse_status_line(line)
     return _parse_request_line(line)
 
 
-def _build(start: _StartLine, fields: list[tuple[str, str, str]], body: bytes) -> Message:
-    headers = Headers._from_keyed(fields)
+def _build(start: _StartLine, headers: Headers, body: bytes) -> Message:
     if len(start) == 2:
         return Response._parsed(start[0], start[1], headers, body)
     return Request._parsed(start[0], start[1], headers, body)
@@ -177,7 +204,7 @@ def parse_message(data: bytes) -> Message:
             head_bytes, body = data.rstrip(b"\r\n"), b""
         else:
             raise _bad("no empty line after the header fields", is_response)
-    if not head_bytes.strip():
+    if not head_bytes or head_bytes.isspace():
         raise _bad("empty message", is_response)
     head = head_bytes.decode("utf-8", "surrogateescape")
     try:
@@ -185,8 +212,8 @@ def parse_message(data: bytes) -> Message:
     except SipError as error:
         error.is_response = is_response
         raise
-    fields = _split_head(head, is_response)
-    length = _content_length(fields, is_response, datagram=True)
+    headers = Headers._parsed(*_split_head(head, is_response))
+    length = _content_length(headers, is_response, datagram=True)
     if length is not None:
         if length > len(body):
             raise SipError(
@@ -196,7 +223,7 @@ def parse_message(data: bytes) -> Message:
             )
         body = body[:length]
     try:
-        return _build(start, fields, body)
+        return _build(start, headers, body)
     except SipError as error:
         error.is_response = is_response
         raise
@@ -289,7 +316,7 @@ class StreamParser:
         head = head_bytes.decode("utf-8", "surrogateescape")
         try:
             start = _parse_start_line(head)
-            fields = _split_head(head, is_response)
+            headers = Headers._parsed(*_split_head(head, is_response))
         except SipError as error:
             # The header lines are unreadable, but the empty line frames them; without a
             # Content-Length that can be read, the body length is unknown.
@@ -302,7 +329,7 @@ class StreamParser:
             events.append(MalformedMessage(bytes(buffer[:total]), error))
             del buffer[:total]
             return True
-        length = _content_length(fields, is_response)
+        length = _content_length(headers, is_response)
         if length is None:
             # §18.3: Content-Length is mandatory on streams; without it nothing tells
             # where this message ends but its header section, so take no body.
@@ -318,7 +345,7 @@ class StreamParser:
         raw = bytes(buffer[:total])
         del buffer[:total]
         try:
-            events.append(_build(start, fields, body))
+            events.append(_build(start, headers, body))
         except SipError as error:
             error.is_response = is_response
             events.append(MalformedMessage(raw, error))

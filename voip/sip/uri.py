@@ -21,18 +21,19 @@ _USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/#]|%[0-9A-Fa-f]{2})+")
 _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
 _PARAM_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
 _HEADER_PART_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*")
-HOSTNAME = (
-    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.)*"
-    r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.?"
-)
+# Labels of alphanumerics (and '_') joined by hyphens, dot-separated, one final dot
+# allowed. Written with possessive quantifiers: the grammar is unambiguous, so no
+# backtracking is ever needed, and the engine runs about twice as fast without it.
+_LABEL = r"[A-Za-z0-9_]++(?:-++[A-Za-z0-9_]++)*+"
+HOSTNAME = f"{_LABEL}(?:\\.{_LABEL})*+\\.?+"
 _HOSTNAME_RE = re.compile(HOSTNAME)
 # The common case in one match: no escapes, no URI headers, no IPv6 reference. Whatever
 # it accepts, the full parser below accepts alike; anything else goes to the full parser.
 _FAST_SIP_RE = re.compile(
-    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]+)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*))?@)?"
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]++)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*+))?@)?"
     f"({HOSTNAME})"
-    r"(?::([0-9]{1,5}))?"
-    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+)?)*)"
+    r"(?::([0-9]{1,5}))?+"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++)?+)*+)"
 )
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _TEL_RE = re.compile(r"[0-9A-Fa-f*#+\-.()pPwW]+")
