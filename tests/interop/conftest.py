@@ -1,0 +1,130 @@
+"""Fixtures for interop tests against real SIP peers on loopback.
+
+kamailio_server  session: one kamailio (registrar + record-routing proxy, digest auth) on UDP and
+                 TCP (one port) and TLS (another); users alice, bob, carol, dave (``.users``).
+                 Registrations live in its memory for the whole session.
+kamailio         the same kamailio with an empty location table: use this one in tests.
+kamailio_factory session: start more kamailios with other options, e.g. ``auth_fail_403=True``.
+loopback_pki     session: the CA (``.cafile``) and server certificate kamailio's TLS uses.
+sipp             a ``Sipp`` for this test: ``await sipp.run(...)``, ``sipp.start(...)``,
+                 ``await sipp.register(kamailio, user, contact)``.
+speech_wav       session: five minutes of speech, 8 kHz mono 16-bit WAV.
+baresip_factory  ``baresip_factory("bob", registrar=kamailio)`` -> a started ``Baresip``.
+
+Every peer is stopped by pid at the end of its fixture's scope, and anything left at the end of
+the session. When a test fails, the logs of the peers it started are added to its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.peers import (
+    Baresip,
+    Kamailio,
+    LoopbackPki,
+    Sipp,
+    make_loopback_pki,
+    make_speech_wav,
+    start_baresip,
+    start_kamailio,
+    stop_all,
+)
+from support.peers._process import STARTED
+
+_FIRST_PEER = pytest.StashKey[int]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_peer_survives() -> Iterator[None]:
+    yield
+    stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _note_first_peer(request: pytest.FixtureRequest) -> None:
+    request.node.stash[_FIRST_PEER] = len(STARTED)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and _FIRST_PEER in item.stash:
+        peers = STARTED[item.stash[_FIRST_PEER] :]
+        if peers:
+            lines = [f"{p.name} (pid {p.pid}): {p.log_path}" for p in peers]
+            report.sections.append(("peers started by this test", "\n".join(lines)))
+            for peer in peers:
+                report.sections.append((f"{peer.name} log", peer.log_tail(40)))
+    return report
+
+
+@pytest.fixture(scope="session")
+def loopback_pki(tmp_path_factory: pytest.TempPathFactory) -> LoopbackPki:
+    return make_loopback_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def kamailio_factory(
+    tmp_path_factory: pytest.TempPathFactory, loopback_pki: LoopbackPki
+) -> Iterator[Callable[..., Kamailio]]:
+    """Start a kamailio with options of ``start_kamailio`` (TLS with the session's PKI)."""
+    started: list[Kamailio] = []
+
+    def start(**options: Any) -> Kamailio:
+        options.setdefault("pki", loopback_pki)
+        kam = start_kamailio(tmp_path_factory.mktemp("kamailio"), **options)
+        started.append(kam)
+        return kam
+
+    yield start
+    for kam in started:
+        kam.stop()
+
+
+@pytest.fixture(scope="session")
+def kamailio_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
+    return kamailio_factory()
+
+
+@pytest.fixture
+def kamailio(kamailio_server: Kamailio) -> Kamailio:
+    """The session's kamailio, its location table emptied of earlier tests' contacts."""
+    if not kamailio_server.process.alive():
+        pytest.fail(
+            f"the session's kamailio has died\n{kamailio_server.process.log_tail()}",
+            pytrace=False,
+        )
+    kamailio_server.clear_location_sync()
+    return kamailio_server
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Sipp]:
+    runner = Sipp(tmp_path / "sipp")
+    yield runner
+    runner.stop_all()
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_speech_wav(tmp_path_factory.mktemp("audio") / "speech-8k.wav")
+
+
+@pytest.fixture
+def baresip_factory(tmp_path: Path, speech_wav: Path) -> Iterator[Callable[..., Baresip]]:
+    """``start(user, registrar=kamailio or None, **options of start_baresip)``."""
+    started: list[Baresip] = []
+
+    def start(user: str, **options: Any) -> Baresip:
+        options.setdefault("audio_file", speech_wav)
+        phone = start_baresip(tmp_path / f"baresip-{user}-{len(started)}", user=user, **options)
+        started.append(phone)
+        return phone
+
+    yield start
+    for phone in started:
+        phone.stop()

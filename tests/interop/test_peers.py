@@ -1,0 +1,180 @@
+"""The peers' fixtures work: real peers against each other, no toolkit code involved."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from support.peers import Baresip, Kamailio, LoopbackPki, Sipp, start_kamailio
+
+
+async def test_sipp_registers_with_digest_auth_at_kamailio(kamailio: Kamailio, sipp: Sipp) -> None:
+    contact = "sip:alice@127.0.0.1:39999"
+    result = await sipp.register(kamailio, "alice", contact, expires=120)
+
+    assert "SIP/2.0 401" in result.messages()
+    contacts = await kamailio.contacts("alice")
+    assert [c.address for c in contacts] == [contact]
+    assert 0 < contacts[0].expires <= 120
+
+    await sipp.register(kamailio, "alice", contact, expires=0)
+    await kamailio.wait_unregistered("alice")
+
+
+async def test_a_wrong_password_gets_403_with_auth_fail_403(
+    kamailio_factory: Callable[..., Kamailio], sipp: Sipp
+) -> None:
+    strict = kamailio_factory(auth_fail_403=True)
+    result = await sipp.run(
+        "register",
+        (strict.host, strict.udp_port),
+        service="bob",
+        auth=("bob", "not-" + strict.users["bob"]),
+        timeout=5,
+    )
+
+    assert not result.ok
+    assert "SIP/2.0 403 Forbidden" in result.messages()
+    assert await strict.contacts("bob") == []
+
+
+async def test_sipp_uac_calls_sipp_uas_through_kamailio_with_auth(
+    kamailio: Kamailio, sipp: Sipp
+) -> None:
+    uas = await sipp.start_registered(kamailio, "bob", "uas_call", calls=1)
+
+    uac = await sipp.call(kamailio, "alice", "bob", "uac_call")
+    assert uac.ok, uac.report()
+    assert uac.successful == 1
+    assert "SIP/2.0 407" in uac.messages()
+    assert "Record-Route:" in uac.messages()
+    answered = await uas.wait()
+    assert answered.ok, answered.report()
+
+
+async def test_sipp_uac_gets_486_from_a_busy_sipp_uas(kamailio: Kamailio, sipp: Sipp) -> None:
+    uas = await sipp.start_registered(kamailio, "carol", "uas_busy", calls=1)
+
+    uac = await sipp.call(kamailio, "alice", "carol", "uac_busy")
+    assert uac.ok, uac.report()
+    assert (await uas.wait()).ok
+
+
+async def test_sipp_uac_cancels_a_ringing_sipp_uas(kamailio: Kamailio, sipp: Sipp) -> None:
+    uas = await sipp.start_registered(kamailio, "dave", "uas_ring_cancel", calls=1)
+
+    uac = await sipp.call(kamailio, "alice", "dave", "uac_cancel", duration_ms=200)
+    assert uac.ok, uac.report()
+    assert "SIP/2.0 487" in uac.messages()
+    assert (await uas.wait()).ok
+
+
+async def test_baresip_registers_at_kamailio_and_answers_a_sipp_call(
+    kamailio: Kamailio, sipp: Sipp, baresip_factory: Callable[..., Baresip]
+) -> None:
+    bob = baresip_factory("bob", registrar=kamailio)
+    contacts = await kamailio.wait_registered("bob")
+    assert contacts[0].user_agent.startswith("baresip")
+
+    uac = await sipp.call(kamailio, "alice", "bob", "uac_call", rtp_echo=True)
+    assert uac.ok, uac.report()
+    await bob.wait_established()
+    await bob.wait_closed()
+    assert {p.name[-7:] for p in bob.recordings()} == {"enc.wav", "dec.wav"}
+
+
+async def test_sipp_calls_baresip_directly_without_registrar(
+    sipp: Sipp, baresip_factory: Callable[..., Baresip]
+) -> None:
+    carol = baresip_factory("carol")
+
+    uac = await sipp.run("uac_call", f"127.0.0.1:{carol.sip_port}", service="carol")
+    assert uac.ok, uac.report()
+    await carol.wait_closed()
+
+
+async def test_baresip_over_tls_calls_baresip_over_udp_with_hold_and_resume(
+    kamailio: Kamailio, baresip_factory: Callable[..., Baresip]
+) -> None:
+    carol = baresip_factory("carol", registrar=kamailio, transport="tls")
+    bob = baresip_factory("bob", registrar=kamailio)
+
+    await carol.dial(kamailio.aor("bob"))
+    await bob.wait_established()
+    await carol.wait_established()
+    # baresip 1.0 stops writing *-dec.wav after a hold and resume: the speech is checked on
+    # what it decoded before the hold
+    await asyncio.sleep(1.0)
+    mark = bob.log_mark()
+    await carol.hold()
+    await bob.wait_for(r"a=sendonly", since=mark)
+    mark = bob.log_mark()
+    await carol.resume()
+    await bob.wait_for(r"a=sendrecv", since=mark)
+    await carol.hangup()
+    await bob.wait_closed()
+    await carol.wait_closed()
+
+    for phone in (bob, carol):
+        phone.stop()  # closes the recordings
+        (received,) = phone.received_recordings()
+        # at least half a second of the other's speech: 8000 bytes at 8 kHz, 16 bit, + header
+        assert received.stat().st_size > 44 + 8000, phone.recordings()
+
+
+async def test_sipp_uas_holds_and_resumes_a_call_from_baresip(
+    kamailio: Kamailio, sipp: Sipp, baresip_factory: Callable[..., Baresip]
+) -> None:
+    uas = await sipp.start_registered(
+        kamailio, "dave", "uas_hold_resume", calls=1, duration_ms=300, rtp_echo=True
+    )
+    alice = baresip_factory("alice", registrar=kamailio)
+
+    mark = alice.log_mark()
+    await alice.dial(kamailio.aor("dave"))
+    await alice.wait_established(since=mark)
+    # baresip traces SIP (-s): the resume re-INVITE from sipp carries o= version 3
+    await alice.wait_for(r"o=sipp \d+ 3 IN IP4", since=mark)
+    await alice.hangup()
+    result = await uas.wait()
+    assert result.ok, result.report()
+
+
+def test_kamailio_tls_port_accepts_a_client_that_trusts_the_fixture_ca(
+    kamailio: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    assert kamailio.tls_port is not None and kamailio.cafile == loopback_pki.cafile
+    context = ssl.create_default_context(cafile=str(kamailio.cafile))
+    with (
+        socket.create_connection((kamailio.host, kamailio.tls_port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=kamailio.host) as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        port = tls.getsockname()[1]
+        tls.sendall(
+            (
+                f"OPTIONS sip:{kamailio.host}:{kamailio.tls_port};transport=tls SIP/2.0\r\n"
+                f"Via: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bK-tls-smoke;rport\r\n"
+                "Max-Forwards: 70\r\n"
+                "From: <sip:smoke@127.0.0.1>;tag=smoke\r\n"
+                "To: <sip:127.0.0.1>\r\n"
+                "Call-ID: tls-smoke@127.0.0.1\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        reply = tls.recv(4096).decode()
+    assert reply.startswith("SIP/2.0 200 Keepalive"), reply
+
+
+def test_kamailio_starts_without_tls_and_stops_by_pid(tmp_path: Path) -> None:
+    kam = start_kamailio(tmp_path, children=1)
+    try:
+        assert kam.tls_port is None and kam.cafile is None
+        assert kam.users.keys() >= {"alice", "bob", "carol", "dave"}
+    finally:
+        kam.stop()
+    assert not kam.process.alive()

@@ -1,0 +1,58 @@
+"""Real SIP peers on loopback for the interop tests: kamailio, sipp, baresip, linphonec.
+
+Each peer runs as a child process in a session of its own, on free ports of 127.0.0.1, with
+its log in a file; it is stopped by pid. The pytest fixtures that use these are in
+``tests/interop/conftest.py``.
+"""
+
+from ._process import (
+    LOOPBACK,
+    PeerProcess,
+    PeerStartError,
+    free_port,
+    free_port_range,
+    require_binary,
+    stop_all,
+)
+from .audio import make_speech_wav
+from .baresip import Baresip, BaresipCommandError, start_baresip
+from .kamailio import Contact, Kamailio, KamailioRpcError, start_kamailio
+from .pki import LoopbackPki, make_loopback_pki
+from .sipp import (
+    SCENARIOS,
+    Sipp,
+    SippOptions,
+    SippProcess,
+    SippResult,
+    run_sipp,
+    scenario_path,
+    start_sipp,
+)
+
+__all__ = [
+    "LOOPBACK",
+    "SCENARIOS",
+    "Baresip",
+    "BaresipCommandError",
+    "Contact",
+    "Kamailio",
+    "KamailioRpcError",
+    "LoopbackPki",
+    "PeerProcess",
+    "PeerStartError",
+    "Sipp",
+    "SippOptions",
+    "SippProcess",
+    "SippResult",
+    "free_port",
+    "free_port_range",
+    "make_loopback_pki",
+    "make_speech_wav",
+    "require_binary",
+    "run_sipp",
+    "scenario_path",
+    "start_baresip",
+    "start_kamailio",
+    "start_sipp",
+    "stop_all",
+]

@@ -1,0 +1,326 @@
+"""baresip 1.0 as a headless softphone: auto-answer, audio from a WAV, recordings of each call.
+
+``start_baresip`` writes a config directory (``config``, ``accounts``, ``contacts``) and runs
+``baresip -f DIR`` with stdin from /dev/null (no ``stdio`` UI module). It listens for SIP on a
+free port of 127.0.0.1 (TLS on that port + 1), sends ``audio_file`` into every call (the
+``aufile`` source does not loop: give it minutes), plays nothing (``aubridge,nil``) and, with
+the ``sndfile`` module, writes what it sends (``*-enc.wav``) and what it decodes (``*-dec.wav``)
+per call into ``recordings_dir``. It is controlled through ``ctrl_tcp`` (netstring JSON
+commands such as ``dial``, ``hangup``, ``hold``, ``resume``, ``accept``); ``-s`` traces every
+SIP message into its log. SIGTERM un-registers it before it exits.
+
+Pitfalls of baresip 1.0.0: after a hold and resume, ``*-dec.wav`` gets nothing more (check the
+received audio on what came before a hold); stdout is block-buffered into a file, so it runs
+under ``stdbuf -oL`` for the log waits; a call it hangs up logs "Call with <peer> terminated",
+one the far end ends logs "<peer>: session closed: <reason>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._process import (
+    LOOPBACK,
+    PeerHandle,
+    PeerProcess,
+    free_port,
+    free_port_range,
+    log_has,
+    start_peer,
+    wait_until,
+)
+from .kamailio import Kamailio
+
+_RTP_PORTS = 20
+
+
+class BaresipCommandError(RuntimeError):
+    pass
+
+
+@dataclass(eq=False)
+class Baresip(PeerHandle):
+    """A running baresip with one account."""
+
+    user: str
+    aor: str
+    transport: str
+    process: PeerProcess
+    config_dir: Path
+    sip_port: int
+    ctrl_port: int
+    rtp_ports: tuple[int, int]
+    recordings_dir: Path
+    registrar: Kamailio | None
+
+    def uri(self, transport: str | None = None) -> str:
+        """A URI that reaches this baresip directly, not through a registrar."""
+        transport = transport or self.transport
+        port = self.sip_port + 1 if transport == "tls" else self.sip_port
+        return f"sip:{self.user}@{LOOPBACK}:{port};transport={transport}"
+
+    # --- control (ctrl_tcp) -------------------------------------------------------------------
+
+    async def command(self, name: str, params: str | None = None, timeout: float = 5.0) -> str:
+        """Run a baresip command (``/name params``) and return its text; fail if not ok."""
+        token = f"{name}-{time.monotonic_ns()}"
+        request: dict[str, Any] = {"command": name, "token": token}
+        if params is not None:
+            request["params"] = params
+        body = json.dumps(request).encode()
+        reader, writer = await asyncio.open_connection(LOOPBACK, self.ctrl_port)
+        try:
+            writer.write(b"%d:%s," % (len(body), body))
+            await writer.drain()
+            async with asyncio.timeout(timeout):
+                while True:
+                    # netstring: "<length>:<json>," (events are interleaved with the response)
+                    length = int((await reader.readuntil(b":"))[:-1])
+                    message = json.loads((await reader.readexactly(length + 1))[:-1])
+                    if message.get("response") and message.get("token") == token:
+                        break
+        finally:
+            writer.close()
+        if not message.get("ok"):
+            raise BaresipCommandError(f"baresip /{name} {params or ''}: {message.get('data')}")
+        return str(message.get("data", ""))
+
+    async def dial(self, uri: str) -> None:
+        await self.command("dial", uri)
+
+    async def accept(self) -> None:
+        """Answer the incoming call (with ``answermode="manual"``)."""
+        await self.command("accept")
+
+    async def hangup(self) -> None:
+        await self.command("hangup")
+
+    async def hold(self) -> None:
+        """Put the current call on hold (re-INVITE with a=sendonly)."""
+        await self.command("hold")
+
+    async def resume(self) -> None:
+        """Take the current call off hold (re-INVITE with a=sendrecv)."""
+        await self.command("resume")
+
+    # --- the log --------------------------------------------------------------------------------
+
+    def log_mark(self) -> int:
+        """The log's current size: pass it as ``since`` to wait for what happens next."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def wait_for(
+        self, pattern: str | re.Pattern[str], *, since: int = 0, timeout: float = 10.0
+    ) -> re.Match[str]:
+        """Wait until the log (from byte ``since``) matches ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while (match := log_has(self.log_path, pattern, since)) is None:
+            if not self.process.alive():
+                raise self.process.start_failure(f"exited while waiting for {pattern!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"baresip {self.user}: no {pattern!r} in its log within {timeout:g} s\n"
+                    + self.process.log_tail()
+                )
+            await asyncio.sleep(0.05)
+        return match
+
+    def _registered_pattern(self) -> str:
+        # e.g. "bob@127.0.0.1: {0/UDP/v4} 200 OK (kamailio) [1 binding]"
+        return rf"{re.escape(self.user)}@\S+: \{{\d+/{self.transport.upper()}/v4\}} 200 OK"
+
+    async def wait_registered(self, *, since: int = 0, timeout: float = 10.0) -> None:
+        await self.wait_for(self._registered_pattern(), since=since, timeout=timeout)
+
+    async def wait_established(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
+        """Wait for "Call established: <peer uri>"."""
+        return await self.wait_for(r"Call established: (\S+)", since=since, timeout=timeout)
+
+    async def wait_closed(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
+        """Wait for the end of a call: baresip says "<peer>: session closed: <reason>" when the
+        far end ends it (BYE, CANCEL, error) and "Call with <peer> terminated" when it hangs up.
+        """
+        return await self.wait_for(
+            r": session closed: (?P<reason>.*)|: Call with (?P<peer>\S+) terminated",
+            since=since,
+            timeout=timeout,
+        )
+
+    # --- recordings -----------------------------------------------------------------------------
+
+    def recordings(self) -> list[Path]:
+        """Every WAV written by ``sndfile``, oldest first (``*-enc.wav`` sent, ``*-dec.wav``
+        received)."""
+        return sorted(self.recordings_dir.glob("*.wav"), key=lambda p: p.stat().st_mtime_ns)
+
+    def received_recordings(self) -> list[Path]:
+        return [p for p in self.recordings() if p.name.endswith("-dec.wav")]
+
+    def sent_recordings(self) -> list[Path]:
+        return [p for p in self.recordings() if p.name.endswith("-enc.wav")]
+
+    def stop(self) -> int | None:
+        """SIGTERM (baresip un-registers first), SIGKILL to its group after a bound."""
+        return self.process.stop()
+
+
+def _account_line(
+    user: str,
+    *,
+    password: str | None,
+    registrar: Kamailio | None,
+    transport: str,
+    answermode: str,
+    codecs: tuple[str, ...],
+    extra: str,
+) -> str:
+    params = [f"answermode={answermode}", f"audio_codecs={','.join(codecs)}", "ptime=20"]
+    if registrar is None:
+        domain = LOOPBACK
+        params.append("regint=0")
+    else:
+        domain = registrar.domain
+        password = registrar.users[user] if password is None else password
+        params.append(f'outbound="{registrar.outbound_proxy(transport)}"')
+        params.append("regint=600")
+    if password is not None:
+        params.append(f"auth_pass={password}")
+    if extra:
+        params.append(extra)
+    return f"<sip:{user}@{domain};transport={transport}>;" + ";".join(params)
+
+
+def start_baresip(
+    workdir: Path,
+    *,
+    user: str,
+    audio_file: Path,
+    registrar: Kamailio | None = None,
+    password: str | None = None,
+    transport: str = "udp",
+    answermode: str = "auto",
+    codecs: tuple[str, ...] = ("PCMA", "PCMU"),
+    account_params: str = "",
+    certificate: Path | None = None,
+    cafile: Path | None = None,
+    sip_trace: bool = True,
+    wait_registered: bool = True,
+    timeout: float = 10.0,
+) -> Baresip:
+    """Start baresip for ``user`` in ``workdir``.
+
+    registrar     a kamailio to register at (password from its users unless given); its
+                  ``outbound_proxy`` carries every request. None: a direct account, no REGISTER.
+    transport     "udp", "tcp" or "tls" towards the registrar (TLS trusts ``registrar.cafile``)
+    answermode    "auto", "manual" or "early"
+    certificate   a PEM with certificate and key, for calls to this baresip over TLS
+    wait_registered  return only once the registrar answered 200 (when there is one)
+    """
+    config_dir = workdir / "config"
+    recordings_dir = workdir / "recordings"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    recordings_dir.mkdir(parents=True, exist_ok=True)
+    sip_port = free_port("both", count=2)
+    ctrl_port = free_port("tcp")
+    rtp_low = free_port_range(_RTP_PORTS)
+    cafile = cafile or (registrar.cafile if registrar is not None else None)
+
+    config = {
+        "poll_method": "epoll",
+        "sip_listen": f"{LOOPBACK}:{sip_port}",
+        "call_local_timeout": "120",
+        "call_max_calls": "4",
+        "audio_player": "aubridge,nil",
+        "audio_source": f"aufile,{audio_file}",
+        "audio_alert": "aubridge,nil",
+        "rtp_ports": f"{rtp_low}-{rtp_low + _RTP_PORTS - 1}",
+        "rtcp_mux": "no",
+        # "lo" fails in this sandbox ("could not get network address"); the address works
+        "net_interface": LOOPBACK,
+        "dns_server": f"{LOOPBACK}:53",
+        "module_path": "/usr/lib/baresip/modules",
+        "ctrl_tcp_listen": f"{LOOPBACK}:{ctrl_port}",
+        "snd_path": str(recordings_dir),
+    }
+    if cafile is not None:
+        config["sip_cafile"] = str(cafile)
+    if certificate is not None:
+        config["sip_certificate"] = str(certificate)
+    modules = [
+        ("module", "g711.so"),
+        ("module", "aufile.so"),
+        ("module", "aubridge.so"),
+        ("module", "sndfile.so"),
+        ("module_tmp", "uuid.so"),
+        ("module_tmp", "account.so"),
+        ("module_app", "contact.so"),
+        ("module_app", "menu.so"),
+        ("module_app", "ctrl_tcp.so"),
+    ]
+    lines = [f"{key}\t\t{value}" for key, value in config.items()]
+    lines += [f"{key}\t\t{value}" for key, value in modules]
+    (config_dir / "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    account = _account_line(
+        user,
+        password=password,
+        registrar=registrar,
+        transport=transport,
+        answermode=answermode,
+        codecs=codecs,
+        extra=account_params,
+    )
+    (config_dir / "accounts").write_text(account + "\n", encoding="utf-8")
+    (config_dir / "contacts").write_text("", encoding="utf-8")
+
+    argv = ["baresip", "-f", str(config_dir)] + (["-s"] if sip_trace else [])
+    process = start_peer(
+        f"baresip {user}", argv, log_path=workdir / "baresip.log", cwd=workdir, line_buffered=True
+    )
+    phone = Baresip(
+        user=user,
+        aor=f"sip:{user}@{registrar.domain if registrar else LOOPBACK}",
+        transport=transport,
+        process=process,
+        config_dir=config_dir,
+        sip_port=sip_port,
+        ctrl_port=ctrl_port,
+        rtp_ports=(rtp_low, rtp_low + _RTP_PORTS - 1),
+        recordings_dir=recordings_dir,
+        registrar=registrar,
+    )
+    try:
+        wait_until(
+            process,
+            lambda: log_has(phone.log_path, "baresip is ready") is not None and _accepts(ctrl_port),
+            what="'baresip is ready' and its ctrl_tcp port",
+            timeout=timeout,
+        )
+        if registrar is not None and wait_registered:
+            wait_until(
+                process,
+                lambda: log_has(phone.log_path, phone._registered_pattern()) is not None,
+                what=f"registration of {user} at kamailio (200 OK)",
+                timeout=timeout,
+            )
+    except BaseException:
+        phone.stop()
+        raise
+    return phone
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
