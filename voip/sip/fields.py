@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from voip.sip.errors import SipError
 from voip.sip.grammar import (
     MAX_UINT32,
+    METHODS,
     SIMPLE_PARAMS,
     bad,
     format_params,
@@ -24,7 +25,16 @@ from voip.sip.grammar import (
     split_simple_params,
     split_top,
 )
-from voip.sip.uri import HOSTNAME, SipUri, Uri, format_host, parse_uri, split_hostport
+from voip.sip.uri import (
+    FAST_SIP_URI,
+    HOSTNAME,
+    SipUri,
+    Uri,
+    format_host,
+    parse_uri,
+    sip_uri_of,
+    split_hostport,
+)
 
 _WSP = " \t"
 # The common Via in one match (no LWS games, no IPv6, simple parameters); anything else
@@ -123,7 +133,7 @@ class NameAddress:
     URI raises SipError (400) then. ``check_request`` reads them all.
     """
 
-    __slots__ = ("_uri", "_uri_text", "display_name", "params")
+    __slots__ = ("_match", "_uri", "_uri_text", "display_name", "params")
 
     def __init__(
         self,
@@ -133,31 +143,27 @@ class NameAddress:
     ) -> None:
         self._uri: Uri | None = uri
         self._uri_text: str | None = None
+        self._match: re.Match[str] | None = None
         self.display_name = display_name
         self.params: dict[str, str | None] = {} if params is None else params
-
-    @classmethod
-    def _parsed(
-        cls, uri_text: str, display_name: str | None, params: dict[str, str | None]
-    ) -> NameAddress:
-        value = cls.__new__(cls)
-        value._uri = None
-        value._uri_text = uri_text
-        value.display_name = display_name
-        value.params = params
-        return value
 
     @property
     def uri(self) -> Uri:
         uri = self._uri
         if uri is None:
-            uri = self._uri = parse_uri(self._uri_text or "")
+            match = self._match
+            if match is not None:
+                uri = sip_uri_of(match.group(4, 5, 6, 7, 8, 9))
+            if uri is None:
+                uri = parse_uri(self._uri_text or "")
+            self._uri = uri
         return uri
 
     @uri.setter
     def uri(self, uri: Uri) -> None:
         self._uri = uri
         self._uri_text = None
+        self._match = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NameAddress):
@@ -229,9 +235,11 @@ def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddres
     return NameAddress(uri, display, parse_params(rest[1:], "header"))
 
 
+# The common name-addr in one match: display name, then the URI, whose parts are
+# captured as well when it is a plain SIP URI, then simple parameters.
 _FAST_NAME_ADDR_RE = re.compile(
     r'(?:"([^"\\]*+)" ?|([A-Za-z0-9\-.!%*_+`\'~]++(?: [A-Za-z0-9\-.!%*_+`\'~]++)*+) ?)?'
-    r"<([^<>\s\"]++)>"
+    f'<((?:{FAST_SIP_URI})|[^<>\\s"]++)>'
     f"({SIMPLE_PARAMS})"
 )
 
@@ -240,12 +248,16 @@ def parse_name_addr(value: str) -> NameAddress:
     """``( name-addr / addr-spec ) *( SEMI param )``."""
     fast = _FAST_NAME_ADDR_RE.fullmatch(value)
     if fast is not None:
-        quoted, words, uri_text, param_text = fast.groups()
-        return NameAddress._parsed(
-            uri_text,
-            quoted if quoted is not None else words,
-            split_simple_params(param_text) if param_text else {},
-        )
+        quoted, words, uri_text, scheme, param_text = fast.group(1, 2, 3, 4, 10)
+        # Built without __init__: the URI stays text until it is read; ``_match`` keeps
+        # its parts when they matched as a SIP URI (groups 4-9).
+        name_addr = NameAddress.__new__(NameAddress)
+        name_addr._uri = None
+        name_addr._uri_text = uri_text
+        name_addr._match = None if scheme is None else fast
+        name_addr.display_name = quoted if quoted is not None else words
+        name_addr.params = split_simple_params(param_text) if param_text else {}
+        return name_addr
     text = value.strip(_WSP)
     if text.startswith('"'):
         display, end = scan_quoted(text, 0)
@@ -289,6 +301,9 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    number, _, method = value.partition(" ")
+    if method in METHODS and number.isdigit() and number.isascii() and len(number) < 10:
+        return CSeq(int(number), method)  # the common case: fewer than 10 digits fit
     parts = value.split()
     if len(parts) != 2:
         raise bad(f"CSeq must be 'number method': {value.strip()!r}")

@@ -20,6 +20,13 @@ _WSP = " \t"
 
 MAX_UINT32 = 2**32 - 1
 
+# The methods of RFC 3261 and its extensions (RFC 3262, 3265, 3311, 3428, 3515, 3903,
+# 6086): tokens known to be valid, so that the common path need not check them.
+METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO"}
+    | {"MESSAGE", "REFER", "NOTIFY", "SUBSCRIBE", "PUBLISH"}
+)
+
 
 def is_token(text: str) -> bool:
     return TOKEN_RE.fullmatch(text) is not None

@@ -172,10 +172,13 @@ class Headers:
 
     def _all(self, key: str) -> list[str]:
         keys = self._keys
+        count = keys.count(key)
+        if count == 1:
+            return [self._values[keys.index(key)]]
         values = self._values
         out = []
         at = -1
-        for _ in range(keys.count(key)):
+        for _ in range(count):
             at = keys.index(key, at + 1)
             out.append(values[at])
         return out
@@ -188,8 +191,11 @@ class Headers:
         return self._items(header_key(name), allow_empty)
 
     def _items(self, key: str, allow_empty: bool = False) -> list[str]:
+        lines = self._all(key)
+        if "" not in lines and "," not in "".join(lines):
+            return lines
         out: list[str] = []
-        for value in self._all(key):
+        for value in lines:
             if "," in value:
                 out.extend(split_list(value))
             elif value:

@@ -84,18 +84,20 @@ def _cached(headers: Headers, key: str, compute: Callable[[], T]) -> T:
     return value
 
 
+def _parse_field(key: str, parse: Callable[[str], T], raw: str) -> T:
+    try:
+        return parse(raw)
+    except SipError as error:
+        raise _named(key, error) from None
+
+
 def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
     # The hot path of every typed read: no closure, the cache tried first.
     cache = headers.typed
     if key in cache:
         return cache[key]  # type: ignore[no-any-return]
     raw = headers.first(key)
-    value = None
-    if raw is not None:
-        try:
-            value = parse(raw)
-        except SipError as error:
-            raise _named(key, error) from None
+    value = None if raw is None else _parse_field(key, parse, raw)
     cache[key] = value
     return value
 
@@ -417,11 +419,16 @@ class Message:
         return _single(self.headers, "date", parse_date)
 
     def _required(self, key: str, parse: Callable[[str], T]) -> T:
-        value: T | None = self.headers.typed.get(key)
+        headers = self.headers
+        value: T | None = headers.typed.get(key)
         if value is None:
-            value = _single(self.headers, key, parse)
-        if value is None:
-            raise SipError(400, f"missing {canonical_name(key)} header")
+            keys = headers._keys
+            if key not in keys:
+                raise SipError(400, f"missing {canonical_name(key)} header")
+            try:
+                value = headers.typed[key] = parse(headers._values[keys.index(key)])
+            except SipError as error:
+                raise _named(key, error) from None
         return value
 
     def count(self, name: str) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from voip.sip.errors import SipError, SipFramingError
-from voip.sip.grammar import is_token
+from voip.sip.grammar import METHODS, is_token
 from voip.sip.headers import Headers, header_key
 from voip.sip.message import Message, Request, Response
 
@@ -84,7 +84,7 @@ def _name_of(raw: str, is_response: bool) -> tuple[str, str]:
     return known
 
 
-def _split_head(head: str, is_response: bool) -> _Fields:
+def _split_head(head: str, is_response: bool) -> Headers:
     """The header fields of a header section after its start line."""
     if "\r" in head:
         lines = head.split("\r\n")
@@ -101,8 +101,8 @@ def _split_head(head: str, is_response: bool) -> _Fields:
                 except KeyError:
                     pass
                 else:
-                    return keys, list(names), list(values), lines
-    return _split_lines(head, is_response)
+                    return Headers._parsed(keys, list(names), list(values), lines)
+    return Headers._parsed(*_split_lines(head, is_response))
 
 
 def _split_lines(head: str, is_response: bool) -> _Fields:
@@ -128,6 +128,11 @@ def _content_length(headers: Headers, is_response: bool, datagram: bool = False)
     """The Content-Length; conflicting values are a framing error on a stream, while a
     datagram frames itself: its body is then the rest of the datagram and the UA check
     answers 400 for the duplicate field (RFC 4475 §3.3.9)."""
+    keys = headers._keys
+    if keys.count("content-length") == 1:
+        value = headers._values[keys.index("content-length")]
+        if value.isdigit() and value.isascii():
+            return int(value)
     found: int | None = None
     for value in headers._all("content-length"):
         if not value.isdigit() or not value.isascii():
@@ -150,20 +155,13 @@ def _content_length(headers: Headers, is_response: bool, datagram: bool = False)
 _StartLine = tuple[int, str] | tuple[str, str, str]
 
 
-# Methods that need no token check on the common path of the Request-Line.
-_METHODS = frozenset(
-    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO"}
-    | {"MESSAGE", "REFER", "NOTIFY", "SUBSCRIBE", "PUBLISH"}
-)
-
-
 def _parse_start_line(head: str) -> _StartLine:
     end = head.find("\n")
     line = head if end < 0 else head[: end - 1] if head[end - 1 : end] == "\r" else head[:end]
     parts = line.split(" ")
     if len(parts) == 3:
         method, uri, version = parts
-        if version == "SIP/2.0" and method in _METHODS and uri[:1] not in ("", "<"):
+        if version == "SIP/2.0" and method in METHODS and uri[:1] not in ("", "<"):
             if "\t" not in uri:
                 return method, uri, version
     if line[:4].upper() == "SIP/":
@@ -190,7 +188,7 @@ def parse_message(data: bytes) -> Message:
     """
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
-    is_response = _looks_like_response(data)
+    is_response = data[:4].upper() == b"SIP/"
     end = data.find(b"\r\n\r\n")
     if end >= 0:
         head_bytes, body = data[:end], data[end + 4 :]
@@ -212,7 +210,7 @@ def parse_message(data: bytes) -> Message:
     except SipError as error:
         error.is_response = is_response
         raise
-    headers = Headers._parsed(*_split_head(head, is_response))
+    headers = _split_head(head, is_response)
     length = _content_length(headers, is_response, datagram=True)
     if length is not None:
         if length > len(body):
@@ -316,7 +314,7 @@ class StreamParser:
         head = head_bytes.decode("utf-8", "surrogateescape")
         try:
             start = _parse_start_line(head)
-            headers = Headers._parsed(*_split_head(head, is_response))
+            headers = _split_head(head, is_response)
         except SipError as error:
             # The header lines are unreadable, but the empty line frames them; without a
             # Content-Length that can be read, the body length is unknown.

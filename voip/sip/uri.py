@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from voip.sip.errors import SipError
-from voip.sip.grammar import bad, escape, unescape
+from voip.sip.grammar import bad, escape, split_simple_params, unescape
 
 # user = 1*( unreserved / escaped / user-unreserved ); '#' is not in the grammar but
 # is common in the wild (feature codes such as *21#) and unambiguous, so it is accepted
@@ -29,12 +30,15 @@ HOSTNAME = f"{_LABEL}(?:\\.{_LABEL})*+\\.?+"
 _HOSTNAME_RE = re.compile(HOSTNAME)
 # The common case in one match: no escapes, no URI headers, no IPv6 reference. Whatever
 # it accepts, the full parser below accepts alike; anything else goes to the full parser.
-_FAST_SIP_RE = re.compile(
+# Its six groups (scheme, user, password, host, port, parameters) make a SipUri with
+# ``sip_uri_of``; name-addr values match it inside their own pattern.
+FAST_SIP_URI = (
     r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]++)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*+))?@)?"
     f"({HOSTNAME})"
     r"(?::([0-9]{1,5}))?+"
     r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++)?+)*+)"
 )
+_FAST_SIP_RE = re.compile(FAST_SIP_URI)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _TEL_RE = re.compile(r"[0-9A-Fa-f*#+\-.()pPwW]+")
 
@@ -247,20 +251,25 @@ def parse_tel_uri(text: str, rest: str) -> TelUri:
     return TelUri(number, params)
 
 
+def sip_uri_of(groups: tuple[str | Any, ...]) -> SipUri | None:
+    """The SipUri of the groups of ``FAST_SIP_URI``; None for a port beyond 65535."""
+    scheme, user, password, host, port_text, param_text = groups
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > MAX_PORT:
+            return None
+    params = split_simple_params(param_text) if param_text else {}
+    return SipUri(host, user, password, port, params, (), scheme)
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a URI as it appears in a Request-URI or inside ``<>``; no surrounding LWS."""
     fast = _FAST_SIP_RE.fullmatch(text)
     if fast is not None:
-        scheme, user, password, host, port, param_text = fast.groups()
-        if port is None or int(port) <= MAX_PORT:
-            params: dict[str, str | None] = {}
-            if param_text:
-                for piece in param_text[1:].split(";"):
-                    name, eq, value = piece.partition("=")
-                    params[name.lower()] = value if eq else None
-            return SipUri(
-                host, user, password, None if port is None else int(port), params, (), scheme
-            )
+        uri = sip_uri_of(fast.groups())
+        if uri is not None:
+            return uri
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise _bad_uri(text, "no scheme")

@@ -10,28 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from voip.sip.errors import SipError
+from voip.sip.grammar import METHODS
 from voip.sip.headers import canonical_name
 from voip.sip.message import BRANCH_MAGIC_COOKIE, Message, Request, Response
 from voip.sip.uri import AbsoluteUri, SipUri
 
-KNOWN_METHODS = frozenset(
-    {
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "UPDATE",
-        "INFO",
-        "MESSAGE",
-        "REFER",
-        "NOTIFY",
-        "SUBSCRIBE",
-        "PUBLISH",
-    }
-)
+KNOWN_METHODS = METHODS
 
 # Methods whose body is a session description (RFC 3261 §13, RFC 3262, RFC 3311).
 SESSION_METHODS = frozenset({"INVITE", "ACK", "PRACK", "UPDATE"})
