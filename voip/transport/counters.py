@@ -1,0 +1,32 @@
+"""What the transport layer has seen and done, for monitoring and for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class TransportCounters:
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    # UDP sends refused by a full socket buffer: the datagram is lost, as it could be on
+    # the wire; transaction retransmissions (RFC 3261 §17) make up for it.
+    datagrams_dropped: int = 0
+    # Messages read off streams and written to them (keep-alives not counted).
+    stream_messages_in: int = 0
+    stream_messages_out: int = 0
+    # Datagrams or stream messages that could not be read, and framing failures.
+    malformed: int = 0
+    # UDP keep-alive datagrams (blank lines) and stream pings received (RFC 5626 §3.5.1).
+    keepalives_in: int = 0
+    pings_sent: int = 0
+    pongs_sent: int = 0
+    connections_accepted: int = 0
+    connections_opened: int = 0
+    # Incoming connections closed at once because max_connections was reached.
+    connections_refused: int = 0
+    # Failures reported through on_error.
+    errors: int = 0
+    # Exceptions raised by on_message, on_malformed or on_error (sent to the loop's
+    # exception handler; the transport carries on).
+    callback_errors: int = 0

@@ -1,0 +1,357 @@
+"""The SIP transport layer (RFC 3261 §18) on asyncio: listeners, connections, sending.
+
+The layer above (transactions, the UA core) hands it messages and destinations and gets
+back messages with where they came from and where they arrived. TCP and TLS connections
+are kept in one table keyed by the remote endpoint, whichever side opened them, so that
+one connection serves every transaction and dialog with that peer (RFC 3261 §18.1.1,
+§18.2.2; DESIGN §3 "consecutive sessions over one transport connection").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+
+from voip.sip.message import Message, Request
+from voip.transport.counters import TransportCounters
+from voip.transport.endpoint import (
+    DEFAULT_PORTS,
+    TLS,
+    TRANSPORTS,
+    UDP,
+    Endpoint,
+    endpoint_of,
+    is_wildcard,
+    unbracket,
+)
+from voip.transport.inbound import Inbound, OnError, OnMalformed, OnMessage
+from voip.transport.limits import StreamLimits
+from voip.transport.source import SourceAddresses
+from voip.transport.stream import StreamConnection
+from voip.transport.tls import client_context
+from voip.transport.udp import DatagramSocket, bind_datagram_socket
+from voip.transport.via import response_destination
+
+_WILDCARDS = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+
+def canonical(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` with its host written as the socket API writes it (``[::0:1]`` → ``::1``)."""
+    try:
+        host = ipaddress.ip_address(unbracket(endpoint.host)).compressed
+    except ValueError:
+        return endpoint
+    return endpoint if host == endpoint.host else Endpoint(endpoint.transport, host, endpoint.port)
+
+
+class TransportLayer:
+    """UDP, TCP and TLS over IPv4 and IPv6, for one user agent.
+
+    ``on_message(message, source, local)`` gets every message received, a request's top
+    Via already stamped with ``received``/``rport`` (RFC 3261 §18.2.1, RFC 3581 §4).
+    ``on_malformed(data, error, source, local)`` gets what could not be read.
+    ``on_error(destination, error)`` hears of sends and connections that failed; it is
+    never called from inside :meth:`send`.
+    """
+
+    def __init__(
+        self,
+        on_message: OnMessage,
+        *,
+        on_malformed: OnMalformed | None = None,
+        on_error: OnError | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
+        limits: StreamLimits | None = None,
+        keepalive_interval: float | None = None,
+    ) -> None:
+        self._on_message = on_message
+        self._on_malformed = on_malformed
+        self._on_error = on_error
+        self._tls_server = tls_server
+        self._tls_client = tls_client
+        self.limits = limits or StreamLimits()
+        self.keepalive_interval = keepalive_interval
+        self.counters = TransportCounters()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbound: Inbound | None = None
+        self._addresses = SourceAddresses()
+        self._datagram_sockets: list[DatagramSocket] = []
+        self._datagram_by_local: dict[Endpoint, DatagramSocket] = {}
+        # The socket used when a send names no local endpoint: the first bound per family.
+        self._datagram_default: dict[socket.AddressFamily, DatagramSocket] = {}
+        self._servers: list[asyncio.Server] = []
+        # The first listener per (transport, family): its address goes in Via and Contact.
+        self._stream_listeners: dict[tuple[str, socket.AddressFamily], Endpoint] = {}
+        self._connections: dict[Endpoint, StreamConnection] = {}
+        self._live: set[StreamConnection] = set()
+        self._closed = False
+
+    # --- setting up ----------------------------------------------------------------------
+
+    def _ready(self) -> Inbound:
+        inbound = self._inbound
+        if inbound is None:
+            if self._closed:
+                raise RuntimeError("the transport layer is closed")
+            self._loop = asyncio.get_running_loop()
+            inbound = self._inbound = Inbound(
+                self._on_message, self._on_malformed, self.counters, self._loop
+            )
+        return inbound
+
+    async def listen(self, transport: str, host: str, port: int = 0) -> Endpoint:
+        """Listen on ``host`` (an IP literal; ``0.0.0.0`` or ``::`` for every interface)
+        and return the address actually bound (the port the kernel chose for 0)."""
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}: expected one of {TRANSPORTS}")
+        inbound = self._ready()
+        host = unbracket(host)
+        if transport == UDP:
+            return self._bind_datagram(host, port).local
+        context = None
+        if transport == TLS:
+            if self._tls_server is None:
+                raise ValueError("listening on TLS needs tls_server, a context with a certificate")
+            context = self._tls_server
+        loop = self._loop
+        assert loop is not None
+        server = await loop.create_server(
+            lambda: StreamConnection(self, inbound, self.limits, loop, transport=transport),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=self.limits.connect_timeout if context is not None else None,
+            reuse_address=True,
+        )
+        self._servers.append(server)
+        bound = endpoint_of(transport, server.sockets[0].getsockname())
+        self._stream_listeners.setdefault((transport, bound.family), bound)
+        return bound
+
+    def _bind_datagram(self, host: str, port: int) -> DatagramSocket:
+        inbound = self._ready()
+        assert self._loop is not None
+        sock = bind_datagram_socket(host, port, self.limits.udp_socket_buffer)
+        datagram = DatagramSocket(sock, inbound, self._addresses, self._loop)
+        self._datagram_sockets.append(datagram)
+        self._datagram_by_local[datagram.local] = datagram
+        self._datagram_default.setdefault(datagram.family, datagram)
+        return datagram
+
+    def _datagram_socket(self, destination: Endpoint, local: Endpoint | None) -> DatagramSocket:
+        if local is not None:
+            found = self._datagram_by_local.get(local)
+            if found is not None:
+                return found
+            for datagram in self._datagram_sockets:
+                if datagram.wildcard and datagram.local.port == local.port:
+                    if datagram.family == local.family:
+                        return datagram
+        family = destination.family
+        default = self._datagram_default.get(family)
+        if default is None:
+            # A client that never listened: an ephemeral port on every interface, kept
+            # for what follows so that responses come back to it.
+            default = self._bind_datagram(_WILDCARDS[family], 0)
+        return default
+
+    # --- sending -------------------------------------------------------------------------
+
+    def send(
+        self,
+        message: Message | bytes,
+        destination: Endpoint,
+        *,
+        local: Endpoint | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        """Send ``message`` to ``destination`` without waiting.
+
+        UDP leaves at once, from the socket bound to ``local`` if given (a response goes
+        out where its request came in, RFC 3581 §4). TCP and TLS use the connection to
+        ``destination`` whichever side opened it, or open one and queue until it is up.
+        ``server_name`` is the name a TLS server's certificate must match (RFC 5922
+        §7.3); without it, the destination's IP address. Failures go to ``on_error``.
+        """
+        data = message if type(message) is bytes else bytes(message)
+        if destination.transport == UDP:
+            try:
+                self._datagram_socket(destination, local).sendto(data, destination)
+            except BlockingIOError:
+                self.counters.datagrams_dropped += 1
+                return
+            except OSError as error:
+                self._report_later(destination, error)
+                return
+            self.counters.datagrams_out += 1
+            return
+        connection = self._connections.get(destination) or self._connect(destination, server_name)
+        if connection is None:
+            return
+        try:
+            connection.write(data)
+        except (BufferError, ConnectionError) as error:
+            self._report_later(destination, error)
+            return
+        self.counters.stream_messages_out += 1
+
+    def _connect(self, destination: Endpoint, server_name: str | None) -> StreamConnection | None:
+        """A new outgoing connection, bound now (its local port is known at once) and
+        connected in the background; None (reported) if it cannot be made."""
+        inbound = self._ready()
+        loop = self._loop
+        assert loop is not None
+        remote = canonical(destination)
+        if remote != destination:
+            existing = self._connections.get(remote)
+            if existing is not None:
+                return existing
+        if remote.transport not in TRANSPORTS or remote.transport == UDP:
+            raise ValueError(f"unknown transport {destination.transport!r}")
+        if len(self._live) >= self.limits.max_connections:
+            self._report_later(
+                destination,
+                ConnectionRefusedError(f"{self.limits.max_connections} connections open already"),
+            )
+            return None
+        context = None
+        if remote.transport == TLS:
+            if self._tls_client is None:
+                self._tls_client = client_context()
+            context = self._tls_client
+        sock = socket.socket(remote.family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self._addresses.toward(remote.host), 0))
+        except OSError as error:
+            sock.close()
+            self._report_later(destination, error)
+            return None
+        connection = StreamConnection(
+            self,
+            inbound,
+            self.limits,
+            loop,
+            transport=remote.transport,
+            remote=remote,
+            local=endpoint_of(remote.transport, sock.getsockname()),
+            server_name=server_name or remote.host,
+            keepalive_interval=self.keepalive_interval,
+        )
+        self._connections[remote] = connection
+        self._live.add(connection)
+        self.counters.connections_opened += 1
+        connection.connect_task = loop.create_task(connection.connect(sock, context))
+        return connection
+
+    # --- addresses -----------------------------------------------------------------------
+
+    def local_endpoint(self, transport: str, destination: Endpoint) -> Endpoint:
+        """The address for Via sent-by and Contact in a message to ``destination`` over
+        ``transport`` (RFC 3261 §18.1.1, §8.1.1.8): a listener's, its wildcard address
+        replaced by the local address the kernel routes ``destination`` from.
+
+        Without a TCP/TLS listener, the connection's own address: the connection is
+        bound (and opened) now, and the next send to ``destination`` uses it.
+        """
+        self._ready()
+        if transport == UDP:
+            return self._datagram_socket(destination, None).local_toward(destination.host)
+        bound = self._stream_listeners.get((transport, destination.family))
+        if bound is not None:
+            if is_wildcard(bound.host):
+                return self._addresses.local_for(bound, destination.host)
+            return bound
+        remote = Endpoint(transport, destination.host, destination.port)
+        connection = self._connections.get(remote) or self._connect(remote, None)
+        if connection is None:
+            return Endpoint(
+                transport, self._addresses.toward(destination.host), DEFAULT_PORTS[transport]
+            )
+        return connection.local
+
+    def response_destination(self, request: Request, source: Endpoint) -> Endpoint:
+        """Where the response to ``request``, received from ``source``, goes (RFC 3261
+        §18.2.2, RFC 3581 §4): back on its connection while that is open; otherwise as
+        the (stamped) top Via says."""
+        if source.transport != UDP and source in self._connections:
+            return source
+        return response_destination(request.via[0], source)
+
+    # --- the connection table (ConnectionOwner) ------------------------------------------
+
+    def attach(self, connection: StreamConnection) -> bool:
+        if self._closed or len(self._live) >= self.limits.max_connections:
+            self.counters.connections_refused += 1
+            return False
+        self.counters.connections_accepted += 1
+        self._live.add(connection)
+        # An incoming connection serves requests to the peer's address too (reuse).
+        self._connections[connection.remote] = connection
+        return True
+
+    def detach(self, connection: StreamConnection) -> None:
+        self._live.discard(connection)
+        if self._connections.get(connection.remote) is connection:
+            del self._connections[connection.remote]
+
+    def report(self, remote: Endpoint, error: Exception) -> None:
+        self.counters.errors += 1
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(remote, error)
+        except Exception as failure:
+            if self._inbound is not None:
+                self._inbound.callback_failed(failure, "on_error")
+
+    def _report_later(self, destination: Endpoint, error: Exception) -> None:
+        # Never from inside send(): the caller may be in the middle of its own state.
+        assert self._loop is not None
+        self._loop.call_soon(self.report, destination, error)
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def connections(self) -> tuple[StreamConnection, ...]:
+        """The TCP/TLS connections open or being opened."""
+        return tuple(self._live)
+
+    def connection_to(self, remote: Endpoint) -> StreamConnection | None:
+        """The connection that a send to ``remote`` would use, if there is one."""
+        return self._connections.get(remote)
+
+    @property
+    def bytes_buffered(self) -> int:
+        """Octets held across connections: partly read messages, unsent and queued."""
+        return sum(connection.buffered for connection in self._live)
+
+    @property
+    def sockets_open(self) -> int:
+        """UDP sockets, listening sockets and connections held by this layer."""
+        listening = sum(len(server.sockets) for server in self._servers)
+        return len(self._datagram_sockets) + listening + len(self._live)
+
+    async def close(self) -> None:
+        """Close every socket: listeners, UDP sockets and connections (unsent octets on
+        connections are dropped)."""
+        self._closed = True
+        for datagram in self._datagram_sockets:
+            datagram.close()
+        self._datagram_sockets.clear()
+        self._datagram_by_local.clear()
+        self._datagram_default.clear()
+        for server in self._servers:
+            server.close()
+        connections = list(self._live)
+        for connection in connections:
+            connection.abort()
+        await asyncio.gather(
+            *(connection.closed for connection in connections),
+            *(server.wait_closed() for server in self._servers),
+        )
+        self._servers.clear()
+        self._stream_listeners.clear()
