@@ -1,0 +1,200 @@
+"""The user agent core between two agents on loopback: OPTIONS, calls, hold, teardown.
+
+These check the toolkit's own call flows end to end over real sockets; what other
+implementations make of them is shown in ``tests/interop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sdp import Direction
+from voip.call import Call, CallState
+from voip.sip import Request
+from voip.useragent import RequestFailed, UserAgent
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def alice() -> AsyncIterator[UserAgent]:
+    ua = UserAgent("alice")
+    await ua.listen("udp", "127.0.0.1", 0)
+    yield ua
+    await ua.close()
+
+
+@pytest.fixture
+async def bob() -> AsyncIterator[UserAgent]:
+    ua = UserAgent("bob")
+    await ua.listen("udp", "127.0.0.1", 0)
+    yield ua
+    await ua.close()
+
+
+def uri_of(ua: UserAgent) -> str:
+    endpoint = ua.listening[0]
+    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port}"
+
+
+def answer_calls(ua: UserAgent, *, ring: bool = True) -> asyncio.Queue[Call]:
+    """Answer every incoming call (after a 180); the calls go into the queue."""
+    calls: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def on_call(call: Call) -> None:
+        if ring:
+            await call.ring()
+        await call.accept()
+        calls.put_nowait(call)
+
+    ua.on("incoming_call", on_call)
+    return calls
+
+
+async def connected(alice: UserAgent, bob: UserAgent) -> tuple[Call, Call]:
+    calls = answer_calls(bob)
+    caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+    callee = await asyncio.wait_for(calls.get(), TIMEOUT)
+    return caller, callee
+
+
+async def test_options_is_answered_with_allow_accept_and_supported(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    response = await asyncio.wait_for(alice.options(uri_of(bob)), TIMEOUT)
+    assert response.status == 200
+    assert "INVITE" in response.allow and "BYE" in response.allow
+    assert response.headers.get("Accept") == "application/sdp"
+
+
+async def test_a_call_is_answered_and_both_sides_agree_on_pcmu(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, callee = await connected(alice, bob)
+    assert caller.state is CallState.ANSWERED and callee.state is CallState.ANSWERED
+    assert caller.agreed[0].codecs[0].name == "PCMU"
+    assert callee.agreed[0].codecs[0].name == "PCMU"
+    assert caller.agreed[0].direction is Direction.SENDRECV
+    assert caller.agreed[0].telephone_event is not None
+    assert caller.dialog is not None and callee.dialog is not None
+    assert caller.dialog.id.local_tag == callee.dialog.id.remote_tag
+
+
+async def test_bye_from_the_caller_ends_both_sides(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connected(alice, bob)
+    await asyncio.wait_for(caller.hangup(), TIMEOUT)
+    reason = await asyncio.wait_for(callee.ended(), TIMEOUT)
+    assert reason.by == "remote" and caller.end_reason is not None
+    assert caller.end_reason.by == "local"
+    assert not alice.calls and not bob.calls
+
+
+async def test_bye_from_the_callee_ends_both_sides(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connected(alice, bob)
+    await asyncio.wait_for(callee.hangup(), TIMEOUT)
+    reason = await asyncio.wait_for(caller.ended(), TIMEOUT)
+    assert reason.by == "remote"
+
+
+async def test_a_refused_call_raises_with_the_status(alice: UserAgent, bob: UserAgent) -> None:
+    async def busy(call: Call) -> None:
+        await call.reject(486)
+
+    bob.on("incoming_call", busy)
+    with pytest.raises(RequestFailed) as error:
+        await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+    assert error.value.status == 486
+
+
+async def test_cancel_while_ringing_ends_with_487_on_both_sides(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    incoming: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def ring_only(call: Call) -> None:
+        await call.ring()
+        incoming.put_nowait(call)
+
+    bob.on("incoming_call", ring_only)
+    caller = alice.dial(uri_of(bob))
+    callee = await asyncio.wait_for(incoming.get(), TIMEOUT)
+    await asyncio.wait_for(caller.cancel(), TIMEOUT)
+    assert (await asyncio.wait_for(callee.ended(), TIMEOUT)).status == 487
+    assert caller.end_reason is not None and caller.end_reason.status == 487
+    with pytest.raises(RequestFailed):
+        await caller.answered()
+
+
+async def test_hold_and_resume_from_the_caller(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connected(alice, bob)
+    held = asyncio.Event()
+    resumed = asyncio.Event()
+    callee.on("hold", held.set)
+    callee.on("resume", resumed.set)
+    await asyncio.wait_for(caller.hold(), TIMEOUT)
+    await asyncio.wait_for(held.wait(), TIMEOUT)
+    assert caller.agreed[0].direction is Direction.SENDONLY
+    assert callee.agreed[0].direction is Direction.RECVONLY
+    await asyncio.wait_for(caller.resume(), TIMEOUT)
+    await asyncio.wait_for(resumed.wait(), TIMEOUT)
+    assert caller.agreed[0].direction is Direction.SENDRECV
+    assert callee.agreed[0].direction is Direction.SENDRECV
+
+
+async def test_hold_from_the_callee_and_both_holding_is_inactive(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, callee = await connected(alice, bob)
+    await asyncio.wait_for(callee.hold(), TIMEOUT)
+    assert caller.agreed[0].direction is Direction.RECVONLY
+    await asyncio.wait_for(caller.hold(), TIMEOUT)
+    assert caller.agreed[0].direction is Direction.INACTIVE
+    assert callee.agreed[0].direction is Direction.INACTIVE
+    await asyncio.wait_for(callee.resume(), TIMEOUT)
+    assert callee.agreed[0].direction is Direction.RECVONLY  # the caller still holds
+    await asyncio.wait_for(caller.resume(), TIMEOUT)
+    assert caller.agreed[0].direction is Direction.SENDRECV
+
+
+async def test_info_within_the_call_reaches_the_peer(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connected(alice, bob)
+    got: asyncio.Queue[Request] = asyncio.Queue()
+    callee.on("info", got.put_nowait)
+    body = b"Signal=5\r\nDuration=160\r\n"
+    response = await asyncio.wait_for(caller.info(body, "application/dtmf-relay"), TIMEOUT)
+    assert response.status == 200
+    assert (await asyncio.wait_for(got.get(), TIMEOUT)).body == body
+
+
+async def test_a_call_to_an_agent_with_no_handler_is_refused_480(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    with pytest.raises(RequestFailed) as error:
+        await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+    assert error.value.status == 480
+
+
+async def test_a_request_in_an_unknown_dialog_gets_481(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connected(alice, bob)
+    await asyncio.wait_for(callee.hangup(), TIMEOUT)
+    await asyncio.wait_for(caller.ended(), TIMEOUT)
+    caller.state = CallState.ANSWERED  # pretend we missed the BYE
+    assert caller.dialog is not None
+    caller.dialog.state = caller.dialog.state.CONFIRMED
+    with pytest.raises(RequestFailed) as error:
+        await asyncio.wait_for(caller.info(b"x", "text/plain"), TIMEOUT)
+    assert error.value.status == 481
+
+
+async def test_nothing_is_left_after_many_calls(alice: UserAgent, bob: UserAgent) -> None:
+    answer_calls(bob, ring=False)
+    for _ in range(20):
+        call = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+        await asyncio.wait_for(call.hangup(), TIMEOUT)
+    await asyncio.sleep(0.1)
+    assert not alice.calls and not bob.calls
+    # non-INVITE client transactions wait Timer K (T4) over UDP before they go
+    assert all(t.method in ("BYE", "INVITE") for t in alice.transactions.clients.values())
