@@ -10,6 +10,7 @@ sipp             a ``Sipp`` for this test: ``await sipp.run(...)``, ``sipp.start
                  ``await sipp.register(kamailio, user, contact)``.
 speech_wav       session: five minutes of speech, 8 kHz mono 16-bit WAV.
 baresip_factory  ``baresip_factory("bob", registrar=kamailio)`` -> a started ``Baresip``.
+linphone_factory ``linphone_factory("dave", registrar=kamailio)`` -> a started ``Linphone``.
 
 Every peer is stopped by pid at the end of its fixture's scope, and anything left at the end of
 the session. When a test fails, the logs of the peers it started are added to its report.
@@ -19,23 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from support.peers import (
     Baresip,
     Kamailio,
+    Linphone,
     LoopbackPki,
+    Phone,
     Sipp,
     make_loopback_pki,
     make_speech_wav,
     start_baresip,
     start_kamailio,
+    start_linphonec,
     stop_all,
 )
 from support.peers._process import STARTED
 
 _FIRST_PEER = pytest.StashKey[int]()
+P = TypeVar("P", bound=Phone)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,17 +119,30 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_speech_wav(tmp_path_factory.mktemp("audio") / "speech-8k.wav")
 
 
-@pytest.fixture
-def baresip_factory(tmp_path: Path, speech_wav: Path) -> Iterator[Callable[..., Baresip]]:
-    """``start(user, registrar=kamailio or None, **options of start_baresip)``."""
-    started: list[Baresip] = []
+def _phones(
+    start_phone: Callable[..., P], workdir: Path, **defaults: Any
+) -> Iterator[Callable[..., P]]:
+    started: list[P] = []
 
-    def start(user: str, **options: Any) -> Baresip:
-        options.setdefault("audio_file", speech_wav)
-        phone = start_baresip(tmp_path / f"baresip-{user}-{len(started)}", user=user, **options)
+    def start(user: str, **options: Any) -> P:
+        phone = start_phone(
+            workdir / f"{user}-{len(started)}", user=user, **{**defaults, **options}
+        )
         started.append(phone)
         return phone
 
     yield start
     for phone in started:
         phone.stop()
+
+
+@pytest.fixture
+def baresip_factory(tmp_path: Path, speech_wav: Path) -> Iterator[Callable[..., Baresip]]:
+    """``start(user, registrar=kamailio or None, **options of start_baresip)``."""
+    yield from _phones(start_baresip, tmp_path / "baresip", audio_file=speech_wav)
+
+
+@pytest.fixture
+def linphone_factory(tmp_path: Path) -> Iterator[Callable[..., Linphone]]:
+    """``start(user, registrar=kamailio or None, **options of start_linphonec)``."""
+    yield from _phones(start_linphonec, tmp_path / "linphonec")

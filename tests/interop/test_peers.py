@@ -8,7 +8,7 @@ import ssl
 from collections.abc import Callable
 from pathlib import Path
 
-from support.peers import Baresip, Kamailio, LoopbackPki, Sipp, start_kamailio
+from support.peers import Baresip, Kamailio, Linphone, LoopbackPki, Sipp, start_kamailio
 
 
 async def test_sipp_registers_with_digest_auth_at_kamailio(kamailio: Kamailio, sipp: Sipp) -> None:
@@ -141,6 +141,41 @@ async def test_sipp_uas_holds_and_resumes_a_call_from_baresip(
     await alice.hangup()
     result = await uas.wait()
     assert result.ok, result.report()
+
+
+async def test_sipp_sends_speech_that_baresip_decodes(
+    kamailio: Kamailio, sipp: Sipp, baresip_factory: Callable[..., Baresip]
+) -> None:
+    bob = baresip_factory("bob", registrar=kamailio)
+
+    uac = await sipp.call(kamailio, "alice", "bob", "uac_call_audio")
+    assert uac.ok, uac.report()
+    await bob.wait_closed()
+    bob.stop()  # closes the recordings
+    (received,) = bob.received_recordings()
+    # 236 packets of 20 ms = 4.7 s and more at 8 kHz, 16 bit
+    assert received.stat().st_size > 44 + 2 * 8000 * 4, bob.recordings()
+
+
+async def test_linphonec_answers_sipp_and_calls_baresip_through_kamailio(
+    kamailio: Kamailio,
+    sipp: Sipp,
+    linphone_factory: Callable[..., Linphone],
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    dave = linphone_factory("dave", registrar=kamailio)
+    bob = baresip_factory("bob", registrar=kamailio)
+
+    uac = await sipp.call(kamailio, "alice", "dave", "uac_call", rtp_echo=True)
+    assert uac.ok, uac.report()
+    await dave.wait_closed()
+
+    mark = dave.log_mark()
+    dave.call(kamailio.aor("bob"))
+    await dave.wait_established(since=mark)
+    await bob.wait_established()
+    dave.terminate()
+    await bob.wait_closed()
 
 
 def test_kamailio_tls_port_accepts_a_client_that_trusts_the_fixture_ca(

@@ -7,8 +7,10 @@ its log in a file; it is stopped by pid. The pytest fixtures that use these are 
 
 from ._process import (
     LOOPBACK,
+    PeerHandle,
     PeerProcess,
     PeerStartError,
+    Phone,
     free_port,
     free_port_range,
     require_binary,
@@ -17,6 +19,7 @@ from ._process import (
 from .audio import make_speech_wav
 from .baresip import Baresip, BaresipCommandError, start_baresip
 from .kamailio import Contact, Kamailio, KamailioRpcError, start_kamailio
+from .linphone import Linphone, start_linphonec
 from .pki import LoopbackPki, make_loopback_pki
 from .sipp import (
     SCENARIOS,
@@ -37,9 +40,12 @@ __all__ = [
     "Contact",
     "Kamailio",
     "KamailioRpcError",
+    "Linphone",
     "LoopbackPki",
+    "PeerHandle",
     "PeerProcess",
     "PeerStartError",
+    "Phone",
     "Sipp",
     "SippOptions",
     "SippProcess",
@@ -53,6 +59,7 @@ __all__ = [
     "scenario_path",
     "start_baresip",
     "start_kamailio",
+    "start_linphonec",
     "start_sipp",
     "stop_all",
 ]

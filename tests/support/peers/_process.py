@@ -11,20 +11,23 @@ it runs at interpreter exit too. Nothing is ever looked up or signalled by name.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import os
+import pty
 import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, ClassVar
 
 import pytest
 
@@ -79,6 +82,8 @@ class PeerProcess:
     log_path: Path
     popen: subprocess.Popen[bytes]
     stop_signal: int = signal.SIGTERM
+    # the master side of the peer's pseudo-terminal, when it runs on one (linphonec)
+    terminal: int | None = None
     before_stop: Callable[[], None] | None = None
     _stopped: bool = field(default=False, repr=False)
 
@@ -98,6 +103,12 @@ class PeerProcess:
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         return log_tail(self.log_path, lines)
+
+    def type_line(self, line: str) -> None:
+        """Type ``line`` and Enter on the peer's terminal."""
+        if self.terminal is None:
+            raise RuntimeError(f"{self.name} does not run on a terminal")
+        os.write(self.terminal, line.encode() + b"\n")
 
     def start_failure(self, what: str) -> PeerStartError:
         state = "running" if self.alive() else f"exited with {self.returncode}"
@@ -129,7 +140,8 @@ class PeerProcess:
 
 
 class PeerHandle:
-    """What every peer's handle (Kamailio, Baresip, SippProcess) knows from its process."""
+    """What every peer's handle (Kamailio, Baresip, SippProcess, Linphone) knows from its
+    process: pid, log, and waiting for a line in the log."""
 
     process: PeerProcess
 
@@ -140,6 +152,47 @@ class PeerHandle:
     @property
     def log_path(self) -> Path:
         return self.process.log_path
+
+    def log_mark(self) -> int:
+        """The log's current size: pass it as ``since`` to wait for what happens next."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def wait_for(
+        self, pattern: str | re.Pattern[str], *, since: int = 0, timeout: float = 10.0
+    ) -> re.Match[str]:
+        """Wait until the log (from byte ``since``) matches ``pattern`` (re.MULTILINE)."""
+        deadline = time.monotonic() + timeout
+        while (match := log_has(self.log_path, pattern, since)) is None:
+            if not self.process.alive():
+                raise self.process.start_failure(f"exited while waiting for {pattern!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.process.name}: no {pattern!r} in its log within {timeout:g} s\n"
+                    + self.process.log_tail()
+                )
+            await asyncio.sleep(0.05)
+        return match
+
+
+class Phone(PeerHandle):
+    """A softphone whose log tells when a call is up and when it is over."""
+
+    # what the phone prints when a call is established and when it has ended
+    established: ClassVar[str]
+    closed: ClassVar[str]
+
+    def stop(self) -> int | None:
+        """Stop the phone by pid (its own shutdown, then SIGKILL to its group after a bound)."""
+        return self.process.stop()
+
+    async def wait_established(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
+        return await self.wait_for(self.established, since=since, timeout=timeout)
+
+    async def wait_closed(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
+        return await self.wait_for(self.closed, since=since, timeout=timeout)
 
 
 _LIVE: set[PeerProcess] = set()
@@ -157,23 +210,58 @@ def start_peer(
     stdin: int | IO[bytes] = subprocess.DEVNULL,
     stop_signal: int = signal.SIGTERM,
     line_buffered: bool = False,
+    terminal: bool = False,
 ) -> PeerProcess:
-    """Start a peer in its own session with stdout and stderr appended to ``log_path``."""
+    """Start a peer in its own session with stdout and stderr appended to ``log_path``.
+
+    ``terminal``: stdin, stdout and stderr are a pseudo-terminal (a peer that does nothing
+    without one, like linphonec); a thread copies what it prints into ``log_path`` and
+    ``PeerProcess.type_line`` types into it.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    master = None
     with log_path.open("ab") as log:
-        popen = subprocess.Popen(
-            child_argv(argv, line_buffered=line_buffered),
-            stdin=stdin,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            start_new_session=True,
-        )
-    peer = PeerProcess(name, tuple(argv), log_path, popen, stop_signal)
+        if terminal:
+            master, slave = pty.openpty()
+            streams: dict[str, Any] = {"stdin": slave, "stdout": slave, "stderr": slave}
+        else:
+            streams = {"stdin": stdin, "stdout": log, "stderr": subprocess.STDOUT}
+        try:
+            popen = subprocess.Popen(
+                child_argv(argv, line_buffered=line_buffered),
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                start_new_session=True,
+                **streams,
+            )
+        except BaseException:
+            if master is not None:
+                os.close(master)
+            raise
+        finally:
+            if master is not None:
+                os.close(slave)
+    if master is not None:
+        threading.Thread(
+            target=_copy_terminal, args=(master, log_path), name=f"{name} terminal", daemon=True
+        ).start()
+    peer = PeerProcess(name, tuple(argv), log_path, popen, stop_signal, master)
     _LIVE.add(peer)
     STARTED.append(peer)
     return peer
+
+
+def _copy_terminal(master: int, log_path: Path) -> None:
+    with log_path.open("ab") as log:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the peer has closed its side
+                break
+            if not data:
+                break
+            log.write(data)
+            log.flush()
 
 
 def stop_all() -> None:

@@ -28,8 +28,8 @@ from typing import Any
 
 from ._process import (
     LOOPBACK,
-    PeerHandle,
     PeerProcess,
+    Phone,
     free_port,
     free_port_range,
     log_has,
@@ -46,8 +46,13 @@ class BaresipCommandError(RuntimeError):
 
 
 @dataclass(eq=False)
-class Baresip(PeerHandle):
-    """A running baresip with one account."""
+class Baresip(Phone):
+    """A running baresip with one account. SIGTERM stops it (it un-registers first)."""
+
+    established = r"Call established: (?P<peer>\S+)"
+    # "<peer>: session closed: <reason>" when the far end ends the call (BYE, CANCEL, error),
+    # "Call with <peer> terminated" when baresip hangs up
+    closed = r": session closed: (?P<reason>.*)|: Call with (?P<peer>\S+) terminated"
 
     user: str
     aor: str
@@ -110,30 +115,7 @@ class Baresip(PeerHandle):
         """Take the current call off hold (re-INVITE with a=sendrecv)."""
         await self.command("resume")
 
-    # --- the log --------------------------------------------------------------------------------
-
-    def log_mark(self) -> int:
-        """The log's current size: pass it as ``since`` to wait for what happens next."""
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    async def wait_for(
-        self, pattern: str | re.Pattern[str], *, since: int = 0, timeout: float = 10.0
-    ) -> re.Match[str]:
-        """Wait until the log (from byte ``since``) matches ``pattern``."""
-        deadline = time.monotonic() + timeout
-        while (match := log_has(self.log_path, pattern, since)) is None:
-            if not self.process.alive():
-                raise self.process.start_failure(f"exited while waiting for {pattern!r}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"baresip {self.user}: no {pattern!r} in its log within {timeout:g} s\n"
-                    + self.process.log_tail()
-                )
-            await asyncio.sleep(0.05)
-        return match
+    # --- the log (``wait_for`` and ``log_mark`` come from PeerHandle) -----------------------
 
     def _registered_pattern(self) -> str:
         # e.g. "bob@127.0.0.1: {0/UDP/v4} 200 OK (kamailio) [1 binding]"
@@ -141,20 +123,6 @@ class Baresip(PeerHandle):
 
     async def wait_registered(self, *, since: int = 0, timeout: float = 10.0) -> None:
         await self.wait_for(self._registered_pattern(), since=since, timeout=timeout)
-
-    async def wait_established(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
-        """Wait for "Call established: <peer uri>"."""
-        return await self.wait_for(r"Call established: (\S+)", since=since, timeout=timeout)
-
-    async def wait_closed(self, *, since: int = 0, timeout: float = 10.0) -> re.Match[str]:
-        """Wait for the end of a call: baresip says "<peer>: session closed: <reason>" when the
-        far end ends it (BYE, CANCEL, error) and "Call with <peer> terminated" when it hangs up.
-        """
-        return await self.wait_for(
-            r": session closed: (?P<reason>.*)|: Call with (?P<peer>\S+) terminated",
-            since=since,
-            timeout=timeout,
-        )
 
     # --- recordings -----------------------------------------------------------------------------
 
@@ -168,10 +136,6 @@ class Baresip(PeerHandle):
 
     def sent_recordings(self) -> list[Path]:
         return [p for p in self.recordings() if p.name.endswith("-enc.wav")]
-
-    def stop(self) -> int | None:
-        """SIGTERM (baresip un-registers first), SIGKILL to its group after a bound."""
-        return self.process.stop()
 
 
 def _account_line(
