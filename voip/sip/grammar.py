@@ -182,6 +182,9 @@ SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~]++(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]++)
 
 def split_simple_params(text: str) -> dict[str, str | None]:
     """Parameters matched by ``SIMPLE_PARAMS`` (leading ``;`` included)."""
+    if text.count(";") == 1:  # the common single parameter (a tag, a branch) without a loop
+        name, eq, value = text[1:].partition("=")
+        return {name.lower(): value if eq else None}
     params: dict[str, str | None] = {}
     for piece in text[1:].split(";"):
         name, eq, value = piece.partition("=")

@@ -103,26 +103,27 @@ class Headers:
     whenever a field of that key changes.
     """
 
-    # Four parallel lists, one entry per field: its key (lower case, compact forms
+    # Four parallel tuples, one entry per field: its key (lower case, compact forms
     # expanded), its name as written, its value and its line ``name: value`` as it is
-    # sent. Lookups by key (``list.index``, ``list.count``) then run in C.
+    # sent. Lookups by key (``index``, ``count``) run in C; a change replaces the tuples,
+    # so that what was read from them (a FieldList) stays as it was.
     __slots__ = ("_keys", "_lines", "_names", "_values", "typed")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._names: list[str] = []
-        self._values: list[str] = []
-        for name, value in fields:
-            self._names.append(name)
-            self._values.append(value)
-        self._keys: list[str] = [header_key(name) for name in self._names]
-        self._lines: list[str] = [
-            f"{name}: {value}" for name, value in zip(self._names, self._values, strict=True)
-        ]
+        pairs = list(fields)
+        self._keys = tuple(header_key(name) for name, _ in pairs)
+        self._names = tuple(name for name, _ in pairs)
+        self._values = tuple(value for _, value in pairs)
+        self._lines = tuple(f"{name}: {value}" for name, value in pairs)
         self.typed: dict[str, Any] = {}
 
     @classmethod
     def _parsed(
-        cls, keys: list[str], names: list[str], values: list[str], lines: list[str]
+        cls,
+        keys: tuple[str, ...],
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        lines: tuple[str, ...],
     ) -> Headers:
         """Fields read off the wire; ``lines[i]`` must be ``f"{names[i]}: {values[i]}"``."""
         headers = cls.__new__(cls)
@@ -171,17 +172,7 @@ class Headers:
         return self._all(header_key(name))
 
     def _all(self, key: str) -> list[str]:
-        keys = self._keys
-        count = keys.count(key)
-        if count == 1:
-            return [self._values[keys.index(key)]]
-        values = self._values
-        out = []
-        at = -1
-        for _ in range(count):
-            at = keys.index(key, at + 1)
-            out.append(values[at])
-        return out
+        return _all(self._keys, self._values, key)
 
     def values(self, name: str, allow_empty: bool = False) -> list[str]:
         """The elements of a list header across all its lines, split at top-level commas.
@@ -191,18 +182,7 @@ class Headers:
         return self._items(header_key(name), allow_empty)
 
     def _items(self, key: str, allow_empty: bool = False) -> list[str]:
-        lines = self._all(key)
-        if "" not in lines and "," not in "".join(lines):
-            return lines
-        out: list[str] = []
-        for value in lines:
-            if "," in value:
-                out.extend(split_list(value))
-            elif value:
-                out.append(value)
-            elif not allow_empty:
-                raise SipError(400, "empty header value")
-        return out
+        return list_items(self._all(key), allow_empty)
 
     def count(self, name: str) -> int:
         return self._keys.count(header_key(name))
@@ -212,13 +192,14 @@ class Headers:
         return list(dict.fromkeys(self._keys))
 
     def _put(self, index: int, keys: list[str], names: list[str], values: list[str]) -> None:
-        """Replace the fields from ``index`` on by the given ones and the fields after."""
-        self._keys[index:] = keys
-        self._names[index:] = names
-        self._values[index:] = values
-        self._lines[index:] = [
-            f"{name}: {value}" for name, value in zip(names, values, strict=True)
-        ]
+        """Replace the fields from ``index`` on by the given ones."""
+        self._keys = (*self._keys[:index], *keys)
+        self._names = (*self._names[:index], *names)
+        self._values = (*self._values[:index], *values)
+        self._lines = (
+            *self._lines[:index],
+            *(f"{name}: {value}" for name, value in zip(names, values, strict=True)),
+        )
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
@@ -233,10 +214,12 @@ class Headers:
     def _insert_at(self, index: int, name: str, value: str) -> None:
         key = header_key(name)
         self.typed.pop(key, None)
-        self._keys.insert(index, key)
-        self._names.insert(index, name)
-        self._values.insert(index, value)
-        self._lines.insert(index, f"{name}: {value}")
+        self._put(
+            index,
+            [key, *self._keys[index:]],
+            [name, *self._names[index:]],
+            [value, *self._values[index:]],
+        )
 
     def set(self, name: str, value: str) -> None:
         """Replace every field called ``name`` with one field, where the first one was."""
@@ -272,9 +255,7 @@ class Headers:
             )
 
     def copy(self) -> Headers:
-        return Headers._parsed(
-            list(self._keys), list(self._names), list(self._values), list(self._lines)
-        )
+        return Headers._parsed(self._keys, self._names, self._values, self._lines)
 
     def render(self) -> str:
         """``Name: value CRLF`` for every field, in order."""
@@ -283,3 +264,33 @@ class Headers:
     def _head(self, start_line: str) -> str:
         """The header section under ``start_line``, up to and with the empty line."""
         return "\r\n".join([start_line, *self._lines, "", ""])
+
+
+def _all(keys: tuple[str, ...], values: tuple[str, ...], key: str) -> list[str]:
+    """The values of the fields of ``key``, in order."""
+    count = keys.count(key)
+    if count == 1:
+        return [values[keys.index(key)]]
+    out = []
+    at = -1
+    for _ in range(count):
+        at = keys.index(key, at + 1)
+        out.append(values[at])
+    return out
+
+
+def list_items(lines: list[str], allow_empty: bool = False) -> list[str]:
+    """The elements of a list header's lines, split at top-level commas (§7.3.1).
+
+    An empty field is a 400 unless ``allow_empty``."""
+    if "" not in lines and "," not in "".join(lines):
+        return lines
+    out: list[str] = []
+    for value in lines:
+        if "," in value:
+            out.extend(split_list(value))
+        elif value:
+            out.append(value)
+        elif not allow_empty:
+            raise SipError(400, "empty header value")
+    return out

@@ -41,7 +41,8 @@ from voip.sip.fields import (
     parse_via,
 )
 from voip.sip.grammar import parse_uint, split_tokens
-from voip.sip.headers import Headers, canonical_name, header_key
+from voip.sip.headers import Headers, canonical_name, header_key, list_items
+from voip.sip.headers import _all as _all_values
 from voip.sip.uri import Uri, parse_uri
 
 T = TypeVar("T")
@@ -105,20 +106,38 @@ def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
 class FieldList(Sequence[T]):
     """The values of a list header (Via, Contact, Route …), each parsed when first read.
 
-    A UA mostly reads the top Via or the first Contact; the others stay text until
-    asked for. A malformed value raises SipError (400) when it is read.
+    A UA mostly reads the top Via or the first Contact: the others stay text until
+    asked for, and the fields are not even split at commas until more than the first
+    value is read. A malformed value raises SipError (400) when it is read; a malformed
+    list (an empty element) when its length or a later value is read.
     """
 
-    __slots__ = ("_items", "_name", "_parse", "_values")
+    __slots__ = ("_allow_empty", "_items", "_key", "_keys", "_parse", "_parsed", "_values")
 
-    def __init__(self, items: list[str], parse: Callable[[str], T], key: str) -> None:
-        self._items = items
+    def __init__(
+        self, headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
+    ) -> None:
+        # The header's tuples as they are now: Headers replaces them on a change.
+        self._keys = headers._keys
+        self._values = headers._values
+        self._key = key
         self._parse = parse
-        self._name = key
-        self._values: list[T | None] = [None] * len(items)
+        self._allow_empty = allow_empty
+        self._items: list[str] | None = None
+        self._parsed: dict[int, T] = {}
+
+    def _split(self) -> list[str]:
+        items = self._items
+        if items is None:
+            lines = _all_values(self._keys, self._values, self._key)
+            try:
+                items = self._items = list_items(lines, self._allow_empty)
+            except SipError as error:
+                raise _named(self._key, error) from None
+        return items
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._split())
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -128,14 +147,27 @@ class FieldList(Sequence[T]):
 
     def __getitem__(self, index: int | slice) -> T | tuple[T, ...]:
         if isinstance(index, slice):
-            return tuple(self[i] for i in range(*index.indices(len(self._items))))
-        value = self._values[index]
-        if value is None:
-            try:
-                value = self._parse(self._items[index])
-            except SipError as error:
-                raise _named(self._name, error) from None
-            self._values[index] = value
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        parsed = self._parsed
+        if index in parsed:
+            return parsed[index]
+        if index == 0 and self._items is None and self._key in self._keys:
+            # The top value without splitting the rest: the first field when it holds
+            # one value (no comma, not empty).
+            item = self._values[self._keys.index(self._key)]
+            if not item or "," in item:
+                item = self._split()[0]
+        else:
+            items = self._split()
+            if index < 0:
+                index += len(items)
+                if index in parsed:
+                    return parsed[index]
+            item = items[index]
+        try:
+            value = parsed[index] = self._parse(item)
+        except SipError as error:
+            raise _named(self._key, error) from None
         return value
 
     def __eq__(self, other: object) -> bool:
@@ -155,11 +187,7 @@ def _listed(
     cache = headers.typed
     value: Sequence[T] | None = cache.get(key)
     if value is None:
-        try:
-            items = headers._items(key, allow_empty)
-        except SipError as error:
-            raise _named(key, error) from None
-        value = cache[key] = FieldList(items, parse, key)
+        value = cache[key] = FieldList(headers, key, parse, allow_empty)
     return value
 
 
@@ -281,12 +309,14 @@ class Message:
     @property
     def contact(self) -> Sequence[NameAddress]:
         """Contact values; empty for the ``*`` wildcard (see ``contact_is_wildcard``)."""
-        value: Sequence[NameAddress] | None = self.headers.typed.get("contact")
+        headers = self.headers
+        value: Sequence[NameAddress] | None = headers.typed.get("contact")
         if value is not None:
             return value
-        if self.contact_is_wildcard:
+        first = headers.first("contact")
+        if first is not None and "*" in first and self.contact_is_wildcard:
             return ()
-        return _listed(self.headers, "contact", parse_name_addr)
+        return _listed(headers, "contact", parse_name_addr)
 
     @contact.setter
     def contact(self, values: Iterable[NameAddress]) -> None:

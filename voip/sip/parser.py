@@ -70,7 +70,7 @@ _KEYS: dict[str, str] = {}
 _MAX_NAMES = 512
 
 #: The header fields as ``Headers`` keeps them: keys, names, values and lines.
-_Fields = tuple[list[str], list[str], list[str], list[str]]
+_Fields = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 
 
 def _name_of(raw: str, is_response: bool) -> tuple[str, str]:
@@ -97,11 +97,11 @@ def _split_head(head: str, is_response: bool) -> Headers:
             names, seps, values = zip(*map(str.partition, lines, repeat(": ")), strict=False)
             if "" not in seps and values == tuple(map(str.strip, values, repeat(" \t"))):
                 try:
-                    keys = list(map(_KEYS.__getitem__, names))
+                    keys = tuple(map(_KEYS.__getitem__, names))
                 except KeyError:
                     pass
                 else:
-                    return Headers._parsed(keys, list(names), list(values), lines)
+                    return Headers._parsed(keys, names, values, tuple(lines))
     return Headers._parsed(*_split_lines(head, is_response))
 
 
@@ -121,7 +121,7 @@ def _split_lines(head: str, is_response: bool) -> _Fields:
         names.append(name)
         values.append(value)
         out.append(f"{name}: {value}")
-    return keys, names, values, out
+    return tuple(keys), tuple(names), tuple(values), tuple(out)
 
 
 def _content_length(headers: Headers, is_response: bool, datagram: bool = False) -> int | None:

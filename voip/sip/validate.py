@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from voip.sip.errors import SipError
 from voip.sip.grammar import METHODS
 from voip.sip.headers import canonical_name
-from voip.sip.message import BRANCH_MAGIC_COOKIE, Message, Request, Response
+from voip.sip.message import BRANCH_MAGIC_COOKIE, FieldList, Message, Request, Response
 from voip.sip.uri import AbsoluteUri, SipUri
 
 KNOWN_METHODS = METHODS
@@ -99,7 +99,10 @@ def _parse_all(message: Message) -> None:
         if headers.count(key) > 1:
             raise SipError(400, f"more than one {canonical_name(key)} header")
     for name in _TYPED_FIELDS:
-        getattr(message, name)
+        value = getattr(message, name)
+        if isinstance(value, FieldList):
+            len(value)  # a list is split at commas when first measured
+
     for contact in message.contact:
         _ = contact.uri, contact.expires, contact.q
     for value in (message.from_, message.to, *message.route, *message.record_route):
