@@ -103,12 +103,13 @@ def _check_via_numbers(params: dict[str, str | None]) -> None:
 def parse_via(value: str) -> Via:
     fast = _FAST_VIA_RE.fullmatch(value)
     if fast is not None:
-        transport, host, port, param_text = fast.groups()
-        params = split_simple_params(param_text) if param_text else {}
-        if port is None or int(port) <= 65535:
+        transport, host, port_text, param_text = fast.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            params = split_simple_params(param_text) if param_text else {}
             if "rport" in params or "ttl" in params:
                 _check_via_numbers(params)
-            return Via(transport, host, None if port is None else int(port), params)
+            return Via(transport, host, port, params)
     match = _SENT_PROTOCOL_RE.fullmatch(value.strip(_WSP))
     if match is None:
         raise bad(f"Via: expected 'SIP/2.0/transport host' in {value.strip()!r}")

@@ -261,9 +261,6 @@ class Headers:
         """``Name: value CRLF`` for every field, in order."""
         return "".join([line + "\r\n" for line in self._lines])
 
-    def _head(self, start_line: str) -> str:
-        """The header section under ``start_line``, up to and with the empty line."""
-        return "\r\n".join([start_line, *self._lines, "", ""])
 
 
 def _all(keys: tuple[str, ...], values: tuple[str, ...], key: str) -> list[str]:

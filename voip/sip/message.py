@@ -220,7 +220,8 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        head = self.headers._head(self.start_line())
+        # Each header field is sent as its line: as it came, or as it was last set.
+        head = "\r\n".join([self.start_line(), *self.headers._lines, "", ""])
         return head.encode("utf-8", "surrogateescape") + self._body
 
     def serialize(self) -> bytes:
