@@ -262,7 +262,6 @@ class Headers:
         return "".join([line + "\r\n" for line in self._lines])
 
 
-
 def _all(keys: tuple[str, ...], values: tuple[str, ...], key: str) -> list[str]:
     """The values of the fields of ``key``, in order."""
     count = keys.count(key)
