@@ -198,6 +198,21 @@ class TransportLayer:
             return
         self.counters.stream_messages_out += 1
 
+    async def connect(
+        self, destination: Endpoint, *, server_name: str | None = None
+    ) -> StreamConnection:
+        """The TCP/TLS connection to ``destination``, opened if need be, once it is up.
+
+        Sends do not need this (they queue while connecting); it is for a caller that
+        wants the connection first, such as an RFC 5626 flow. A failure raises here and
+        is reported to ``on_error`` as well.
+        """
+        connection = self._connections.get(destination) or self._connect(destination, server_name)
+        if connection is None:
+            raise ConnectionRefusedError(f"no connection to {destination} could be opened")
+        await connection.wait_open()
+        return connection
+
     def _connect(self, destination: Endpoint, server_name: str | None) -> StreamConnection | None:
         """A new outgoing connection, bound now (its local port is known at once) and
         connected in the background; None (reported) if it cannot be made."""

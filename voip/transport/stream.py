@@ -68,6 +68,7 @@ class StreamConnection(asyncio.Protocol):
         "_ping_timer",
         "_pong_timer",
         "_transport",
+        "_waiters",
         "_watchdog",
         "closed",
         "connect_task",
@@ -116,6 +117,8 @@ class StreamConnection(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self._failure: Exception | None = None
         self._by_us = False
+        # Futures of wait_open callers, made only when someone waits.
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         direction = "to" if self.outgoing else "from"
@@ -166,7 +169,30 @@ class StreamConnection(asyncio.Protocol):
         self._owner.detach(self)
         if error is not None and not self._by_us:
             self._owner.report(self.remote, error)
+        self._wake(error)
         self.closed.set_result(None)
+
+    async def wait_open(self) -> None:
+        """Return once the connection is up (TLS handshake done); raise why it is not."""
+        if self.state is State.OPEN:
+            return
+        if self.state is not State.CONNECTING:
+            raise ConnectionResetError(f"the connection to {self.remote} is closed")
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _wake(self, error: Exception | None) -> None:
+        for waiter in self._waiters:
+            if waiter.done():
+                continue
+            if error is None and self.state is State.OPEN:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(
+                    error or ConnectionResetError(f"the connection to {self.remote} is closed")
+                )
+        self._waiters.clear()
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -198,6 +224,7 @@ class StreamConnection(asyncio.Protocol):
             self._arm_watchdog()
             if self.outgoing and self._keepalive_interval:
                 self._schedule_ping()
+        self._wake(None)
 
     def data_received(self, data: bytes) -> None:
         if self.state is not State.OPEN:
@@ -260,6 +287,7 @@ class StreamConnection(asyncio.Protocol):
                 error = ConnectionResetError(f"{self.remote} closed the connection")
         if error is not None:
             self._owner.report(self.remote, error)
+        self._wake(error)
         if not self.closed.done():
             self.closed.set_result(None)
 

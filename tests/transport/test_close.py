@@ -1,0 +1,36 @@
+"""close() lets go of every socket the layer held."""
+
+from __future__ import annotations
+
+import asyncio
+
+from support.peers.pki import LoopbackPki
+
+from tests.transport.helpers import Recorder, never_reading_server, open_fds, request
+from voip.transport import client_context, server_context
+
+
+async def test_close_releases_every_socket(certificates: LoopbackPki) -> None:
+    before = open_fds()
+    alice, bob = Recorder(), Recorder()
+    tls = {
+        "tls_client": client_context(certificates.cafile),
+        "tls_server": server_context(certificates.certfile, certificates.keyfile),
+    }
+    alice_layer, bob_layer = alice.layer(**tls), bob.layer(**tls)
+    for host in ("127.0.0.1", "::1"):
+        for transport in ("udp", "tcp", "tls"):
+            bound = await bob_layer.listen(transport, host)
+            alice_layer.send(request(), bound)
+            await bob.message()
+    # A connection still being opened when close() comes is let go of too: this server
+    # never answers the TLS handshake.
+    async with never_reading_server("tls") as mute:
+        alice_layer.send(request(), mute)
+        await asyncio.sleep(0.05)
+        assert bob_layer.sockets_open == 2 + 4 + 4  # UDP, listening, accepted
+        assert alice_layer.sockets_open == 2 + 5  # UDP, connections
+        await asyncio.gather(alice_layer.close(), bob_layer.close())
+    assert alice_layer.sockets_open == bob_layer.sockets_open == 0
+    assert open_fds() == before
+    assert alice.errors.empty()
