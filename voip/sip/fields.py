@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from voip.sip.errors import SipError
 from voip.sip.grammar import (
+    FIRST_SIMPLE_PARAMS,
     MAX_UINT32,
     METHODS,
-    SIMPLE_PARAMS,
     bad,
     format_params,
     is_token,
@@ -39,7 +39,9 @@ from voip.sip.uri import (
 _WSP = " \t"
 # The common Via in one match (no LWS games, no IPv6, simple parameters); anything else
 # goes to the full parser, which accepts whatever this accepts.
-_FAST_VIA_RE = re.compile(f"SIP/2\\.0/([A-Z]++) ({HOSTNAME})(?::([0-9]{{1,5}}))?+({SIMPLE_PARAMS})")
+_FAST_VIA_RE = re.compile(
+    f"SIP/2\\.0/([A-Z]++) ({HOSTNAME})(?::([0-9]{{1,5}}))?+{FIRST_SIMPLE_PARAMS}"
+)
 _SENT_PROTOCOL_RE = re.compile(r"([^\s/]+)[ \t]*/[ \t]*([^\s/]+)[ \t]*/[ \t]*([^\s/;]+)[ \t]+(.*)")
 
 
@@ -103,10 +105,12 @@ def _check_via_numbers(params: dict[str, str | None]) -> None:
 def parse_via(value: str) -> Via:
     fast = _FAST_VIA_RE.fullmatch(value)
     if fast is not None:
-        transport, host, port_text, param_text = fast.groups()
+        transport, host, port_text, name, param, others = fast.groups()
         port = None if port_text is None else int(port_text)
         if port is None or port <= 65535:
-            params = split_simple_params(param_text) if param_text else {}
+            params = {} if name is None else {name.lower(): param}
+            if others:
+                params.update(split_simple_params(others))
             if "rport" in params or "ttl" in params:
                 _check_via_numbers(params)
             return Via(transport, host, port, params)
@@ -154,7 +158,7 @@ class NameAddress:
         if uri is None:
             match = self._match
             if match is not None:
-                uri = sip_uri_of(match.group(4, 5, 6, 7, 8, 9))
+                uri = sip_uri_of(match.group(4, 5, 6, 7, 8, 9, 10, 11))
             if uri is None:
                 uri = parse_uri(self._uri_text or "")
             self._uri = uri
@@ -241,7 +245,7 @@ def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddres
 _FAST_NAME_ADDR_RE = re.compile(
     r'(?:"([^"\\]*+)" ?|([A-Za-z0-9\-.!%*_+`\'~]++(?: [A-Za-z0-9\-.!%*_+`\'~]++)*+) ?)?'
     f'<((?:{FAST_SIP_URI})|[^<>\\s"]++)>'
-    f"({SIMPLE_PARAMS})"
+    f"{FIRST_SIMPLE_PARAMS}"
 )
 
 
@@ -249,15 +253,17 @@ def parse_name_addr(value: str) -> NameAddress:
     """``( name-addr / addr-spec ) *( SEMI param )``."""
     fast = _FAST_NAME_ADDR_RE.fullmatch(value)
     if fast is not None:
-        quoted, words, uri_text, scheme, param_text = fast.group(1, 2, 3, 4, 10)
+        quoted, words, uri_text, scheme, name, param, others = fast.group(1, 2, 3, 4, 12, 13, 14)
         # Built without __init__: the URI stays text until it is read; ``_match`` keeps
-        # its parts when they matched as a SIP URI (groups 4-9).
+        # its parts when they matched as a SIP URI (groups 4-11).
         name_addr = NameAddress.__new__(NameAddress)
         name_addr._uri = None
         name_addr._uri_text = uri_text
         name_addr._match = None if scheme is None else fast
         name_addr.display_name = quoted if quoted is not None else words
-        name_addr.params = split_simple_params(param_text) if param_text else {}
+        name_addr.params = params = {} if name is None else {name.lower(): param}
+        if others:
+            params.update(split_simple_params(others))
         return name_addr
     text = value.strip(_WSP)
     if text.startswith('"'):

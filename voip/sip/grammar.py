@@ -177,14 +177,16 @@ def parse_params(text: str, where: str) -> dict[str, str | None]:
 
 # ";name=value" parameters with no LWS, quotes or empty parts: the common case, which
 # ``split_simple_params`` reads with plain splits (``parse_params`` agrees on it).
-SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~]++(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]++)?+)*+"
+_SIMPLE_NAME = r"[A-Za-z0-9\-.!%*_+`'~]++"
+_SIMPLE_VALUE = r"[A-Za-z0-9\-.!%*_+`'~:\[\]]++"
+SIMPLE_PARAMS = f"(?:;{_SIMPLE_NAME}(?:={_SIMPLE_VALUE})?+)*+"
+# The same in three groups: the first parameter's name and value, then the others.
+# Most values carry one parameter (a tag, a branch), which is then read without a split.
+FIRST_SIMPLE_PARAMS = f"(?:;({_SIMPLE_NAME})(?:=({_SIMPLE_VALUE}))?+)?+({SIMPLE_PARAMS})"
 
 
 def split_simple_params(text: str) -> dict[str, str | None]:
     """Parameters matched by ``SIMPLE_PARAMS`` (leading ``;`` included)."""
-    if text.count(";") == 1:  # the common single parameter (a tag, a branch) without a loop
-        name, eq, value = text[1:].partition("=")
-        return {name.lower(): value if eq else None}
     params: dict[str, str | None] = {}
     for piece in text[1:].split(";"):
         name, eq, value = piece.partition("=")

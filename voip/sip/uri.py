@@ -30,13 +30,15 @@ HOSTNAME = f"{_LABEL}(?:\\.{_LABEL})*+\\.?+"
 _HOSTNAME_RE = re.compile(HOSTNAME)
 # The common case in one match: no escapes, no URI headers, no IPv6 reference. Whatever
 # it accepts, the full parser below accepts alike; anything else goes to the full parser.
-# Its six groups (scheme, user, password, host, port, parameters) make a SipUri with
-# ``sip_uri_of``; name-addr values match it inside their own pattern.
+# Its eight groups (scheme, user, password, host, port, then the first parameter's name
+# and value and the other parameters) make a SipUri with ``sip_uri_of``; name-addr
+# values match it inside their own pattern.
+_URI_PARAM = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
 FAST_SIP_URI = (
     r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/]++)(?::([A-Za-z0-9\-_.!~*'()&=+$,]*+))?@)?"
     f"({HOSTNAME})"
     r"(?::([0-9]{1,5}))?+"
-    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++)?+)*+)"
+    f"(?:;({_URI_PARAM})(?:=({_URI_PARAM}))?+)?+((?:;{_URI_PARAM}(?:={_URI_PARAM})?+)*+)"
 )
 _FAST_SIP_RE = re.compile(FAST_SIP_URI)
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
@@ -253,13 +255,15 @@ def parse_tel_uri(text: str, rest: str) -> TelUri:
 
 def sip_uri_of(groups: tuple[str | Any, ...]) -> SipUri | None:
     """The SipUri of the groups of ``FAST_SIP_URI``; None for a port beyond 65535."""
-    scheme, user, password, host, port_text, param_text = groups
+    scheme, user, password, host, port_text, name, value, others = groups
     port = None
     if port_text is not None:
         port = int(port_text)
         if port > MAX_PORT:
             return None
-    params = split_simple_params(param_text) if param_text else {}
+    params = {} if name is None else {name.lower(): value}
+    if others:
+        params.update(split_simple_params(others))
     return SipUri(host, user, password, port, params, (), scheme)
 
 
