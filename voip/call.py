@@ -125,6 +125,7 @@ class Call:
             return
         self.state = CallState.ENDED
         self.end_reason = EndReason(by, status, text)
+
         if self.dialog is not None:
             self.dialog.terminate()
         self.ua.calls.pop((self.call_id, self.local_tag), None)
@@ -484,6 +485,10 @@ class Call:
         except SipError as error:
             ua.respond(transaction, make_response(request, error.status, error.reason))
             return
+        if self._invite_server is not None and not self._acked.is_set():
+            # the peer got our 2xx, or it would not send this: its ACK was lost
+            ua.transactions.acknowledge(self._invite_server)
+            self._acked.set()
         method = request.method
         if method == "BYE":
             ua.respond(transaction, make_response(request, 200))

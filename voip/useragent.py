@@ -195,6 +195,18 @@ class UserAgent(AsyncIOEventEmitter):
             self._timer.cancel()
         await self.transport.close()
 
+    def resources(self) -> dict[str, int]:
+        """What the agent holds now: for leak checks and health reports."""
+        return {
+            "calls": len(self.calls),
+            "client_transactions": len(self.transactions.clients),
+            "server_transactions": len(self.transactions.servers),
+            "pending_requests": len(self._pending),
+            "server_owners": len(self._server_owner),
+            "jobs": len(self._tasks),
+            "sockets": self.transport.sockets_open,
+        }
+
     async def __aenter__(self) -> UserAgent:
         return self
 

@@ -530,3 +530,15 @@ def test_nothing_is_left_after_a_thousand_transactions_complete(layer: Transacti
     run_until(layer, now + 100.0)
     assert len(layer) == 0
     assert layer.next_deadline() is None
+
+
+def test_a_later_request_in_the_dialog_stands_in_for_a_lost_ack(layer: TransactionLayer) -> None:
+    req = request()
+    transaction = receive_request(layer, req)
+    layer.respond(transaction, response_to(req, 200), 0.0)
+    layer.take_events()
+    layer.acknowledge(transaction)  # the TU got a BYE in the dialog: the peer has the 2xx
+    seen = run_until(layer, 100.0)
+    assert times_of(seen, Transmit) == []
+    assert times_of(seen, AckTimeout) == []
+    assert times_of(seen, TransactionTerminated) == [32.0]

@@ -486,6 +486,14 @@ class TransactionLayer:
         transaction.state = State.COMPLETED
         self._wait(transaction, "J", now, self.timers.transaction_timeout)
 
+    def acknowledge(self, transaction: ServerTransaction) -> None:
+        """Stop retransmitting a 2xx as if its ACK had come: the TU saw a later request in
+        the dialog (a BYE, a re-INVITE), which the peer sends only after it got the 2xx,
+        so the ACK was lost and retransmitting on would only draw an AckTimeout."""
+        if transaction.state is State.ACCEPTED and not transaction.acked:
+            transaction.acked = True
+            self._cancel(transaction, "2xx")
+
     @staticmethod
     def _dialog_key(request: Request, response: Response) -> tuple[str, int, str]:
         return (request.call_id, request.cseq.number, response.to.tag or "")
