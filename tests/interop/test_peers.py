@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from support.peers import Baresip, Kamailio, Linphone, LoopbackPki, Sipp, start_kamailio
 
 
@@ -210,6 +212,9 @@ def test_kamailio_starts_without_tls_and_stops_by_pid(tmp_path: Path) -> None:
     try:
         assert kam.tls_port is None and kam.cafile is None
         assert kam.users.keys() >= {"alice", "bob", "carol", "dave"}
+        assert os.getpgid(kam.pid) == kam.process.pid  # its workers share the group
     finally:
         kam.stop()
     assert not kam.process.alive()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(kam.process.pid, 0)  # nothing of its process group is left

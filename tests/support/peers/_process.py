@@ -53,15 +53,33 @@ def require_binary(name: str) -> str:
     return path
 
 
-def child_argv(argv: Sequence[str], *, line_buffered: bool = False) -> list[str]:
-    """``argv`` run so that the kernel SIGKILLs it when the test process dies.
+# A peer that forks workers (kamailio) runs under this shell, the leader of its process group:
+# a SIGTERM (from ``stop`` or, as the parent-death signal, from the kernel when the test process
+# dies) goes on to the peer, and once the peer has exited the whole group is killed, so that no
+# worker outlives it (kamailio's workers do not notice that their main process was killed).
+_GROUP_GUARD = (
+    'trap \'kill -TERM "$peer" 2>/dev/null; wait "$peer"; kill -KILL 0\' TERM; '
+    '"$@" & peer=$!; wait "$peer"'
+)
+
+
+def child_argv(
+    argv: Sequence[str], *, line_buffered: bool = False, group_guard: bool = False
+) -> list[str]:
+    """``argv`` run so that the kernel signals it when the test process dies.
 
     (A ``preexec_fn`` calling prctl would do the same, but is unsafe once threads exist, and
     asyncio's child watcher starts threads.) ``line_buffered``: stdout flushed at each line
-    (``stdbuf -oL``), for a peer whose log a test waits on.
+    (``stdbuf -oL``), for a peer whose log a test waits on. ``group_guard``: under
+    ``_GROUP_GUARD``, for a peer that forks.
     """
-    buffering = ["stdbuf", "-oL", "-eL"] if line_buffered else []
-    return ["setpriv", "--pdeathsig", "KILL", "--", *buffering, require_binary(argv[0]), *argv[1:]]
+    command = [require_binary(argv[0]), *argv[1:]]
+    if line_buffered:
+        command = ["stdbuf", "-oL", "-eL", *command]
+    if group_guard:
+        guard = ["sh", "-c", _GROUP_GUARD, "peer-group-guard", *command]
+        return ["setpriv", "--pdeathsig", "TERM", "--", *guard]
+    return ["setpriv", "--pdeathsig", "KILL", "--", *command]
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
@@ -211,12 +229,13 @@ def start_peer(
     stop_signal: int = signal.SIGTERM,
     line_buffered: bool = False,
     terminal: bool = False,
+    group_guard: bool = False,
 ) -> PeerProcess:
     """Start a peer in its own session with stdout and stderr appended to ``log_path``.
 
     ``terminal``: stdin, stdout and stderr are a pseudo-terminal (a peer that does nothing
     without one, like linphonec); a thread copies what it prints into ``log_path`` and
-    ``PeerProcess.type_line`` types into it.
+    ``PeerProcess.type_line`` types into it. ``group_guard``: see ``child_argv``.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     master = None
@@ -228,7 +247,7 @@ def start_peer(
             streams = {"stdin": stdin, "stdout": log, "stderr": subprocess.STDOUT}
         try:
             popen = subprocess.Popen(
-                child_argv(argv, line_buffered=line_buffered),
+                child_argv(argv, line_buffered=line_buffered, group_guard=group_guard),
                 cwd=cwd,
                 env=None if env is None else dict(env),
                 start_new_session=True,

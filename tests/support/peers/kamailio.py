@@ -99,6 +99,15 @@ class Kamailio(PeerHandle):
     _client_sockets: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
+    def pid(self) -> int:
+        """The pid of kamailio's main process (``process.pid`` is the shell that guards its
+        process group and that ``stop`` signals)."""
+        for entry in self.rpc_sync("core.psx"):
+            if entry["IDX"] == 0:
+                return int(entry["PID"])
+        raise KamailioRpcError("core.psx: no main process")
+
+    @property
     def tcp_port(self) -> int:
         # UDP and TCP share one port, as on a real SIP server.
         return self.udp_port
@@ -301,7 +310,9 @@ def start_kamailio(
     argv = ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", str(shared_memory_mb)]
     for define in defines:
         argv += ["-A", define]
-    process = start_peer("kamailio", argv, log_path=run_dir / "kamailio.log", cwd=run_dir)
+    process = start_peer(
+        "kamailio", argv, log_path=run_dir / "kamailio.log", cwd=run_dir, group_guard=True
+    )
     kam = Kamailio(
         process=process,
         udp_port=udp_port,
