@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from support.peers.pki import LoopbackPki
 
 from tests.transport.helpers import Recorder, never_reading_server, open_fds, request
-from voip.transport import client_context, server_context
+from voip.transport import Endpoint, client_context, server_context
 
 
 async def test_close_releases_every_socket(certificates: LoopbackPki) -> None:
@@ -34,3 +35,16 @@ async def test_close_releases_every_socket(certificates: LoopbackPki) -> None:
     assert alice_layer.sockets_open == bob_layer.sockets_open == 0
     assert open_fds() == before
     assert alice.errors.empty()
+
+
+async def test_after_close_sends_are_dropped_and_nothing_is_opened() -> None:
+    alice = Recorder()
+    layer = alice.layer()
+    await layer.listen("udp", "127.0.0.1")
+    await layer.close()
+    before = open_fds()
+    layer.send(request(), Endpoint("udp", "127.0.0.1", 5060))
+    layer.send(request(), Endpoint("tcp", "127.0.0.1", 5060))
+    with pytest.raises(RuntimeError, match="closed"):
+        layer.local_endpoint("udp", Endpoint("udp", "127.0.0.1", 5060))
+    assert open_fds() == before and layer.sockets_open == 0

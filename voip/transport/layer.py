@@ -92,10 +92,11 @@ class TransportLayer:
     # --- setting up ----------------------------------------------------------------------
 
     def _ready(self) -> Inbound:
+        """The receiving side, made on first use in the running loop; not after close."""
+        if self._closed:
+            raise RuntimeError("the transport layer is closed")
         inbound = self._inbound
         if inbound is None:
-            if self._closed:
-                raise RuntimeError("the transport layer is closed")
             self._loop = asyncio.get_running_loop()
             inbound = self._inbound = Inbound(
                 self._on_message, self._on_malformed, self.counters, self._loop
@@ -174,8 +175,12 @@ class TransportLayer:
         out where its request came in, RFC 3581 §4). TCP and TLS use the connection to
         ``destination`` whichever side opened it, or open one and queue until it is up.
         ``server_name`` is the name a TLS server's certificate must match (RFC 5922
-        §7.3); without it, the destination's IP address. Failures go to ``on_error``.
+        §7.3); without it, the destination's IP address. It is checked when a connection
+        is opened; an open connection to ``destination`` is used as it is. Failures go to
+        ``on_error``. After :meth:`close`, sends are dropped.
         """
+        if self._closed:
+            return  # a retransmission timer firing during shutdown: nothing to send on
         data = message if type(message) is bytes else bytes(message)
         if destination.transport == UDP:
             try:
