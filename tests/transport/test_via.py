@@ -6,7 +6,7 @@ import pytest
 
 from tests.transport.helpers import request
 from voip.sip import Request, SipError, parse_message
-from voip.transport import Endpoint, response_destination, stamp_received
+from voip.transport import Endpoint, reflexive_endpoint, response_destination, stamp_received
 
 SOURCE = Endpoint("udp", "198.51.100.7", 40000)
 
@@ -120,3 +120,14 @@ def test_a_tls_response_defaults_to_port_5061() -> None:
     source = Endpoint("tls", "198.51.100.7", 40000)
     data = request(transport="TLS", sent_by="client.example.com")
     assert destination(data, source) == Endpoint("tls", "198.51.100.7", 5061)
+
+
+def test_a_response_via_tells_the_client_its_public_address() -> None:
+    # RFC 3581 §4: the client learns the NAT binding from received and rport.
+    top = stamped(request(sent_by="10.0.0.5:5060", rport=True)).via[0]
+    assert reflexive_endpoint(top, "udp") == Endpoint("udp", "198.51.100.7", 40000)
+
+
+def test_a_response_via_without_received_or_rport_tells_nothing() -> None:
+    top = parse_message(request(sent_by="198.51.100.7:5060", rport=True)).via[0]
+    assert reflexive_endpoint(top, "udp") is None

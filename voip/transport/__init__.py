@@ -6,7 +6,7 @@ from voip.transport.layer import TransportLayer
 from voip.transport.limits import StreamLimits
 from voip.transport.stream import StreamConnection
 from voip.transport.tls import client_context, server_context
-from voip.transport.via import response_destination, stamp_received
+from voip.transport.via import reflexive_endpoint, response_destination, stamp_received
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -20,6 +20,7 @@ __all__ = [
     "TransportCounters",
     "TransportLayer",
     "client_context",
+    "reflexive_endpoint",
     "response_destination",
     "server_context",
     "stamp_received",

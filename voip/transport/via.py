@@ -79,3 +79,17 @@ def response_destination(via: Via, source: Endpoint) -> Endpoint:
         # RFC 3581 §4: to the source address and port the request came from.
         return Endpoint(transport, host, rport)
     return Endpoint(transport, host, port)
+
+
+def reflexive_endpoint(via: Via, transport: str) -> Endpoint | None:
+    """Where the server saw our request come from, as written in the top Via of its
+    response (RFC 3581 §4 ``received``/``rport``): behind a NAT, the public side of the
+    binding, which a UA may then put in its Contact. None when the server wrote neither.
+    """
+    received = via.received
+    rport = via.rport
+    if received is None and (rport is None or rport is True):
+        return None
+    host = unbracket(received) if received else unbracket(via.host)
+    port = rport if rport is not None and rport is not True else via.port
+    return Endpoint(transport, host, port or DEFAULT_PORTS[transport])
