@@ -13,11 +13,13 @@ baresip_factory  ``baresip_factory("bob", registrar=kamailio)`` -> a started ``B
 linphone_factory ``linphone_factory("dave", registrar=kamailio)`` -> a started ``Linphone``.
 
 Every peer is stopped by pid at the end of its fixture's scope, and anything left at the end of
-the session. When a test fails, the logs of the peers it started are added to its report.
+the session. When a test fails, the logs of its peers are added to its report.
+VOIP_INTEROP_DEBUG=1 makes kamailio log every request and reply it routes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,10 +60,12 @@ def _note_first_peer(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.failed and _FIRST_PEER in item.stash:
-        peers = STARTED[item.stash[_FIRST_PEER] :]
+        first = item.stash[_FIRST_PEER]
+        # the test's own peers, and the session's (kamailio) that are still running
+        peers = STARTED[first:] + [p for p in STARTED[:first] if p.alive()]
         if peers:
             lines = [f"{p.name} (pid {p.pid}): {p.log_path}" for p in peers]
-            report.sections.append(("peers started by this test", "\n".join(lines)))
+            report.sections.append(("peers of this test", "\n".join(lines)))
             for peer in peers:
                 report.sections.append((f"{peer.name} log", peer.log_tail(40)))
     return report
@@ -81,6 +85,8 @@ def kamailio_factory(
 
     def start(**options: Any) -> Kamailio:
         options.setdefault("pki", loopback_pki)
+        # VOIP_INTEROP_DEBUG=1: kamailio logs every request and reply it routes
+        options.setdefault("debug", os.environ.get("VOIP_INTEROP_DEBUG") == "1")
         kam = start_kamailio(tmp_path_factory.mktemp("kamailio"), **options)
         started.append(kam)
         return kam
