@@ -95,8 +95,11 @@ async def test_datagrams_to_a_wildcard_listener_arrive_at_a_real_address(
 ) -> None:
     bob = await listening("udp", "0.0.0.0")
     client.sendto(request(), ("127.0.0.1", bob.at.port))
-    _, _, local = await bob.inbox.message()
+    _, source, local = await bob.inbox.message()
     assert local == Endpoint("udp", "127.0.0.1", bob.at.port)
+    bob.layer.send(response(), source, local=local)  # back through the wildcard socket
+    _, sender = await asyncio.to_thread(client.recvfrom, 65536)
+    assert sender == ("127.0.0.1", bob.at.port)
 
 
 async def test_a_client_that_never_listened_gets_one_port_for_via_and_sending(

@@ -150,6 +150,8 @@ class TransportLayer:
             for datagram in self._datagram_sockets:
                 if datagram.wildcard and datagram.local.port == local.port:
                     if datagram.family == local.family:
+                        # A wildcard socket seen from one of this host's addresses.
+                        self._datagram_by_local[local] = datagram
                         return datagram
         family = destination.family
         default = self._datagram_default.get(family)
