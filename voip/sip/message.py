@@ -151,10 +151,13 @@ class FieldList(Sequence[T]):
         parsed = self._parsed
         if index in parsed:
             return parsed[index]
-        if index == 0 and self._items is None and self._key in self._keys:
+        if index == 0 and self._items is None:
             # The top value without splitting the rest: the first field when it holds
             # one value (no comma, not empty).
-            item = self._values[self._keys.index(self._key)]
+            try:
+                item = self._values[self._keys.index(self._key)]
+            except ValueError:
+                item = ""
             if not item or "," in item:
                 item = self._split()[0]
         else:
@@ -453,11 +456,12 @@ class Message:
         headers = self.headers
         value: T | None = headers.typed.get(key)
         if value is None:
-            keys = headers._keys
-            if key not in keys:
-                raise SipError(400, f"missing {canonical_name(key)} header")
             try:
-                value = headers.typed[key] = parse(headers._values[keys.index(key)])
+                raw = headers._values[headers._keys.index(key)]
+            except ValueError:
+                raise SipError(400, f"missing {canonical_name(key)} header") from None
+            try:
+                value = headers.typed[key] = parse(raw)
             except SipError as error:
                 raise _named(key, error) from None
         return value

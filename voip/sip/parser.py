@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import repeat
 
 from voip.sip.errors import SipError, SipFramingError
 from voip.sip.grammar import METHODS, is_token
@@ -92,13 +91,16 @@ def _split_head(head: str, is_response: bool) -> Headers:
         # The common case without a Python loop: every line "Name: value" with a name
         # seen before and no LWS around the value, so that each line is already in the
         # form it is sent in. A folded line (§7.3.1) starts with LWS, which no name
-        # holds, or follows a bare LF, which the count finds: like anything else
-        # unusual it goes to the careful loop below.
-        if lines and head.count("\n") == len(lines):
-            names, seps, values = zip(*map(str.partition, lines, repeat(": ")), strict=False)
-            # str.strip() without arguments strips more than LWS (" \t"): a value it
-            # leaves alone has no LWS to strip, and any other goes the careful way.
-            if "" not in seps and values == tuple(map(str.strip, values)):
+        # holds, or follows a bare LF inside a value: like anything else unusual it
+        # goes to the careful loop below. str.strip() without arguments strips more
+        # than LWS (" \t"): a value it leaves alone has no LWS to strip.
+        if lines:
+            names, seps, values = zip(*[line.partition(": ") for line in lines], strict=False)
+            if (
+                "" not in seps
+                and values == tuple(map(str.strip, values))
+                and "\n" not in "".join(values)
+            ):
                 try:
                     keys = tuple(map(_KEYS.__getitem__, names))
                 except KeyError:
