@@ -237,3 +237,19 @@ async def test_a_sipp_uac_cancels_a_ringing_toolkit_and_gets_487(sipp: Sipp) -> 
         assert "SIP/2.0 487" in result.messages()
         call = await within(ended.get())
         assert call.end_reason is not None and call.end_reason.status == 487
+
+
+async def test_the_toolkit_holds_and_resumes_a_sipp_uas_through_kamailio(
+    kamailio: Kamailio, sipp: Sipp, agent: Callable[..., object]
+) -> None:
+    uas = await sipp.start_registered(kamailio, "bob", "uas_call", calls=1)
+    async with agent("alice") as ua:  # type: ignore[attr-defined]
+        call: Call = await within(ua.call(kamailio.aor("bob")))
+        await within(call.hold())
+        assert call.agreed[0].direction is Direction.SENDONLY
+        await within(call.resume())
+        assert call.agreed[0].direction is Direction.SENDRECV
+        await within(call.hangup())
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()
+    assert result.messages().count("a=sendonly") >= 1
