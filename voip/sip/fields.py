@@ -27,10 +27,11 @@ from voip.sip.grammar import (
 )
 from voip.sip.uri import (
     FAST_SIP_URI,
-    HOSTNAME,
+    FLAT_HOST,
     SipUri,
     Uri,
     format_host,
+    is_hostname,
     parse_uri,
     sip_uri_of,
     split_hostport,
@@ -40,7 +41,7 @@ _WSP = " \t"
 # The common Via in one match (no LWS games, no IPv6, simple parameters); anything else
 # goes to the full parser, which accepts whatever this accepts.
 _FAST_VIA_RE = re.compile(
-    f"SIP/2\\.0/([A-Z]++) ({HOSTNAME})(?::([0-9]{{1,5}}))?+{FIRST_SIMPLE_PARAMS}"
+    f"SIP/2\\.0/([A-Z]++) ({FLAT_HOST})(?::([0-9]{{1,5}}))?+{FIRST_SIMPLE_PARAMS}"
 )
 _SENT_PROTOCOL_RE = re.compile(r"([^\s/]+)[ \t]*/[ \t]*([^\s/]+)[ \t]*/[ \t]*([^\s/;]+)[ \t]+(.*)")
 
@@ -107,7 +108,8 @@ def parse_via(value: str) -> Via:
     if fast is not None:
         transport, host, port_text, name, param, others = fast.groups()
         port = None if port_text is None else int(port_text)
-        if port is None or port <= 65535:
+        plain = "-" not in host and ".." not in host and host[0] != "."
+        if (port is None or port <= 65535) and (plain or is_hostname(host)):
             params = {} if name is None else {name.lower(): param}
             if others:
                 params.update(split_simple_params(others))

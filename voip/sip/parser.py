@@ -225,11 +225,9 @@ def parse_message(data: bytes) -> Message:
                 is_response=is_response,
             )
         body = body[:length]
-    try:
-        return _build(start, headers, body)
-    except SipError as error:
-        error.is_response = is_response
-        raise
+    if len(start) == 2:
+        return Response._parsed(start[0], start[1], headers, body)
+    return Request._parsed(start[0], start[1], headers, body)
 
 
 @dataclass(frozen=True, slots=True)
