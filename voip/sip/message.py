@@ -112,14 +112,18 @@ class FieldList(Sequence[T]):
     list (an empty element) when its length or a later value is read.
     """
 
-    __slots__ = ("_allow_empty", "_items", "_key", "_keys", "_parse", "_parsed", "_values")
+    __slots__ = ("_allow_empty", "_items", "_key", "_keys", "_parse", "_parsed", "_top", "_values")
 
     def __init__(
         self, headers: Headers, key: str, parse: Callable[[str], T], allow_empty: bool = False
     ) -> None:
         # The header's tuples as they are now: Headers replaces them on a change.
-        self._keys = headers._keys
-        self._values = headers._values
+        self._keys = keys = headers._keys
+        self._values = values = headers._values
+        try:
+            self._top = values[keys.index(key)]  # the first field's value
+        except ValueError:
+            self._top = ""
         self._key = key
         self._parse = parse
         self._allow_empty = allow_empty
@@ -154,10 +158,7 @@ class FieldList(Sequence[T]):
         if index == 0 and self._items is None:
             # The top value without splitting the rest: the first field when it holds
             # one value (no comma, not empty).
-            try:
-                item = self._values[self._keys.index(self._key)]
-            except ValueError:
-                item = ""
+            item = self._top
             if not item or "," in item:
                 item = self._split()[0]
         else:
@@ -313,14 +314,10 @@ class Message:
     @property
     def contact(self) -> Sequence[NameAddress]:
         """Contact values; empty for the ``*`` wildcard (see ``contact_is_wildcard``)."""
-        headers = self.headers
-        value: Sequence[NameAddress] | None = headers.typed.get("contact")
-        if value is not None:
-            return value
-        first = headers.first("contact")
-        if first is not None and "*" in first and self.contact_is_wildcard:
+        value = _listed(self.headers, "contact", parse_name_addr)
+        if isinstance(value, FieldList) and "*" in value._top and self.contact_is_wildcard:
             return ()
-        return _listed(headers, "contact", parse_name_addr)
+        return value
 
     @contact.setter
     def contact(self, values: Iterable[NameAddress]) -> None:

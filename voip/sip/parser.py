@@ -134,10 +134,14 @@ def _content_length(headers: Headers, is_response: bool, datagram: bool = False)
     datagram frames itself: its body is then the rest of the datagram and the UA check
     answers 400 for the duplicate field (RFC 4475 §3.3.9)."""
     keys = headers._keys
-    if keys.count("content-length") == 1:
-        value = headers._values[keys.index("content-length")]
-        if value.isdigit() and value.isascii():
-            return int(value)
+    try:
+        at = keys.index("content-length")
+    except ValueError:
+        return None
+    # The common case in one scan: one well-formed field, the last of its kind.
+    value = headers._values[at]
+    if value.isdigit() and value.isascii() and "content-length" not in keys[at + 1 :]:
+        return int(value)
     found: int | None = None
     for value in headers._all("content-length"):
         if not value.isdigit() or not value.isascii():
