@@ -172,7 +172,7 @@ class Headers:
         return self._all(header_key(name))
 
     def _all(self, key: str) -> list[str]:
-        return _all(self._keys, self._values, key)
+        return field_values(self._keys, self._values, key)
 
     def values(self, name: str, allow_empty: bool = False) -> list[str]:
         """The elements of a list header across all its lines, split at top-level commas.
@@ -262,8 +262,8 @@ class Headers:
         return "".join([line + "\r\n" for line in self._lines])
 
 
-def _all(keys: tuple[str, ...], values: tuple[str, ...], key: str) -> list[str]:
-    """The values of the fields of ``key``, in order."""
+def field_values(keys: tuple[str, ...], values: tuple[str, ...], key: str) -> list[str]:
+    """The values of the fields of ``key``, in order, from a Headers' parallel tuples."""
     count = keys.count(key)
     if count == 1:
         return [values[keys.index(key)]]

@@ -41,8 +41,7 @@ from voip.sip.fields import (
     parse_via,
 )
 from voip.sip.grammar import parse_uint, split_tokens
-from voip.sip.headers import Headers, canonical_name, header_key, list_items
-from voip.sip.headers import _all as _all_values
+from voip.sip.headers import Headers, canonical_name, field_values, header_key, list_items
 from voip.sip.uri import Uri, parse_uri
 
 T = TypeVar("T")
@@ -133,7 +132,7 @@ class FieldList(Sequence[T]):
     def _split(self) -> list[str]:
         items = self._items
         if items is None:
-            lines = _all_values(self._keys, self._values, self._key)
+            lines = field_values(self._keys, self._values, self._key)
             try:
                 items = self._items = list_items(lines, self._allow_empty)
             except SipError as error:
