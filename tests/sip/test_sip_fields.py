@@ -201,3 +201,61 @@ def test_contact_wildcard() -> None:
     assert message.contact_is_wildcard
     assert message.contact == ()
     assert message.expires == 0
+
+
+def test_contact_with_star_in_its_uri_is_no_wildcard() -> None:
+    message = parse_message(_request("Contact: <sip:*69@192.0.2.1>\r\n"))
+    assert not message.contact_is_wildcard
+    assert message.contact[0].uri.user == "*69"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "host", ["-a.example.com", "a-.example.com", "a..example.com", ".example.com", "a.-b"]
+)
+def test_via_host_with_an_empty_or_hyphen_edged_label_is_400(host: str) -> None:
+    with pytest.raises(SipError):
+        parse_via(f"SIP/2.0/UDP {host}:5060;branch=z9hG4bK1")
+
+
+@pytest.mark.parametrize("host", ["a-b.example.com", "example.com.", "a--b", "_sip.x"])
+def test_via_host_with_inner_hyphens_or_a_final_dot_is_accepted(host: str) -> None:
+    assert parse_via(f"SIP/2.0/UDP {host};branch=z9hG4bK1").host == host
+
+
+def test_name_addr_uri_with_a_bad_host_is_400_when_read() -> None:
+    value = parse_name_addr("<sip:bob@a-.example.com>;tag=1")
+    assert value.tag == "1"
+    with pytest.raises(SipError):
+        _ = value.uri
+
+
+def test_name_addr_uri_parts_are_read_from_its_own_match() -> None:
+    value = parse_name_addr("Bob <sip:bob:pw@192.0.2.4:5070;transport=tcp;lr>;tag=7;x")
+    uri = value.uri
+    assert (uri.user, uri.password, uri.host, uri.port) == ("bob", "pw", "192.0.2.4", 5070)  # type: ignore[union-attr]
+    assert uri.params == {"transport": "tcp", "lr": None}  # type: ignore[union-attr]
+    assert value.params == {"tag": "7", "x": None}
+    assert value.display_name == "Bob"
+
+
+def test_first_parameter_names_are_case_insensitive() -> None:
+    assert parse_via("SIP/2.0/UDP h;BRANCH=z9hG4bK1;RPort").params == {
+        "branch": "z9hG4bK1",
+        "rport": None,
+    }
+
+
+def test_an_empty_later_via_is_400_when_the_list_is_measured() -> None:
+    message = parse_message(_request("Via: \r\n"))
+    assert message.via[0].host == "a.example.com"
+    with pytest.raises(SipError) as caught:
+        len(message.via)
+    assert caught.value.status == 400 and "Via" in caught.value.reason
+
+
+def test_list_read_before_a_change_keeps_its_values() -> None:
+    message = parse_message(_request(""))
+    via = message.via
+    message.headers.insert("Via", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bK2")
+    assert [v.host for v in via] == ["a.example.com"]
+    assert [v.host for v in message.via] == ["proxy.example.com", "a.example.com"]

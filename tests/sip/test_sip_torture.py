@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import DATA, load_manifest
 from voip.sip import (
     AbsoluteUri,
+    CSeq,
     Request,
     Response,
     SipError,
@@ -266,3 +267,43 @@ def test_badvers_is_505() -> None:
     with pytest.raises(SipError) as caught:
         parse_message(load("badvers"))
     assert caught.value.status == 505
+
+
+# --- header sections beyond the corpus: what the common-case split must leave alone ---
+
+
+def test_lws_around_values_is_removed_and_lines_sent_canonically() -> None:
+    data = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"Via:  SIP/2.0/UDP a.example.com;branch=z9hG4bK1 \r\n"
+        b"From:<sip:a@example.com>;tag=1\r\nTo:\t<sip:b@example.com>\r\n"
+        b"Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nSubject: \r\nContent-Length: 0\r\n\r\n"
+    )
+    message = parse_message(data)
+    assert message.headers.get("via") == "SIP/2.0/UDP a.example.com;branch=z9hG4bK1"
+    assert message.headers.get("subject") == ""
+    assert b"\r\nVia: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\nFrom: <sip:a" in bytes(message)
+    assert b"\r\nTo: <sip:b@example.com>\r\n" in bytes(message)
+
+
+def test_line_folded_after_a_bare_lf_is_unfolded() -> None:
+    # §7.3.1: LWS includes a bare LF followed by whitespace (RFC 4475 tolerates LF).
+    data = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: c1\r\nCSeq: 1\n OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert parse_message(data).cseq == CSeq(1, "OPTIONS")
+
+
+def test_header_line_without_a_colon_is_400_even_when_it_reads_as_a_name() -> None:
+    data = (
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\nTo\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    with pytest.raises(SipError) as caught:
+        parse_message(data)
+    assert caught.value.status == 400
