@@ -23,7 +23,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 import sdp
 from voip.negotiation import SDP, Negotiation, default_audio
 from voip.sip import Request, Response, SipError, make_response
-from voip.sip.dialog import Dialog
+from voip.sip.dialog import Dialog, OfferAnswer
 from voip.sip.transaction import ClientTransaction, ServerTransaction, make_cancel
 from voip.transport import Endpoint
 from voip.transport.dns import Target
@@ -53,6 +53,11 @@ class EndReason:
 
     def __str__(self) -> str:
         return f"{self.by}: {self.status} {self.text}"
+
+
+def merge_key(request: Request) -> tuple[str, str, int]:
+    """What a merged request shares with the first copy (§8.2.2.2): Call-ID, From tag, CSeq."""
+    return (request.call_id, request.from_.tag or "", request.cseq.number)
 
 
 def _has_sdp(message: Request | Response) -> bool:
@@ -119,6 +124,9 @@ class Call:
 
     def _register(self) -> None:
         self.ua.calls[(self.call_id, self.local_tag)] = self
+        if not self.outgoing:
+            assert self.invite is not None
+            self.ua.invites[merge_key(self.invite)] = self
 
     def _end(self, by: str, status: int, text: str) -> None:
         if self.state is CallState.ENDED:
@@ -129,6 +137,8 @@ class Call:
         if self.dialog is not None:
             self.dialog.terminate()
         self.ua.calls.pop((self.call_id, self.local_tag), None)
+        if not self.outgoing and self.invite is not None:
+            self.ua.invites.pop(merge_key(self.invite), None)
         if not self._answered.done():
             from voip.useragent import RequestFailed
 
@@ -453,7 +463,7 @@ class Call:
                 self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP in ACK: {error}"))
                 return
         if self.dialog is not None:
-            self.dialog.offer_answer = self.dialog.offer_answer.STABLE
+            self.dialog.offer_answer = OfferAnswer.STABLE
         self._acked.set()
 
     def on_ack_timeout(self) -> None:
@@ -525,7 +535,7 @@ class Call:
             self.ua.respond(transaction, make_response(request, error.status, headers=headers))
             return
         except (sdp.SdpError, sdp.OfferAnswerError) as error:
-            self.dialog.offer_answer = self.dialog.offer_answer.STABLE
+            self.dialog.offer_answer = OfferAnswer.STABLE
             self.ua.respond(transaction, make_response(request, 488, str(error)[:100]))
             return
         response = make_response(request, 200)

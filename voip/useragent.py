@@ -150,6 +150,8 @@ class UserAgent(AsyncIOEventEmitter):
         self.counters = Counters()
         self.listening: list[Endpoint] = []
         self.calls: dict[tuple[str, str], Call] = {}  # (Call-ID, local tag) -> call
+        #: incoming calls by (Call-ID, From tag, CSeq number): merged requests (§8.2.2.2)
+        self.invites: dict[tuple[str, str, int], Call] = {}
         self.registrations: list[Registration] = []
         self._pending: dict[ClientTransaction, _Pending] = {}
         self._server_owner: dict[ServerTransaction, Call] = {}
@@ -199,6 +201,7 @@ class UserAgent(AsyncIOEventEmitter):
         """What the agent holds now: for leak checks and health reports."""
         return {
             "calls": len(self.calls),
+            "incoming": len(self.invites),
             "client_transactions": len(self.transactions.clients),
             "server_transactions": len(self.transactions.servers),
             "pending_requests": len(self._pending),
@@ -595,7 +598,9 @@ class UserAgent(AsyncIOEventEmitter):
     def _merged(self, request: Request) -> bool:
         """A request with no To tag whose From tag, Call-ID and CSeq match a call we are
         already answering, arriving by another path (§8.2.2.2)."""
-        call = self.calls.get((request.call_id, ""))
+        from voip.call import merge_key
+
+        call = self.invites.get(merge_key(request))
         return call is not None and call.matches_merged(request)
 
     def _on_cancel(self, event: CancelReceived) -> None:

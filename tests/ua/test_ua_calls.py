@@ -198,3 +198,45 @@ async def test_nothing_is_left_after_many_calls(alice: UserAgent, bob: UserAgent
     assert not alice.calls and not bob.calls
     # non-INVITE client transactions wait Timer K (T4) over UDP before they go
     assert all(t.method in ("BYE", "INVITE") for t in alice.transactions.clients.values())
+
+
+async def test_the_same_invite_by_another_path_is_refused_482(bob: UserAgent) -> None:
+    """§8.2.2.2: same From tag, Call-ID and CSeq as a request being answered, another branch."""
+    ringing: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def ring(call: Call) -> None:
+        await call.ring()
+        ringing.put_nowait(call)
+
+    bob.on("incoming_call", ring)
+    local = bob.listening[0]
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Peer(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            replies.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+
+    def invite(branch: str) -> bytes:
+        return (
+            f"INVITE sip:bob@{local.host}:{local.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=m1\r\n"
+            f"To: <sip:bob@{local.host}>\r\nCall-ID: merged-1\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:alice@127.0.0.1:{port}>\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+
+    try:
+        transport.sendto(invite("z9hG4bKpath1"), (local.host, local.port))
+        call = await asyncio.wait_for(ringing.get(), TIMEOUT)
+        transport.sendto(invite("z9hG4bKpath2"), (local.host, local.port))
+        statuses = []
+        while b"482" not in b"".join(statuses):
+            statuses.append((await asyncio.wait_for(replies.get(), TIMEOUT)).split(b"\r\n")[0])
+        assert b"SIP/2.0 482 Loop Detected" in statuses
+        assert call.state is CallState.INCOMING  # the first copy is still being answered
+    finally:
+        transport.close()
