@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from voip.sip import NameAddress, Request, Response, SipUri, new_call_id, new_tag
+from voip.sip.dialog import with_tag
 from voip.transport.dns import Target
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Registration:
             cseq=self.cseq,
             headers=[("Expires", str(expires))],
         )
-        request.headers.set("From", str(_tagged(self.aor, self.tag)))
+        request.headers.set("From", str(with_tag(self.aor, self.tag)))
         if self._contact is not None:
             request.headers.add("Contact", self._contact)
         return request
@@ -184,10 +185,6 @@ class Registration:
         self.registered = False
         response = await self._send(0)
         self._read_bindings(response)
-
-
-def _tagged(value: NameAddress, tag: str) -> NameAddress:
-    return NameAddress(value.uri, value.display_name, {**value.params, "tag": tag})
 
 
 def _contact_uri(contact: str | None) -> str:

@@ -148,8 +148,8 @@ class Dialog:
         )
         fields += [
             ("Max-Forwards", "70"),
-            ("From", str(_with_tag(self.local_uri, self.id.local_tag))),
-            ("To", str(_with_tag(self.remote_uri, self.id.remote_tag))),
+            ("From", str(with_tag(self.local_uri, self.id.local_tag))),
+            ("To", str(with_tag(self.remote_uri, self.id.remote_tag))),
             ("Call-ID", self.id.call_id),
             ("CSeq", f"{cseq} {method}"),
         ]
@@ -248,7 +248,8 @@ def _without_tag(value: NameAddress) -> NameAddress:
     return NameAddress(value.uri, value.display_name, params)
 
 
-def _with_tag(value: NameAddress, tag: str) -> NameAddress:
+def with_tag(value: NameAddress, tag: str) -> NameAddress:
+    """``value`` with ``tag`` as its tag parameter (From/To, §19.3); as it is when empty."""
     if not tag:
         return value
     return NameAddress(value.uri, value.display_name, {**value.params, "tag": tag})
