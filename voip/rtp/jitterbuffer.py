@@ -1,0 +1,209 @@
+"""An adaptive jitter buffer for audio frames (sans-I/O).
+
+Packets go in as they arrive (:meth:`JitterBuffer.push`); the media clock takes one frame
+out per packet time (:meth:`JitterBuffer.pop`), which is either the next packet in sequence
+or ``None``: a frame to conceal. The buffer:
+
+- reorders by (extended) sequence number, drops duplicates and packets whose turn has passed
+  (``late``), and counts each;
+- starts playing once ``target`` frames are buffered, and adapts ``target``: an underrun (the
+  next packet has not arrived, nothing later has either) holds the playout point, so the
+  delay grows by one frame and a merely late packet still plays; a buffer that stays
+  ``SHRINK_MARGIN`` frames above target for ``SHRINK_AFTER`` frames discards one frame, and a
+  long run without underruns lowers the target again;
+- counts a missing packet as ``lost`` when later packets are already there;
+- goes back to buffering after ``IDLE_FRAMES`` empty frames in a row (the peer stopped
+  sending: hold, silence suppression), and resets on an SSRC change (RFC 3550 §8.2) or a
+  sequence jump too large to be reordering.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from aiortc.rtp import RtpPacket
+
+__all__ = ["JitterBuffer", "JitterBufferCounters"]
+
+SHRINK_MARGIN = 2
+SHRINK_AFTER = 25  # frames (0.5 s at 20 ms)
+RELAX_AFTER = 500  # frames without underrun before the target drops by one (10 s)
+IDLE_FRAMES = 10  # empty frames in a row before the buffer waits for a new talkspurt
+PLAYED_MEMORY = 128  # sequence numbers remembered to tell duplicates from late packets
+
+
+class Playout(enum.Enum):
+    BUFFERING = "buffering"  # filling up to the target before playing
+    PLAYING = "playing"
+
+
+@dataclass(slots=True)
+class JitterBufferCounters:
+    received: int = 0  # packets pushed
+    played: int = 0  # packets popped for playout
+    lost: int = 0  # missing at their turn while later packets had come
+    late: int = 0  # arrived after their turn
+    duplicates: int = 0
+    discarded: int = 0  # dropped to shrink the delay or on overflow
+    concealed: int = 0  # frames with no packet while playing (lost or underrun)
+    underruns: int = 0  # nothing to play at all
+    resets: int = 0  # sequence jumps too large for reordering
+    ssrc_changes: int = 0
+
+
+class JitterBuffer:
+    """Frames in sequence order, with an adaptive playout delay of ``target`` frames."""
+
+    __slots__ = (
+        "_above",
+        "_calm",
+        "_empty_run",
+        "_next",
+        "_packets",
+        "_played",
+        "_played_order",
+        "capacity",
+        "counters",
+        "max_delay",
+        "min_delay",
+        "ssrc",
+        "state",
+        "target",
+    )
+
+    def __init__(self, *, min_delay: int = 2, max_delay: int = 12, capacity: int = 64) -> None:
+        if not 1 <= min_delay <= max_delay < capacity:
+            raise ValueError("need 1 <= min_delay <= max_delay < capacity")
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.capacity = capacity
+        self.target = min_delay
+        self.state = Playout.BUFFERING
+        self.ssrc: int | None = None
+        self.counters = JitterBufferCounters()
+        self._packets: dict[int, RtpPacket] = {}  # by extended sequence number
+        self._next = 0  # extended sequence number due next (the playout point)
+        self._played: set[int] = set()
+        self._played_order: deque[int] = deque()
+        self._empty_run = 0
+        self._above = 0
+        self._calm = 0
+
+    def __len__(self) -> int:
+        return len(self._packets)
+
+    @property
+    def delay(self) -> int:
+        """Frames between the newest packet and the playout point."""
+        if not self._packets:
+            return 0
+        return max(self._packets) - self._next + 1
+
+    def _extend(self, seq: int) -> int:
+        """The extended sequence number nearest the playout point."""
+        delta = ((seq - self._next + 0x8000) & 0xFFFF) - 0x8000
+        return self._next + delta
+
+    def _reset(self, seq: int) -> None:
+        self._packets.clear()
+        self._played.clear()
+        self._played_order.clear()
+        self._next = seq
+        self.state = Playout.BUFFERING
+        self._empty_run = 0
+
+    def push(self, packet: RtpPacket) -> None:
+        counters = self.counters
+        counters.received += 1
+        if packet.ssrc != self.ssrc:
+            if self.ssrc is not None:
+                counters.ssrc_changes += 1  # a new source: a new sequence space (§8.2)
+            self.ssrc = packet.ssrc
+            self._reset(packet.sequence_number)
+        elif self.state is Playout.BUFFERING and not self._packets:
+            self._reset(packet.sequence_number)
+        seq = self._extend(packet.sequence_number)
+        if (
+            seq < self._next
+            and self.state is Playout.BUFFERING
+            and self._next - seq < self.capacity
+        ):
+            self._next = seq  # reordered before playout started: it still has its turn
+        if seq < self._next:
+            if seq in self._played:
+                counters.duplicates += 1
+            elif self._next - seq > self.capacity:
+                counters.resets += 1  # the sender restarted its sequence
+                self._reset(packet.sequence_number)
+                self._packets[self._next] = packet
+            else:
+                counters.late += 1
+            return
+        if seq in self._packets:
+            counters.duplicates += 1
+            return
+        if seq - self._next >= self.capacity:
+            counters.resets += 1
+            self._reset(packet.sequence_number)
+            seq = self._next
+        self._packets[seq] = packet
+
+    def pop(self) -> RtpPacket | None:
+        """The frame due now, or None to conceal (or to stay silent while buffering)."""
+        packets = self._packets
+        counters = self.counters
+        if self.state is Playout.BUFFERING:
+            if not packets or self.delay < self.target:
+                return None
+            self._next = min(packets)
+            self.state = Playout.PLAYING
+            self._above = self._calm = 0
+        packet = packets.pop(self._next, None)
+        if packet is not None:
+            self._empty_run = 0
+            self._advance()
+            counters.played += 1
+            self._adapt()
+            return packet
+        counters.concealed += 1
+        if packets:
+            counters.lost += 1  # later packets are here: this one is gone
+            self._next += 1
+            return None
+        # underrun: hold the playout point, so the delay grows by this frame
+        counters.underruns += 1
+        self._empty_run += 1
+        self._calm = 0
+        if self.target < self.max_delay:
+            self.target += 1
+        if self._empty_run >= IDLE_FRAMES:
+            self.state = Playout.BUFFERING  # the source went quiet: wait for it
+            self.target = max(self.min_delay, self.target - IDLE_FRAMES)
+        return None
+
+    def _advance(self) -> None:
+        seq = self._next
+        self._played.add(seq)
+        self._played_order.append(seq)
+        if len(self._played_order) > PLAYED_MEMORY:
+            self._played.discard(self._played_order.popleft())
+        self._next = seq + 1
+
+    def _adapt(self) -> None:
+        """Shrink a delay grown larger than needed, one frame at a time."""
+        self._calm += 1
+        if self._calm >= RELAX_AFTER and self.target > self.min_delay:
+            self.target -= 1
+            self._calm = 0
+        if self.delay > self.target + SHRINK_MARGIN:
+            self._above += 1
+            if self._above >= SHRINK_AFTER:
+                self._above = 0
+                if self._next in self._packets:
+                    del self._packets[self._next]
+                    self.counters.discarded += 1
+                    self._advance()
+        else:
+            self._above = 0

@@ -1,0 +1,69 @@
+"""The sending side of one RTP source (RFC 3550 §5.1): SSRC, sequence number, timestamp, marker.
+
+Sans-I/O: :meth:`RtpSender.packet` turns a payload into the bytes of one RTP packet through
+aiortc's :class:`aiortc.rtp.RtpPacket`, and keeps the counts an RTCP sender report carries
+(§6.4.1). The timestamp advances by the samples each packet covers, and also across the time
+no packet is sent (:meth:`RtpSender.advance`), so that it always follows the sampling clock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from aiortc.rtp import RtpPacket
+
+__all__ = ["RtpSender", "random_ssrc"]
+
+SEQUENCE_MOD = 1 << 16
+TIMESTAMP_MOD = 1 << 32
+
+
+def random_ssrc() -> int:
+    """A random SSRC (§8: chosen at random so that two sources rarely collide)."""
+    return secrets.randbits(32)
+
+
+@dataclass(slots=True)
+class RtpSender:
+    """One outgoing synchronization source.
+
+    The initial sequence number and timestamp are random (§5.1), which makes known-plaintext
+    attacks on encryption harder. ``talkspurt`` sets the marker bit on the next packet: the
+    first packet of the stream and the first after a silence (RFC 3551 §4.1).
+    """
+
+    ssrc: int = field(default_factory=random_ssrc)
+    sequence_number: int = field(default_factory=lambda: secrets.randbits(16))
+    timestamp: int = field(default_factory=lambda: secrets.randbits(32))
+    talkspurt: bool = True
+    packet_count: int = 0  # §6.4.1 sender's packet count
+    octet_count: int = 0  # §6.4.1 sender's octet count: payload octets only
+
+    def packet(
+        self,
+        payload_type: int,
+        payload: bytes,
+        *,
+        marker: bool = False,
+        timestamp: int | None = None,
+    ) -> bytes:
+        """The next packet, carrying ``payload`` at the current timestamp (or ``timestamp``:
+        telephone events keep the timestamp of their start, RFC 4733 §2.5.1.2)."""
+        packet = RtpPacket(
+            payload_type=payload_type,
+            marker=int(marker or self.talkspurt),
+            sequence_number=self.sequence_number,
+            timestamp=self.timestamp if timestamp is None else timestamp,
+            ssrc=self.ssrc,
+            payload=payload,
+        )
+        self.talkspurt = False
+        self.sequence_number = (self.sequence_number + 1) % SEQUENCE_MOD
+        self.packet_count += 1
+        self.octet_count += len(payload)
+        return packet.serialize()
+
+    def advance(self, samples: int) -> None:
+        """Move the timestamp on by ``samples`` of the RTP clock (sent or not)."""
+        self.timestamp = (self.timestamp + samples) % TIMESTAMP_MOD
