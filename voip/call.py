@@ -82,6 +82,8 @@ class Call:
         self.invite: Request | None = None
         self.end_reason: EndReason | None = None
         self.local_tag = ""
+        #: the user whose digest credentials the INVITE carried (a challenging UAS)
+        self.authenticated_user: str | None = None
         self._answered: asyncio.Future[Response | None] = ua.loop.create_future()
         self._ended: asyncio.Future[EndReason] = ua.loop.create_future()
         self._provisional = asyncio.Event()
@@ -290,6 +292,7 @@ class Call:
         ack = self.dialog.create_request(
             "ACK", cseq=self.invite.cseq.number, body=body, content_type=SDP if body else None
         )
+        _copy_credentials(self.invite, ack)
         self._ack, self._ack_target = ack, targets[0]
         self.ua.send_ack(ack, targets[0])
 
@@ -307,6 +310,7 @@ class Call:
             return
         targets = await self._in_dialog_targets(dialog)
         ack = dialog.create_request("ACK", cseq=self.invite.cseq.number)
+        _copy_credentials(self.invite, ack)
         self.ua.send_ack(ack, targets[0])
         bye = dialog.create_request("BYE")
         await self.ua.request(bye, targets=targets)
@@ -577,12 +581,12 @@ class Call:
         try:
             response = await self.ua.request(request, targets=targets)
         except RequestFailed as error:
+            _follow_cseq(dialog, error.response)
             # §12.2.1.2: 481 or 408 to a request in the dialog ends it
             if error.status in (408, 481) and method != "BYE":
                 self.ua.spawn(self._bye_and_end("provider", error.status, error.reason))
             raise
-        finally:
-            dialog.local_seq = max(dialog.local_seq, request.cseq.number)
+        _follow_cseq(dialog, response)
         return response
 
     async def reinvite(self, *, hold: bool | None = None) -> None:
@@ -623,10 +627,15 @@ class Call:
         dialog = self.dialog
         targets = await self._in_dialog_targets(dialog)
         request = dialog.create_request("INVITE", body=offer, content_type=SDP)
-        response = await self.ua.request(request, targets=targets)
-        dialog.local_seq = max(dialog.local_seq, response.cseq.number)
-        dialog.receive_response(request, response)
+        try:
+            sent, response = await self.ua.exchange(request, targets=targets)
+        except RequestFailed as error:
+            _follow_cseq(dialog, error.response)
+            raise
+        _follow_cseq(dialog, response)
+        dialog.receive_response(sent, response)
         ack = dialog.create_request("ACK", cseq=response.cseq.number)
+        _copy_credentials(sent, ack)
         self.ua.send_ack(ack, targets[0])
         self._ack, self._ack_target = ack, targets[0]
         if not _has_sdp(response):
@@ -671,6 +680,20 @@ class Call:
         with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
             await self._request("BYE", headers=headers)
         self._end(by, status, text)
+
+
+def _follow_cseq(dialog: Dialog, response: Response | None) -> None:
+    """The dialog's CSeq counts on from the request that drew ``response``: the agent's
+    re-send with credentials took the next number (§22.2, §12.2.1.1)."""
+    if response is not None:
+        dialog.local_seq = max(dialog.local_seq, response.cseq.number)
+
+
+def _copy_credentials(invite: Request, ack: Request) -> None:
+    """§13.2.2.4: the ACK of a 2xx carries the credentials the INVITE carried."""
+    for name in ("Authorization", "Proxy-Authorization"):
+        for value in invite.headers.get_all(name):
+            ack.headers.add(name, value)
 
 
 def _allowed() -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from voip.sip import (
     new_tag,
     parse_uri,
 )
-from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient
+from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient, Verdict
 from voip.sip.transaction import (
     AckReceived,
     AckTimeout,
@@ -58,6 +58,7 @@ from voip.transport.dns import Target, locate
 
 if TYPE_CHECKING:
     from voip.call import Call
+    from voip.challenger import Challenger
     from voip.registration import Registration
 
 __all__ = ["ALLOWED_METHODS", "RequestFailed", "UserAgent"]
@@ -129,8 +130,11 @@ class UserAgent(AsyncIOEventEmitter):
         tls_server: ssl.SSLContext | None = None,
         resolver: Any = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        challenger: Challenger | None = None,
     ) -> None:
         super().__init__()
+        #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
+        self.challenger = challenger
         self.user = user
         self.domain = domain
         self.display_name = display_name
@@ -353,17 +357,25 @@ class UserAgent(AsyncIOEventEmitter):
 
     async def request(self, request: Request, *, targets: list[Target] | None = None) -> Response:
         """Send ``request`` and wait for its final response; a non-2xx raises RequestFailed."""
-        done: asyncio.Future[Response] = self.loop.create_future()
+        return (await self.exchange(request, targets=targets))[1]
 
-        def on_response(_: ClientTransaction, response: Response) -> None:
+    async def exchange(
+        self, request: Request, *, targets: list[Target] | None = None
+    ) -> tuple[Request, Response]:
+        """:meth:`request`, with the request that drew the final response: ``request``
+        itself, or the agent's re-send of it with credentials (CSeq one more, §22.2) or
+        to another target. A non-2xx raises RequestFailed."""
+        done: asyncio.Future[tuple[Request, Response]] = self.loop.create_future()
+
+        def on_response(transaction: ClientTransaction, response: Response) -> None:
             if response.status >= 200 and not done.done():
-                done.set_result(response)
+                done.set_result((transaction.request, response))
 
         await self.send_request(request, on_response, targets=targets)
-        response = await done
+        sent, response = await done
         if response.status >= 300:
             raise RequestFailed(response.status, response.reason_phrase, response)
-        return response
+        return sent, response
 
     def send_ack(self, ack: Request, target: Target) -> None:
         """An ACK for a 2xx goes straight to the transport, outside any transaction (§13.2.2.4)."""
@@ -553,12 +565,18 @@ class UserAgent(AsyncIOEventEmitter):
             if call is None:
                 self._reject(transaction, 481, "Call/Transaction Does Not Exist")
                 return
+            verdict = self._authorize(transaction, request)
+            if verdict is not None and not verdict.authorized:
+                return
             self._server_owner[transaction] = call
             call.on_request(transaction, request)
             return
+        verdict = self._authorize(transaction, request)
+        if verdict is not None and not verdict.authorized:
+            return
         method = request.method
         if method == "INVITE":
-            self._incoming_call(transaction, request)
+            self._incoming_call(transaction, request, verdict.username if verdict else None)
         elif method == "OPTIONS":
             self.respond(transaction, self.options_response(request))
             self.emit("options", request)
@@ -569,6 +587,22 @@ class UserAgent(AsyncIOEventEmitter):
             self._reject(transaction, 481, "Call/Transaction Does Not Exist")
         else:
             self._reject(transaction, 405, None, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+
+    def _authorize(self, transaction: ServerTransaction, request: Request) -> Verdict | None:
+        """Judge the credentials of a request that must carry them (RFC 3261 §22.1); one
+        that is not authorized gets its 401/407 (or 400) here. None: not challenged."""
+        challenger = self.challenger
+        if challenger is None:
+            return None
+        now = self.now()
+        verdict = challenger.verify(request, now)
+        if verdict is None or verdict.authorized:
+            return verdict
+        log.debug("%s challenged: %s", request.method, verdict.reason)
+        response = challenger.reject(request, verdict, now)
+        self.counters.rejected[response.status] = self.counters.rejected.get(response.status, 0) + 1
+        self.respond(transaction, response)
+        return verdict
 
     def options_response(self, request: Request) -> Response:
         """200 to OPTIONS with what this agent can do (RFC 3261 §11.2)."""
@@ -582,13 +616,16 @@ class UserAgent(AsyncIOEventEmitter):
             ],
         )
 
-    def _incoming_call(self, transaction: ServerTransaction, request: Request) -> None:
+    def _incoming_call(
+        self, transaction: ServerTransaction, request: Request, user: str | None = None
+    ) -> None:
         from voip.call import Call
 
         if self._merged(request):
             self._reject(transaction, 482, "Loop Detected")  # §8.2.2.2
             return
         call = Call.from_invite(self, transaction, request)
+        call.authenticated_user = user
         self._server_owner[transaction] = call
         if not self.listeners("incoming_call"):
             call.reject_now(480, "Temporarily Unavailable")
