@@ -29,7 +29,9 @@ from voip.transport import Endpoint
 from voip.transport.dns import Target
 
 if TYPE_CHECKING:
+    from voip.sip.refer import TransferProgress
     from voip.sip.uri import Uri
+    from voip.transfer import Transfers
     from voip.useragent import UserAgent
 
 __all__ = ["Call", "CallState", "EndReason"]
@@ -94,6 +96,7 @@ class Call:
         self._invite_server: ServerTransaction | None = None
         self._acked: asyncio.Event = asyncio.Event()
         self._offer_in_invite = True
+        self.transfers: Transfers | None = None  # REFERs we sent (voip.transfer)
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
@@ -514,6 +517,13 @@ class Call:
             self.emit(method.lower(), request)
         elif method == "OPTIONS":
             ua.respond(transaction, ua.options_response(request))
+        elif method in ("REFER", "NOTIFY"):
+            from voip import transfer
+
+            if method == "REFER":
+                transfer.receive_refer(self, transaction, request)
+            else:
+                transfer.receive_notify(self, transaction, request)
         else:
             ua.respond(
                 transaction,
@@ -567,8 +577,10 @@ class Call:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        sent: Callable[[Request], None] | None = None,
     ) -> Response:
-        """Send a request within the dialog and wait for its final response (§12.2.1)."""
+        """Send a request within the dialog and wait for its final response (§12.2.1);
+        ``sent`` sees the request as it is built (its CSeq names a REFER's NOTIFYs)."""
         from voip.useragent import RequestFailed
 
         dialog = self.dialog
@@ -578,12 +590,15 @@ class Call:
         request = dialog.create_request(
             method, body=body, content_type=content_type, headers=headers
         )
+        if sent is not None:
+            sent(request)
         try:
             response = await self.ua.request(request, targets=targets)
         except RequestFailed as error:
             _follow_cseq(dialog, error.response)
-            # §12.2.1.2: 481 or 408 to a request in the dialog ends it
-            if error.status in (408, 481) and method != "BYE":
+            # §12.2.1.2: 481 or 408 to a request in the dialog ends it; not so for a
+            # NOTIFY, whose failure ends only its subscription (RFC 5057 §5.1)
+            if error.status in (408, 481) and method not in ("BYE", "NOTIFY"):
                 self.ua.spawn(self._bye_and_end("provider", error.status, error.reason))
             raise
         _follow_cseq(dialog, response)
@@ -659,6 +674,15 @@ class Call:
 
     async def message(self, text: str, content_type: str = "text/plain") -> Response:
         return await self._request("MESSAGE", text.encode(), content_type)
+
+    async def transfer(
+        self, target: str | Uri | Call, *, hangup: bool = True, subscribe: bool = True
+    ) -> TransferProgress:
+        """Transfer the peer to ``target`` with REFER (RFC 3515): a URI (blind), or another
+        call of ours (attended: Replaces, RFC 3891); see :func:`voip.transfer.transfer`."""
+        from voip.transfer import transfer
+
+        return await transfer(self, target, hangup=hangup, subscribe=subscribe)
 
     async def hangup(self, reason: str | None = None) -> None:
         """End the call whatever its state: BYE when answered, CANCEL while it rings,

@@ -67,8 +67,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: What this agent answers (the Allow header field, RFC 3261 §20.5).
-ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "MESSAGE", "UPDATE")
-SUPPORTED = ("replaces",)
+ALLOWED_METHODS = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "INFO",
+    "MESSAGE",
+    "UPDATE",
+    "REFER",
+    "NOTIFY",
+)
+SUPPORTED = ("replaces", "norefersub")
 ACCEPT = "application/sdp"
 DEFAULT_USER_AGENT = "voip-session/0.1"
 
@@ -583,8 +594,10 @@ class UserAgent(AsyncIOEventEmitter):
         elif method == "MESSAGE":
             self.respond(transaction, make_response(request, 200))
             self.emit("message", request)
-        elif method in ("BYE", "INFO", "UPDATE", "PRACK"):
+        elif method in ("BYE", "INFO", "UPDATE", "PRACK", "NOTIFY"):
             self._reject(transaction, 481, "Call/Transaction Does Not Exist")
+        elif method == "REFER":
+            self._reject(transaction, 403, "REFER outside a dialog is not accepted")
         else:
             self._reject(transaction, 405, None, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
 
@@ -623,6 +636,11 @@ class UserAgent(AsyncIOEventEmitter):
 
         if self._merged(request):
             self._reject(transaction, 482, "Loop Detected")  # §8.2.2.2
+            return
+        if "replaces" in request.headers:
+            from voip.transfer import receive_replacing_invite
+
+            receive_replacing_invite(self, transaction, request)  # RFC 3891 §3
             return
         call = Call.from_invite(self, transaction, request)
         call.authenticated_user = user
