@@ -1,11 +1,18 @@
-"""The RTP media engine (RFC 3550): sans-I/O packet, report, jitter and DTMF logic."""
+"""The RTP media engine (RFC 3550): sans-I/O packet, report, jitter and DTMF logic, and
+the asyncio driver (:class:`MediaStream` on one :class:`MediaClock`, ports from a
+:class:`PortAllocator`)."""
 
+from voip.rtp.audio import Resampler, WavRecorder, read_wav, silence, tone
+from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import AudioCodec, ComfortNoise, Pcma, Pcmu, UnsupportedCodec, codec_for
 from voip.rtp.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from voip.rtp.jitterbuffer import JitterBuffer, JitterBufferCounters
+from voip.rtp.ports import PortAllocator, PortsExhausted, RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession, ntp_timestamp
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
+from voip.rtp.stats import StreamStatistics
+from voip.rtp.stream import MediaStream
 
 __all__ = [
     "AudioCodec",
@@ -15,15 +22,26 @@ __all__ = [
     "DtmfSender",
     "JitterBuffer",
     "JitterBufferCounters",
+    "MediaClock",
+    "MediaStream",
     "Pcma",
     "Pcmu",
+    "PortAllocator",
+    "PortsExhausted",
     "ReceivedSource",
+    "Resampler",
     "RtcpBye",
     "RtcpReport",
     "RtcpSession",
+    "RtpPorts",
     "RtpSender",
+    "StreamStatistics",
     "TelephoneEvent",
     "UnsupportedCodec",
+    "WavRecorder",
     "codec_for",
     "ntp_timestamp",
+    "read_wav",
+    "silence",
+    "tone",
 ]

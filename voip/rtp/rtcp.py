@@ -78,6 +78,7 @@ class RtcpSession:
         "cname",
         "last_octets",
         "last_packets",
+        "min_interval",
         "rng",
         "round_trip",
         "sender",
@@ -94,6 +95,7 @@ class RtcpSession:
         self.cname = cname
         self.clock_rate = clock_rate
         self.rng = rng or random.Random()
+        self.min_interval = RTCP_MIN_INTERVAL
         self.last_packets = 0  # sender's packet count at the last report
         self.last_octets = 0
         self.round_trip: float | None = None
@@ -102,7 +104,7 @@ class RtcpSession:
 
     def interval(self, *, initial: bool = False) -> float:
         """Seconds until the next report (§6.2, randomized as §6.3.1 says)."""
-        base = RTCP_MIN_INTERVAL / 2 if initial else RTCP_MIN_INTERVAL
+        base = self.min_interval / 2 if initial else self.min_interval
         return base * self.rng.uniform(0.5, 1.5)
 
     # --- sending ----------------------------------------------------------------------------

@@ -1,0 +1,204 @@
+"""RTP port pairs and the one media clock (run in virtual time)."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import socket
+from collections.abc import Callable
+from typing import Any, cast
+
+import pytest
+from support.peers._process import free_port_range
+
+from voip.rtp.clock import MediaClock
+from voip.rtp.ports import PortAllocator, PortsExhausted
+
+
+def test_pairs_are_even_rtp_and_next_odd_rtcp_rfc3550_11() -> None:
+    low = free_port_range(20)
+    allocator = PortAllocator(low, low + 19)
+    pairs = [allocator.allocate() for _ in range(3)]
+    try:
+        for pair in pairs:
+            assert pair.port % 2 == 0
+            assert pair.rtp.getsockname()[1] == pair.port
+            assert pair.rtcp.getsockname()[1] == pair.port + 1
+    finally:
+        for pair in pairs:
+            pair.release()
+
+
+def test_every_port_free_again_after_many_sessions() -> None:
+    low = free_port_range(40)
+    allocator = PortAllocator(low, low + 39)  # 20 pairs, reused over and over
+    for _ in range(1000):
+        pair = allocator.allocate()
+        pair.release()
+        pair.release()  # twice is harmless
+    assert allocator.in_use == set()
+    # and each port of the range can really be bound again
+    for port in range(low, low + 40):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_range_exhausted_raises_and_release_makes_room() -> None:
+    low = free_port_range(6)
+    allocator = PortAllocator(low, low + 5)
+    pairs = [allocator.allocate() for _ in range(3)]
+    with pytest.raises(PortsExhausted):
+        allocator.allocate()
+    pairs[1].release()
+    again = allocator.allocate()
+    assert again.port == pairs[1].port
+    for pair in (pairs[0], pairs[2], again):
+        pair.release()
+    assert not allocator.in_use
+
+
+def test_a_port_held_by_another_program_is_skipped() -> None:
+    low = free_port_range(10)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", low + 1))  # the RTCP port of the first pair
+        allocator = PortAllocator(low, low + 9)
+        pair = allocator.allocate()
+        assert pair.port == low + 2
+        pair.release()
+
+
+def test_odd_low_bound_rounds_up_to_even() -> None:
+    low = free_port_range(10)
+    allocator = PortAllocator(low + 1, low + 9)
+    pair = allocator.allocate()
+    assert pair.port == low + 2
+    pair.release()
+
+
+class VirtualLoop:
+    """Just what MediaClock needs of a loop: time(), call_at(), an exception handler."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, int, VirtualHandle]] = []
+        self.counter = itertools.count()
+        self.errors: list[dict[str, Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> VirtualHandle:
+        handle = VirtualHandle(callback)
+        heapq.heappush(self.timers, (when, next(self.counter), handle))
+        return handle
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        self.errors.append(context)
+
+    def run_until(self, until: float, lateness: float = 0.0) -> None:
+        """Run timers in order, each ``lateness`` seconds after its time."""
+        while self.timers and self.timers[0][0] <= until:
+            when, _, handle = heapq.heappop(self.timers)
+            if handle.cancelled:
+                continue
+            self.now = max(self.now, when + lateness)
+            handle.callback()
+        self.now = max(self.now, until)
+
+
+class VirtualHandle:
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.deadlines: list[float] = []
+        self.fail = fail
+
+    def tick(self, deadline: float, now: float) -> None:
+        self.deadlines.append(deadline)
+        if self.fail:
+            raise RuntimeError("broken stream")
+
+
+def _clock() -> tuple[VirtualLoop, MediaClock]:
+    loop = VirtualLoop()
+    return loop, MediaClock(cast(asyncio.AbstractEventLoop, loop))
+
+
+def test_deadlines_are_absolute_start_plus_n_ptime_without_drift() -> None:
+    loop, clock = _clock()
+    member = Recorder()
+    clock.add(member, 0.02, start=0.0)
+    loop.run_until(0.99, lateness=0.0007)  # every timer fires 0.7 ms late
+    assert member.deadlines == [pytest.approx(n * 0.02) for n in range(len(member.deadlines))]
+    assert len(member.deadlines) == 50
+
+
+def test_one_timer_serves_every_stream_due() -> None:
+    loop, clock = _clock()
+    members = [Recorder() for _ in range(1000)]
+    for member in members:
+        clock.add(member, 0.02, start=0.0)
+    loop.run_until(0.999)
+    assert all(len(m.deadlines) == 50 for m in members)
+    assert clock.ticks == 50  # one timer callback per period, not one per stream
+
+
+def test_spread_deadlines_are_served_at_most_once_per_millisecond() -> None:
+    loop, clock = _clock()
+    members = [Recorder() for _ in range(200)]
+    for i, member in enumerate(members):
+        clock.add(member, 0.02, start=i * 0.0001)  # 200 different deadlines per period
+    loop.run_until(1.0)
+    assert clock.ticks <= 1.0 / 0.0005 + 1
+    assert all(len(m.deadlines) >= 49 for m in members)
+
+
+def test_late_loop_skips_missed_periods_instead_of_a_burst() -> None:
+    loop, clock = _clock()
+    member = Recorder()
+    registration = clock.add(member, 0.02, start=0.0)
+    loop.run_until(0.1)
+    before = len(member.deadlines)
+    loop.now = 0.6  # the loop was blocked for half a second
+    loop.run_until(0.61)
+    assert len(member.deadlines) - before <= 2
+    assert registration.skipped >= 20
+
+
+def test_cancelled_stream_is_not_ticked_again() -> None:
+    loop, clock = _clock()
+    member = Recorder()
+    registration = clock.add(member, 0.02, start=0.0)
+    loop.run_until(0.05)
+    registration.cancel()
+    count = len(member.deadlines)
+    loop.run_until(1.0)
+    assert len(member.deadlines) == count
+    assert len(clock) == 0
+
+
+def test_a_failing_stream_does_not_stop_the_others() -> None:
+    loop, clock = _clock()
+    broken, fine = Recorder(fail=True), Recorder()
+    clock.add(broken, 0.02, start=0.0)
+    clock.add(fine, 0.02, start=0.0)
+    loop.run_until(0.2)
+    assert len(fine.deadlines) >= 10 and len(broken.deadlines) >= 10
+    assert loop.errors
+
+
+def test_streams_of_different_ptime_each_keep_their_period() -> None:
+    loop, clock = _clock()
+    twenty, thirty = Recorder(), Recorder()
+    clock.add(twenty, 0.02, start=0.0)
+    clock.add(thirty, 0.03, start=0.0)
+    loop.run_until(0.6)
+    assert len(twenty.deadlines) == 31 and len(thirty.deadlines) == 21

@@ -1,0 +1,304 @@
+"""Media streams on loopback: audio both ways, back-pressure, barge-in, latching, rtcp-mux,
+DTMF, inactivity, bad packets. Assertions are on what arrived and on counters, never on
+wall-clock time."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+import warnings
+from collections.abc import AsyncIterator
+
+import pytest
+from support.peers._process import free_port_range
+
+from sdp import Codec, Direction, NegotiatedMedia
+from voip.rtp.clock import MediaClock
+from voip.rtp.ports import PortAllocator
+from voip.rtp.stream import QUEUED_FRAMES, MediaStream
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+
+def _media(
+    port: int,
+    *,
+    codec: str = "PCMU",
+    direction: Direction = Direction.SENDRECV,
+    rtcp_mux: bool = False,
+    on_hold: bool = False,
+) -> NegotiatedMedia:
+    payload_type = {"PCMU": 0, "PCMA": 8}[codec]
+    return NegotiatedMedia(
+        index=0,
+        media="audio",
+        accepted=True,
+        proto="RTP/AVP",
+        codecs=(Codec(codec, 8000, payload_type=payload_type),),
+        direction=direction,
+        remote_address="127.0.0.1",
+        remote_port=port,
+        rtcp_mux=rtcp_mux,
+        telephone_event=Codec("telephone-event", 8000, fmtp="0-16", payload_type=101),
+        ptime=20,
+        on_hold=on_hold,
+    )
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[MediaStream, MediaStream]]:
+    loop = asyncio.get_running_loop()
+    low = free_port_range(8)
+    allocator = PortAllocator(low, low + 7)
+    clock = MediaClock(loop)
+    a = MediaStream(allocator.allocate(), clock, inactivity_timeout=0)
+    b = MediaStream(allocator.allocate(), clock, inactivity_timeout=0)
+    yield a, b
+    a.close()
+    b.close()
+    clock.close()
+    assert not allocator.in_use
+
+
+def _tone(seconds: float, frequency: float = 440.0) -> bytes:
+    count = int(8000 * seconds)
+    return struct.pack(
+        f"<{count}h",
+        *(int(8000 * math.sin(2 * math.pi * frequency * n / 8000)) for n in range(count)),
+    )
+
+
+async def _collect(stream: MediaStream, frames: int) -> bytes:
+    out = []
+    async for frame in stream:
+        out.append(frame)
+        if len(out) == frames:
+            break
+    return b"".join(out)
+
+
+async def test_audio_written_on_one_side_arrives_on_the_other(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    tone = _tone(1.0)
+    writer = asyncio.create_task(a.write(tone))
+    received = await _collect(b, 75)
+    await writer
+    # the tone arrives: find it and compare (G.711 keeps it to about 38 dB)
+    loud = [i for i in range(0, len(received), 320) if audioop.rms(received[i : i + 320], 2) > 3000]
+    assert len(loud) >= 40
+    start = loud[0]
+    best = max(
+        _correlation(received[start : start + 3200], tone[k : k + 3200]) for k in range(0, 160, 2)
+    )
+    assert best > 0.99
+    assert b.statistics().packets_received >= 70
+    assert b.statistics().lost == 0
+
+
+def _correlation(x: bytes, y: bytes) -> float:
+    n = min(len(x), len(y)) // 2
+    xs = struct.unpack(f"<{n}h", x[: 2 * n])
+    ys = struct.unpack(f"<{n}h", y[: 2 * n])
+    sxy = sum(p * q for p, q in zip(xs, ys, strict=True))
+    sxx = sum(p * p for p in xs)
+    syy = sum(q * q for q in ys)
+    return sxy / math.sqrt(sxx * syy) if sxx and syy else 0.0
+
+
+async def test_both_directions_at_once_pcma(pair: tuple[MediaStream, MediaStream]) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port, codec="PCMA"))
+    b.configure(_media(a.local_port, codec="PCMA"))
+    writers = [
+        asyncio.create_task(a.write(_tone(0.6, 440))),
+        asyncio.create_task(b.write(_tone(0.6, 1000))),
+    ]
+    at_b, at_a = await asyncio.gather(_collect(b, 40), _collect(a, 40))
+    await asyncio.gather(*writers)
+    assert audioop.rms(at_b, 2) > 2000 and audioop.rms(at_a, 2) > 2000
+    # zero crossings tell the frequencies apart: 1000 Hz crosses ~2.3 times as often
+    assert audioop.cross(at_a, 2) > 1.8 * audioop.cross(at_b, 2)
+
+
+async def test_write_waits_while_the_queue_is_full(pair: tuple[MediaStream, MediaStream]) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    writer = asyncio.create_task(a.write(_tone(2.0)))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not writer.done()
+    assert len(a._outgoing) <= QUEUED_FRAMES
+    await writer  # completes as the clock sends
+    await a.drain()
+    assert a.queued == 0
+
+
+async def test_flush_drops_queued_audio_and_releases_the_writer(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    writer = asyncio.create_task(a.write(_tone(5.0)))
+    await asyncio.sleep(0.05)
+    sent = a.stats.packets_sent
+    a.flush()
+    await asyncio.wait_for(writer, 1.0)  # returns at once instead of after 5 s of audio
+    assert a.queued == 0
+    assert a.stats.packets_sent - sent < 5 * 50
+
+
+async def test_slow_producer_yields_silence_never_a_burst(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    frames = await _collect(b, 10)
+    assert frames.count(0) == len(frames)  # nothing written: silence
+    assert a.stats.silence_sent >= 10
+    await a.write(_tone(0.4))
+    await a.drain()
+    registration = a._registration
+    assert registration is not None
+    # never more than one packet per period of the clock, however much was queued
+    assert a.stats.packets_sent <= registration.n
+
+
+async def test_symmetric_rtp_latches_to_where_packets_really_come_from(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    wrong = free_port_range(2)  # b was told a wrong port for a (a NAT in between, say)
+    a.configure(_media(b.local_port))
+    b.configure(_media(wrong))
+    await _collect(a, 5)  # b's replies reach a: b latched to a's real address
+    assert b.latched == ("127.0.0.1", a.local_port)
+    assert a.stats.packets_received > 0
+
+
+async def test_packets_from_another_address_are_dropped_while_latched(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 3)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as intruder:
+        packet = b"\x80\x00\x00\x01" + b"\x00" * 8 + b"\xff" * 160
+        for _ in range(5):
+            intruder.sendto(packet, ("127.0.0.1", b.local_port))
+        await _collect(b, 3)
+    assert b.stats.foreign == 5
+    assert b.latched == ("127.0.0.1", a.local_port)
+
+
+async def test_malformed_datagrams_are_counted_and_the_stream_goes_on(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        for junk in (b"", b"\x00", b"\x40" * 12, b"\x80\x00"):
+            other.sendto(junk, ("127.0.0.1", b.local_port))
+        other.sendto(b"\x81\xc8\x00\x01", ("127.0.0.1", b.local_port + 1))  # truncated RTCP
+        await _collect(b, 5)
+    assert b.stats.malformed >= 4
+    assert b.stats.packets_received >= 3
+
+
+async def test_rtcp_mux_reports_arrive_on_the_rtp_port_rfc5761(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    for stream in (a, b):
+        stream.rtcp.min_interval = 0.1
+    a.configure(_media(b.local_port, rtcp_mux=True))
+    b.configure(_media(a.local_port, rtcp_mux=True))
+    reports = []
+    b.events.on("rtcp", reports.append)
+    await _collect(b, 25)
+    assert b.stats.rtcp_received > 0 and reports
+    assert a.remote_rtcp == ("127.0.0.1", b.local_port)
+
+
+async def test_rtcp_reports_give_round_trip_time(pair: tuple[MediaStream, MediaStream]) -> None:
+    a, b = pair
+    for stream in (a, b):
+        stream.rtcp.min_interval = 0.1
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(a, 40)
+    stats = a.statistics()
+    assert stats.round_trip is not None and 0 <= stats.round_trip < 1.0
+    assert stats.remote_lost == 0
+
+
+async def test_dtmf_digits_arrive_in_order_once_each(pair: tuple[MediaStream, MediaStream]) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    digits: list[str] = []
+    b.events.on("dtmf", lambda d: digits.append(d.digit))
+    a.send_dtmf("12#9")
+    for _ in range(200):
+        if len(digits) == 4 and a.stats.dtmf_sent == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert digits == ["1", "2", "#", "9"]
+    assert a.stats.dtmf_sent == 4 and b.stats.dtmf_received == 4
+
+
+async def test_inactivity_is_reported_when_the_peer_stops_sending() -> None:
+    loop = asyncio.get_running_loop()
+    low = free_port_range(4)
+    allocator = PortAllocator(low, low + 3)
+    clock = MediaClock(loop)
+    silent = allocator.allocate()  # a peer that never sends
+    stream = MediaStream(allocator.allocate(), clock, inactivity_timeout=0.2)
+    inactive: asyncio.Future[float] = loop.create_future()
+    stream.events.on("inactive", lambda s: inactive.done() or inactive.set_result(s))
+    stream.configure(_media(silent.port))
+    assert await asyncio.wait_for(inactive, 5.0) >= 0.2
+    stream.close()
+    silent.release()
+    assert not allocator.in_use
+
+
+async def test_hold_sendonly_peer_stops_our_sending_and_resume_restarts(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port, direction=Direction.RECVONLY, on_hold=True))
+    b.configure(_media(a.local_port, direction=Direction.SENDONLY))
+    await _collect(a, 5)
+    assert a.stats.packets_sent == 0 and not a.sending
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 5)
+    assert a.stats.packets_sent > 0
+
+
+async def test_close_sends_rtcp_bye_and_frees_the_ports(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    byes = []
+    b.events.on("bye", byes.append)
+    await _collect(b, 3)
+    a.close()
+    for _ in range(50):
+        if byes:
+            break
+        await asyncio.sleep(0.01)
+    assert byes and a.ports.closed

@@ -1,0 +1,582 @@
+"""One RTP audio stream on asyncio: the driver around the sans-I/O pieces of this package.
+
+Receiving: both sockets are drained from ``loop.add_reader``, at most
+``MAX_DATAGRAMS_PER_WAKEUP`` datagrams per wake-up (PERF-FACTS.md). RTP from the peer is
+accepted from wherever it really comes and the stream sends back there (symmetric RTP,
+RFC 4961): the first valid packet latches the address; packets from elsewhere are counted
+and dropped, unless the latched address has been quiet for ``RELATCH_AFTER`` seconds (a NAT
+rebinding). With rtcp-mux (RFC 5761 §4) RTCP shares the RTP port and is told apart by its
+packet type. Telephone events go to the DTMF receiver, audio into the jitter buffer.
+
+Sending and playout run on the process's :class:`MediaClock`: each period the stream sends
+one packet (queued PCM, a DTMF event packet, or silence when the producer is behind: never a
+burst afterwards) and takes one frame out of the jitter buffer (decoded, concealed, or comfort
+noise). A writer that runs ahead of the clock waits (``write`` is back-pressured); ``flush``
+drops queued audio at once (barge-in).
+
+No packet for ``inactivity_timeout`` seconds while the peer should be sending emits
+``"inactive"`` (RFC 3550 has no such rule; it is the provider fault X.215 calls
+S-P-ABORT's cause, reported upwards to the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import warnings
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+
+from aiortc.rtp import RtpPacket, is_rtcp
+from pyee.asyncio import AsyncIOEventEmitter
+
+from sdp import NegotiatedMedia
+from voip.rtp.clock import MediaClock, Registration
+from voip.rtp.codecs import (
+    CN_PAYLOAD_TYPE,
+    AudioCodec,
+    ComfortNoise,
+    Pcma,
+    Pcmu,
+    UnsupportedCodec,
+    codec_for,
+)
+from voip.rtp.dtmf import DtmfReceiver, DtmfSender
+from voip.rtp.jitterbuffer import JitterBuffer
+from voip.rtp.ports import RtpPorts
+from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
+from voip.rtp.sender import RtpSender
+from voip.rtp.source import ReceivedSource
+from voip.rtp.stats import StreamStatistics
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+__all__ = ["MediaStream"]
+
+MAX_DATAGRAMS_PER_WAKEUP = 256
+RECEIVE_SIZE = 2048
+RELATCH_AFTER = 1.0
+QUEUED_FRAMES = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
+RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
+CONCEAL_FRAMES = 3  # a missing frame repeats the last one, fading, this many times
+DTMF_DURATION = 0.1
+DTMF_GAP = 0.05
+
+Address = tuple[str, int]
+
+
+class MediaStream:
+    """An RTP audio stream between ``ports`` and the peer that ``configure`` names.
+
+    PCM in and out is 16-bit mono at ``sample_rate``. Events (pyee): ``"dtmf"``
+    (:class:`DtmfDigit`), ``"inactive"`` (seconds without media), ``"rtcp"``
+    (:class:`RtcpReport`), ``"bye"`` (the peer's RTCP BYE).
+    """
+
+    def __init__(
+        self,
+        ports: RtpPorts,
+        clock: MediaClock,
+        *,
+        sample_rate: int = 8000,
+        cname: str | None = None,
+        inactivity_timeout: float = 30.0,
+        local_telephone_event: int | None = 101,
+    ) -> None:
+        self.ports = ports
+        self.clock = clock
+        self.loop = clock.loop
+        self.sample_rate = sample_rate
+        self.inactivity_timeout = inactivity_timeout
+        self.events = AsyncIOEventEmitter(self.loop)
+        self.stats = StreamStatistics()
+        self.sender = RtpSender()
+        self.rtcp = RtcpSession(self.sender, cname or f"voip@{ports.host}", 8000)
+        self.jitter = JitterBuffer()
+        self.dtmf = DtmfReceiver()
+        self.source: ReceivedSource | None = None
+        # negotiated
+        self.codec: AudioCodec = Pcmu()
+        self.payload_type = 0
+        self.telephone_event: int | None = None  # the peer's number, for what we send
+        self.local_telephone_event = local_telephone_event  # ours, for what we receive
+        self.ptime = 0.02
+        self.rtcp_mux = False
+        self.sending = False
+        self.receiving = False
+        self.remote_rtp: Address | None = None
+        self.remote_rtcp: Address | None = None
+        self.latched: Address | None = None
+        self._decoders: dict[int, AudioCodec] = {0: Pcmu(), 8: Pcma()}
+        self._noise = ComfortNoise()
+        # clocked state
+        self._registration: Registration | None = None
+        self._outgoing: deque[bytes] = deque()
+        self._pending = b""  # PCM written that does not fill a frame yet
+        self._space = asyncio.Event()
+        self._space.set()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._generation = 0  # flush() bumps it: writes waiting then are dropped
+        self._incoming: deque[bytes] = deque()
+        self._readable = asyncio.Event()
+        self._dtmf_queue: deque[str] = deque()
+        self._dtmf: DtmfSender | None = None
+        self._dtmf_gap = 0
+        self._last_frame = b""
+        self._concealing = 0
+        self._started_receiving = False
+        self._last_received = 0.0
+        self._latched_heard = 0.0
+        self._inactive = False
+        self._next_rtcp = 0.0
+        self._to_user: Callable[[bytes], bytes] = _same
+        self._from_user: Callable[[bytes], bytes] = _same
+        self._closed = False
+        self._sinks: list[Callable[[bytes], None]] = []
+        loop = self.loop
+        loop.add_reader(ports.rtp.fileno(), self._drain, ports.rtp, False)
+        loop.add_reader(ports.rtcp.fileno(), self._drain, ports.rtcp, True)
+
+    def __repr__(self) -> str:
+        return f"<MediaStream {self.ports.host}:{self.ports.port} -> {self.remote_rtp}>"
+
+    # --- configuration ---------------------------------------------------------------------
+
+    @property
+    def local_port(self) -> int:
+        return self.ports.port
+
+    @property
+    def frame_samples(self) -> int:
+        """RTP timestamp units per packet."""
+        return round(self.codec.clock_rate * self.ptime)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of user PCM per packet time."""
+        return 2 * round(self.sample_rate * self.ptime)
+
+    def configure(self, media: NegotiatedMedia) -> None:
+        """Follow what offer/answer agreed: codec, address, ptime, direction, rtcp-mux.
+
+        Raises :class:`UnsupportedCodec` when no agreed codec is one the toolkit has."""
+        if not media.accepted or not media.codecs:
+            self._set_direction(False, False)
+            return
+        codec = None
+        for candidate in media.codecs:
+            with contextlib.suppress(ValueError):
+                codec = codec_for(candidate)
+                payload_type = candidate.payload_type
+                break
+        if codec is None or payload_type is None:
+            raise UnsupportedCodec(f"none of {[c.name for c in media.codecs]} is supported")
+        ptime = (media.ptime or 20) / 1000.0
+        if type(codec) is not type(self.codec) or ptime != self.ptime:
+            self.sender.talkspurt = True
+        self.codec, self.payload_type, self.ptime = codec, payload_type, ptime
+        self.telephone_event = media.telephone_event_payload_type
+        if self.telephone_event is not None and self.local_telephone_event is None:
+            self.local_telephone_event = self.telephone_event
+        self.rtcp_mux = media.rtcp_mux
+        self._to_user = _converter(codec.sample_rate, self.sample_rate)
+        self._from_user = _converter(self.sample_rate, codec.sample_rate)
+        remote: Address | None = None
+        if media.remote_address and media.remote_port and not media.legacy_hold:
+            remote = (media.remote_address, media.remote_port)
+        if remote != self.remote_rtp:
+            self.remote_rtp = self.latched = remote
+            if remote is None:
+                self.remote_rtcp = None
+            elif self.rtcp_mux:
+                self.remote_rtcp = remote
+            else:
+                host = media.remote_rtcp_address or remote[0]
+                self.remote_rtcp = (host, media.remote_rtcp_port or remote[1] + 1)
+        direction = media.direction
+        self._set_direction(
+            direction.sends and remote is not None and not media.on_hold, direction.receives
+        )
+        if self._registration is not None and abs(self._registration.period - ptime) > 1e-9:
+            self._registration.cancel()
+            self._registration = None
+        self._ensure_clock()
+
+    def _set_direction(self, sending: bool, receiving: bool) -> None:
+        if sending and not self.sending:
+            self.sender.talkspurt = True
+        self.sending, self.receiving = sending, receiving
+        if receiving:
+            self._last_received = self.loop.time()
+            self._inactive = False
+
+    def _ensure_clock(self) -> None:
+        if self._closed or self._registration is not None:
+            return
+        if self.sending or self.receiving:
+            now = self.loop.time()
+            self._registration = self.clock.add(self, self.ptime, now)
+            self._next_rtcp = now + self.rtcp.interval(initial=True)
+
+    def hold(self) -> None:
+        """Stop sending (and expecting) media, keeping the ports (e.g. before a re-INVITE)."""
+        self._set_direction(False, False)
+
+    # --- the clock --------------------------------------------------------------------------
+
+    def tick(self, deadline: float, now: float) -> None:
+        """One packet time: send one packet, play out one frame, watch for inactivity."""
+        registration = self._registration
+        if registration is not None and registration.skipped != self.stats.skipped:
+            skipped = registration.skipped - self.stats.skipped
+            self.stats.skipped = registration.skipped
+            self.sender.advance(skipped * self.frame_samples)
+        samples = self.frame_samples
+        if self.sending:
+            self._send_frame()
+        # on hold the queue stays: the prompt goes on where it stopped when the call resumes
+        self.sender.advance(samples)
+        if self.receiving:
+            self._play_frame()
+            if (
+                not self._inactive
+                and self.inactivity_timeout > 0
+                and now - self._last_received > self.inactivity_timeout
+            ):
+                self._inactive = True
+                self.events.emit("inactive", now - self._last_received)
+        if now >= self._next_rtcp:
+            self._next_rtcp = now + self.rtcp.interval()
+            if self.remote_rtcp is not None and (self.sending or self.receiving):
+                self._send_rtcp(
+                    self.rtcp.report(now, time.time(), self.sender.timestamp, self._sources())
+                )
+        if not self.sending and not self.receiving and registration is not None:
+            registration.cancel()
+            self._registration = None
+
+    def _send_frame(self) -> None:
+        stats = self.stats
+        dtmf = self._dtmf
+        if (
+            dtmf is None
+            and self._dtmf_gap <= 0
+            and self._dtmf_queue
+            and self.telephone_event is not None
+        ):
+            dtmf = self._dtmf = DtmfSender(
+                self._dtmf_queue.popleft(),
+                self.sender.timestamp,
+                duration=round(DTMF_DURATION * self.codec.clock_rate),
+                samples_per_packet=self.frame_samples,
+            )
+        if dtmf is not None and self.telephone_event is not None:
+            packet = dtmf.next_packet()
+            data = self.sender.packet(
+                self.telephone_event,
+                packet.payload,
+                marker=packet.marker,
+                timestamp=packet.timestamp,
+            )
+            if dtmf.done:
+                self._dtmf = None
+                stats.dtmf_sent += 1
+                self._dtmf_gap = max(1, round(DTMF_GAP / self.ptime))
+                self.sender.talkspurt = True
+            self._sendto(data)
+            return
+        if self._dtmf_gap > 0:
+            self._dtmf_gap -= 1
+        outgoing = self._outgoing
+        if outgoing:
+            pcm = outgoing.popleft()
+            if len(outgoing) < QUEUED_FRAMES:
+                self._space.set()
+            if not outgoing:
+                self._drained.set()
+        else:
+            pcm = bytes(2 * round(self.codec.sample_rate * self.ptime))
+            stats.silence_sent += 1
+        payload = self.codec.encode(pcm)
+        self._sendto(self.sender.packet(self.payload_type, payload))
+
+    def _sendto(self, data: bytes) -> None:
+        address = self.latched
+        if address is None:
+            return
+        try:
+            self.ports.rtp.sendto(data, address)
+        except OSError:
+            self.stats.send_errors += 1
+            return
+        self.stats.packets_sent += 1
+        self.stats.octets_sent += len(data) - 12
+
+    def _send_rtcp(self, data: bytes) -> None:
+        address = self.remote_rtcp
+        if address is None:
+            return
+        sock = self.ports.rtp if self.rtcp_mux else self.ports.rtcp
+        try:
+            sock.sendto(data, address)
+        except OSError:
+            self.stats.send_errors += 1
+            return
+        self.stats.rtcp_sent += 1
+
+    def _sources(self) -> list[ReceivedSource]:
+        return [] if self.source is None else [self.source]
+
+    def _play_frame(self) -> None:
+        concealed = self.jitter.counters.concealed
+        packet = self.jitter.pop()
+        frame: bytes
+        if packet is not None:
+            self._concealing = 0
+            if packet.payload_type == CN_PAYLOAD_TYPE:
+                frame = self._noise.noise(
+                    packet.payload, round(self.codec.sample_rate * self.ptime)
+                )
+            else:
+                decoder = self._decoders.get(packet.payload_type, self.codec)
+                frame = decoder.decode(packet.payload)
+            self._last_frame = frame
+        elif not self._started_receiving:
+            return  # nothing ever arrived: no frames yet
+        else:
+            size = 2 * round(self.codec.sample_rate * self.ptime)
+            missing = self.jitter.counters.concealed > concealed
+            if missing and self._concealing < CONCEAL_FRAMES and self._last_frame:
+                # packet loss concealment: the last frame again, fading (G.711 Appendix I in spirit)
+                self._concealing += 1
+                frame = audioop.mul(self._last_frame, 2, 0.5**self._concealing)[:size]
+                self.stats.concealed += self.ptime
+            else:
+                frame = bytes(size)
+        self._deliver(self._to_user(frame))
+
+    def _deliver(self, frame: bytes) -> None:
+        for sink in self._sinks:
+            sink(frame)
+        incoming = self._incoming
+        if len(incoming) >= RECEIVED_FRAMES:
+            incoming.popleft()
+            self.stats.frames_dropped += 1
+        incoming.append(frame)
+        self._readable.set()
+
+    # --- receiving --------------------------------------------------------------------------
+
+    def _drain(self, sock: socket.socket, rtcp_socket: bool) -> None:
+        recvfrom = sock.recvfrom
+        for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
+            try:
+                data, address = recvfrom(RECEIVE_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                if sock.fileno() < 0:
+                    return
+                continue  # an ICMP error for an earlier send
+            if rtcp_socket or (self.rtcp_mux and is_rtcp(data)):
+                self._on_rtcp(data)
+            else:
+                self._on_rtp(data, address[:2])
+
+    def _on_rtp(self, data: bytes, address: Address) -> None:
+        stats = self.stats
+        try:
+            packet = RtpPacket.parse(data)
+        except ValueError:
+            stats.malformed += 1
+            return
+        payload_type = packet.payload_type
+        audio = payload_type in self._decoders or payload_type == CN_PAYLOAD_TYPE
+        dtmf = payload_type == self.local_telephone_event and self.local_telephone_event is not None
+        if not (audio or dtmf):
+            stats.unknown_payload += 1
+            return
+        now = self.loop.time()
+        if address != self.latched:
+            if self.latched is not None and now - self._latched_heard < RELATCH_AFTER:
+                stats.foreign += 1
+                return
+            self.latched = address  # symmetric RTP: answer where the packets come from
+            if (
+                self.remote_rtcp is not None
+                and not self.rtcp_mux
+                and self.remote_rtcp[0] != address[0]
+            ):
+                self.remote_rtcp = (address[0], address[1] + 1)
+        self._latched_heard = self._last_received = now
+        self._inactive = False
+        stats.packets_received += 1
+        stats.octets_received += len(packet.payload)
+        source = self.source
+        if source is None or source.ssrc != packet.ssrc:
+            source = self.source = ReceivedSource.first(
+                packet.ssrc, self.codec.clock_rate, packet.sequence_number
+            )
+        source.update_seq(packet.sequence_number)
+        if dtmf:
+            try:
+                digit = self.dtmf.receive(packet.payload, packet.timestamp)
+            except ValueError:
+                stats.malformed += 1
+                return
+            if digit is not None:
+                stats.dtmf_received += 1
+                self.events.emit("dtmf", digit)
+            return
+        source.update_jitter(now, packet.timestamp)
+        if self.receiving:
+            self._started_receiving = True
+            self.jitter.push(packet)
+
+    def _on_rtcp(self, data: bytes) -> None:
+        sources = {} if self.source is None else {self.source.ssrc: self.source}
+        try:
+            events = self.rtcp.receive(data, self.loop.time(), time.time(), sources)
+        except ValueError:
+            self.stats.malformed += 1
+            return
+        self.stats.rtcp_received += 1
+        self._last_received = self.loop.time()
+        for event in events:
+            if isinstance(event, RtcpReport):
+                if event.packets_lost is not None:
+                    self.stats.remote_lost = event.packets_lost
+                    self.stats.remote_jitter = event.jitter
+                self.events.emit("rtcp", event)
+            elif isinstance(event, RtcpBye):
+                self.events.emit("bye", event)
+
+    # --- the PCM API for bots -----------------------------------------------------------------
+
+    async def write(self, pcm: bytes) -> None:
+        """Queue PCM to send; waits while more than ``QUEUED_FRAMES`` frames are queued.
+        A ``flush()`` while waiting drops the rest of this write."""
+        generation = self._generation
+        data = self._pending + pcm
+        size = self.frame_bytes
+        convert = self._from_user
+        start = 0
+        while len(data) - start >= size:
+            while len(self._outgoing) >= QUEUED_FRAMES:
+                self._space.clear()
+                await self._space.wait()
+                if generation != self._generation or self._closed:
+                    return
+            self._outgoing.append(convert(data[start : start + size]))
+            self._drained.clear()
+            start += size
+        self._pending = data[start:]
+
+    def flush(self) -> None:
+        """Drop every queued outgoing frame now (barge-in); waiting writes return."""
+        self._outgoing.clear()
+        self._pending = b""
+        self._generation += 1
+        self._space.set()
+        self._drained.set()
+
+    async def drain(self) -> None:
+        """Wait until everything written has been sent (pads a partial frame with silence)."""
+        if self._pending:
+            await self.write(bytes(self.frame_bytes - len(self._pending)))
+        if self.sending:
+            await self._drained.wait()
+
+    @property
+    def queued(self) -> float:
+        """Seconds of audio queued to send."""
+        return len(self._outgoing) * self.ptime
+
+    async def read(self) -> bytes:
+        """The next received frame (PCM, one packet time), waiting for it."""
+        while not self._incoming:
+            if self._closed:
+                raise EOFError("the media stream is closed")
+            self._readable.clear()
+            await self._readable.wait()
+        return self._incoming.popleft()
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Received frames as they are played out, until the stream closes."""
+        while True:
+            try:
+                yield await self.read()
+            except EOFError:
+                return
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.frames()
+
+    def add_sink(self, sink: Callable[[bytes], None]) -> Callable[[], None]:
+        """Also give every received frame to ``sink`` (e.g. a recorder); returns a remover."""
+        self._sinks.append(sink)
+        return lambda: self._sinks.remove(sink) if sink in self._sinks else None
+
+    def send_dtmf(self, digits: str) -> None:
+        """Send digits as RFC 4733 events, one after the other; raises ValueError for a
+        character that is not a DTMF digit, RuntimeError if no telephone-event was agreed."""
+        if self.telephone_event is None:
+            raise RuntimeError("the peer did not agree to telephone-event (RFC 4733)")
+        for digit in digits:
+            if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
+                raise ValueError(f"not a DTMF digit: {digit!r}")
+        self._dtmf_queue.extend(digits.upper())
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def close(self, *, bye: bool = True) -> None:
+        """Send RTCP BYE (when there was a peer), stop the clock, release the ports."""
+        if self._closed:
+            return
+        self._closed = True
+        if bye and self.remote_rtcp is not None:
+            self._send_rtcp(self.rtcp.bye(self.loop.time(), self._sources()))
+        if self._registration is not None:
+            self._registration.cancel()
+            self._registration = None
+        for sock in (self.ports.rtp, self.ports.rtcp):
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+        self.ports.release()
+        self._space.set()
+        self._drained.set()
+        self._readable.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> StreamStatistics:
+        """The statistics now, with the reception figures brought up to date."""
+        stats = self.stats
+        counters = self.jitter.counters
+        stats.late, stats.duplicates = counters.late, counters.duplicates
+        stats.discarded, stats.underruns = counters.discarded, counters.underruns
+        stats.ssrc_changes = counters.ssrc_changes
+        if self.source is not None:
+            stats.lost = max(0, self.source.lost)
+            stats.jitter = self.source.jitter_seconds
+        stats.round_trip = self.rtcp.round_trip
+        return stats
+
+
+def _same(pcm: bytes) -> bytes:
+    return pcm
+
+
+def _converter(source_rate: int, target_rate: int) -> Callable[[bytes], bytes]:
+    if source_rate == target_rate:
+        return _same
+    from voip.rtp.audio import Resampler
+
+    return Resampler(source_rate, target_rate).convert
