@@ -5,6 +5,9 @@ the first 2xx wins and later 2xx get ACK then BYE (§13.2.2.4), CANCEL (§9.1).
 Incoming: 180/183/200 or a refusal, CANCEL → 487, the 2xx retransmitted until its ACK.
 In dialog: re-INVITE with SDP (hold and resume, §14 and RFC 3264 §8.4) or without
 (the offer in the 2xx), 491 glare with the §14.1 back-off, BYE, INFO, MESSAGE, OPTIONS.
+Session timers (RFC 4028, :mod:`voip.sip.sessiontimer`): the interval is negotiated on
+the INVITE and each re-INVITE or UPDATE, the refresher re-INVITEs at half of it, and a
+session nobody refreshed ends with BYE (an S-P-ABORT).
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import asyncio
 import contextlib
 import enum
 import itertools
+import logging
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pyee.asyncio import AsyncIOEventEmitter
 
 import sdp
 from voip.negotiation import SDP, Negotiation, default_audio
-from voip.sip import Request, Response, SipError, make_response
+from voip.sip import CSeq, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
+from voip.sip.sessiontimer import RefreshDue, SessionExpired, SessionTimer
 from voip.sip.transaction import ClientTransaction, ServerTransaction, make_cancel
 from voip.transport import Endpoint
 from voip.transport.dns import Target
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
     from voip.useragent import UserAgent
 
 __all__ = ["Call", "CallState", "EndReason"]
+
+log = logging.getLogger(__name__)
 
 
 class CallState(enum.Enum):
@@ -71,6 +78,9 @@ class Call:
     """One call. Events (pyee): ``"ringing"`` (response), ``"early_media"`` (agreed
     streams), ``"answered"``, ``"media"`` (agreed streams after each exchange),
     ``"hold"`` / ``"resume"`` (the peer's), ``"info"`` / ``"message"`` (request),
+    ``"session_timer"`` (the :class:`~voip.sip.sessiontimer.SessionTimer`, each time the
+    session interval starts again), ``"session_expired"``
+    (:class:`~voip.sip.sessiontimer.SessionExpired`, before the BYE it causes),
     ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
@@ -97,6 +107,11 @@ class Call:
         self._acked: asyncio.Event = asyncio.Event()
         self._offer_in_invite = True
         self.transfers: Transfers | None = None  # REFERs we sent (voip.transfer)
+        policy = ua.session_timers
+        #: RFC 4028 for this call's dialog; None when the agent does not take part
+        self.session_timer = SessionTimer(policy) if policy is not None else None
+        self._session_handle: asyncio.TimerHandle | None = None
+        self._session_at: float | None = None
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
@@ -138,6 +153,9 @@ class Call:
             return
         self.state = CallState.ENDED
         self.end_reason = EndReason(by, status, text)
+        if self.session_timer is not None:
+            self.session_timer.stop()
+        self._arm_session_timer()
 
         if self.dialog is not None:
             self.dialog.terminate()
@@ -175,9 +193,23 @@ class Call:
         offer: bool = True,
         headers: Iterable[tuple[str, str]] = (),
         to: str | None = None,
+        session_expires: int | None = None,
+        min_se: int | None = None,
     ) -> Call:
+        """``session_expires`` and ``min_se`` (seconds) override the agent's session
+        timer policy for this call (RFC 4028)."""
         call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", []))
         call._offer_in_invite = offer
+        timer = call.session_timer
+        if timer is not None and (session_expires is not None or min_se is not None):
+            policy = timer.policy
+            call.session_timer = SessionTimer(
+                replace(
+                    policy,
+                    session_expires=session_expires or policy.session_expires,
+                    min_se=min_se or policy.min_se,
+                )
+            )
         ua.spawn(call._dial(uri, media_port, list(headers), to))
         return call
 
@@ -188,6 +220,8 @@ class Call:
 
         ua = self.ua
         try:
+            if self.session_timer is not None:
+                headers = [*headers, *self.session_timer.request_headers()]
             request = ua.new_request("INVITE", uri, headers=headers)
             if to is not None:
                 request.headers.set("To", to)
@@ -215,12 +249,35 @@ class Call:
             self._on_provisional(response)
         elif status < 300:
             self._on_2xx(response)
+        elif status == 422 and self._retry_after_422(transaction.request, response):
+            return
         else:
             self.negotiation.offer_rejected()
             if self._cancelling and status == 487:
                 self._end("local", 487, "Request Terminated")
             else:
                 self._end("remote", status, response.reason_phrase)
+
+    def _retry_after_422(self, request: Request, response: Response) -> bool:
+        """422 Session Interval Too Small (RFC 4028 §7.3): the INVITE again, in a new
+        transaction (CSeq + 1), asking for at least the response's Min-SE."""
+        timer = self.session_timer
+        if timer is None or self._cancelling or not timer.receive_422(response):
+            return False
+        retry = Request(request.method, request.uri, request.headers.copy(), request.body)
+        retry.cseq = CSeq(request.cseq.number + 1, request.cseq.method)
+        for name, value in timer.request_headers():
+            if name != "Supported":
+                retry.headers.set(name, value)
+        self.invite = retry
+        self.ua.spawn(self._send_invite(retry))
+        return True
+
+    async def _send_invite(self, request: Request) -> None:
+        try:
+            await self.ua.send_request(request, self._on_invite_response, targets=self._targets)
+        except Exception as error:  # the transport refused: the call cannot start
+            self._end("provider", 503, str(error) or type(error).__name__)
 
     def _on_provisional(self, response: Response) -> None:
         if response.status == 100 or self.state is CallState.ANSWERED:
@@ -282,6 +339,7 @@ class Call:
             return
         self.state = CallState.ANSWERED
         self.ua.spawn(self._send_ack(body))
+        self._session_timer_response(response)
         if not self._answered.done():
             self._answered.set_result(response)
         self.emit("answered")
@@ -382,7 +440,7 @@ class Call:
             target = Target(source.transport, source.host, source.port, source.host)  # type: ignore[arg-type]
             response.headers.add("Contact", str(self.ua.contact_for(target)))
             response.headers.add("Allow", ", ".join(_allowed()))
-            response.headers.add("Supported", "replaces")
+            response.headers.add("Supported", ", ".join(_supported()))
         if body:
             response.headers.add("Content-Type", SDP)
             response.body = body
@@ -439,6 +497,7 @@ class Call:
             raise SipError(488, f"cannot answer the offer: {error}") from None
         response = self._response(200, body=body)
         self._uas_dialog(response)
+        self._session_timer_answer(self.invite, response)
         self.state = CallState.ANSWERED
         self.ua.respond(self._invite_server, response)
         if answer is not None:
@@ -534,6 +593,15 @@ class Call:
         """A re-INVITE or UPDATE (§14.2, RFC 3311): answer its offer, or offer in the 2xx."""
         assert self.dialog is not None
         was_held = self.remote_hold
+        if self.session_timer is not None:
+            try:
+                self.session_timer.check_request(request)  # RFC 4028 §9: 422
+            except SipError as error:
+                self.ua.respond(
+                    transaction,
+                    make_response(request, error.status, error.reason, headers=error.headers),
+                )
+                return
         try:
             if _has_sdp(request):
                 self.dialog.received_offer(request.body)
@@ -559,6 +627,7 @@ class Call:
         if body:
             response.headers.add("Content-Type", SDP)
             response.body = body
+        self._session_timer_answer(request, response)
         if request.method == "INVITE":
             self._acked.clear()
         self.ua.respond(transaction, response)
@@ -626,6 +695,8 @@ class Call:
             except RequestFailed as error:
                 dialog.offer_failed()
                 self.negotiation.offer_rejected()
+                if error.status == 422 and self._may_retry_after_422(error):
+                    continue  # RFC 4028 §7.3: again with the larger interval
                 if error.status != 491:
                     raise
                 owner = self.outgoing
@@ -641,7 +712,9 @@ class Call:
         assert self.dialog is not None
         dialog = self.dialog
         targets = await self._in_dialog_targets(dialog)
-        request = dialog.create_request("INVITE", body=offer, content_type=SDP)
+        request = dialog.create_request(
+            "INVITE", body=offer, content_type=SDP, headers=self._session_timer_headers()
+        )
         try:
             sent, response = await self.ua.exchange(request, targets=targets)
         except RequestFailed as error:
@@ -653,11 +726,109 @@ class Call:
         _copy_credentials(sent, ack)
         self.ua.send_ack(ack, targets[0])
         self._ack, self._ack_target = ack, targets[0]
+        self._session_timer_response(response)
         if not _has_sdp(response):
             raise RequestFailed(488, "the 2xx to the re-INVITE has no answer")
         was_held = self.remote_hold
         self._media_changed(self.negotiation.receive_answer(response.body), was_held)
         return response
+
+    # --- session timers (RFC 4028) ----------------------------------------------------------
+
+    @property
+    def session_deadline(self) -> float | None:
+        """When (the loop's clock) the session timer acts next: a refresh or the BYE."""
+        return self._session_at
+
+    def _session_timer_headers(self) -> list[tuple[str, str]]:
+        timer = self.session_timer
+        return [] if timer is None else timer.request_headers()
+
+    def _may_retry_after_422(self, error: Exception) -> bool:
+        response = getattr(error, "response", None)
+        timer = self.session_timer
+        return timer is not None and response is not None and timer.receive_422(response)
+
+    def _session_timer_response(self, response: Response) -> None:
+        """A 2xx to our INVITE, re-INVITE or UPDATE (RFC 4028 §7.2)."""
+        if self.session_timer is not None:
+            self.session_timer.receive_response(response, self.ua.now())
+            self._session_timer_started()
+
+    def _session_timer_answer(self, request: Request, response: Response) -> None:
+        """Our 2xx to an INVITE, re-INVITE or UPDATE (RFC 4028 §9)."""
+        if self.session_timer is not None:
+            for name, value in self.session_timer.answer(request, self.ua.now()):
+                response.headers.add(name, value)
+            self._session_timer_started()
+
+    def _session_timer_started(self) -> None:
+        self._arm_session_timer()
+        if self.session_timer is not None and self.session_timer.running:
+            self.emit("session_timer", self.session_timer)
+
+    def _arm_session_timer(self) -> None:
+        """One loop timer for the session timer's next deadline; none once it has none."""
+        timer = self.session_timer
+        deadline = None if timer is None or self.state is CallState.ENDED else timer.next_deadline()
+        if deadline == self._session_at:
+            return
+        if self._session_handle is not None:
+            self._session_handle.cancel()
+        self._session_at = deadline
+        self._session_handle = (
+            None if deadline is None else self.ua.loop.call_at(deadline, self._on_session_timer)
+        )
+
+    def _on_session_timer(self) -> None:
+        timer = self.session_timer
+        due = self._session_at
+        self._session_handle = self._session_at = None
+        if timer is None or due is None:
+            return
+        # the loop may run a timer a clock tick early: it is due at its deadline
+        event = timer.handle_timer(max(self.ua.now(), due))
+        if isinstance(event, RefreshDue):
+            self.ua.spawn(self._refresh_session())
+        elif isinstance(event, SessionExpired):
+            self._expire(event)
+        self._arm_session_timer()
+
+    def _expire(self, event: SessionExpired) -> None:
+        """No refresh in time (RFC 4028 §10): the session is over now (S-P-ABORT); the
+        BYE tells the peer, but a peer that is gone does not hold the end up."""
+        self.emit("session_expired", event)
+        dialog = self.dialog
+        if dialog is None or self.state is CallState.ENDED:
+            return
+        reason = f'SIP;cause=408;text="{event.text}"'
+        bye = dialog.create_request("BYE", headers=[("Reason", reason)])
+        self._end("provider", 408, event.text)
+        self.ua.spawn(self._send_bye(dialog, bye))
+
+    async def _send_bye(self, dialog: Dialog, bye: Request) -> None:
+        with contextlib.suppress(Exception):  # nobody to tell: the call is over anyway
+            await self.ua.request(bye, targets=await self._in_dialog_targets(dialog))
+
+    async def _refresh_session(self) -> None:
+        """Refresh the session (RFC 4028 §10) with a re-INVITE that offers the session as
+        it is: the same SDP (its o= version unchanged), hold state kept."""
+        from voip.useragent import RequestFailed
+
+        timer = self.session_timer
+        try:
+            await self.reinvite()
+        except RequestFailed as error:
+            if error.status in (408, 481):  # §10 and RFC 3261 §12.2.1.2: the dialog is gone
+                await self._bye_and_end("provider", error.status, error.reason)
+                return
+            if timer is not None:
+                timer.refresh_failed()
+        except Exception as error:  # the call left the answered state, the transport failed
+            log.info("session refresh of %s failed: %s", self.call_id, error)
+            if timer is not None:
+                timer.refresh_failed()
+        self._arm_session_timer()
 
     async def hold(self) -> None:
         """Put the peer on hold: re-INVITE with ``sendonly`` (``inactive`` if the peer
@@ -724,6 +895,12 @@ def _allowed() -> tuple[str, ...]:
     from voip.useragent import ALLOWED_METHODS
 
     return ALLOWED_METHODS
+
+
+def _supported() -> tuple[str, ...]:
+    from voip.useragent import SUPPORTED
+
+    return SUPPORTED
 
 
 # Even ports for the media line until the media engine allocates real ones.

@@ -36,6 +36,7 @@ from voip.sip import (
     parse_uri,
 )
 from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient, Verdict
+from voip.sip.sessiontimer import SessionTimerPolicy, check_interval
 from voip.sip.transaction import (
     AckReceived,
     AckTimeout,
@@ -79,9 +80,11 @@ ALLOWED_METHODS = (
     "REFER",
     "NOTIFY",
 )
-SUPPORTED = ("replaces", "norefersub")
+SUPPORTED = ("replaces", "norefersub", "timer")
 ACCEPT = "application/sdp"
 DEFAULT_USER_AGENT = "voip-session/0.1"
+#: RFC 4028 as §4 and §5 recommend: 1800 s asked for, 90 s at least, refresh by UPDATE
+DEFAULT_SESSION_TIMERS = SessionTimerPolicy()
 
 
 class RequestFailed(Exception):
@@ -142,7 +145,10 @@ class UserAgent(AsyncIOEventEmitter):
         resolver: Any = None,
         user_agent: str = DEFAULT_USER_AGENT,
         challenger: Challenger | None = None,
+        session_timers: SessionTimerPolicy | None = DEFAULT_SESSION_TIMERS,
     ) -> None:
+        """``session_timers``: the RFC 4028 policy of every call (interval asked for,
+        Min-SE, refresher, refresh method); None to take no part in session timers."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -154,6 +160,7 @@ class UserAgent(AsyncIOEventEmitter):
         self.policy = policy or UaPolicy()
         self.resolver = resolver
         self.user_agent = user_agent
+        self.session_timers = session_timers
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(
             self._on_message,
@@ -637,6 +644,12 @@ class UserAgent(AsyncIOEventEmitter):
         if self._merged(request):
             self._reject(transaction, 482, "Loop Detected")  # §8.2.2.2
             return
+        if self.session_timers is not None:
+            try:
+                check_interval(request, self.session_timers.min_se)  # RFC 4028 §9: 422
+            except SipError as error:
+                self._reject(transaction, error.status, error.reason, headers=error.headers)
+                return
         if "replaces" in request.headers:
             from voip.transfer import receive_replacing_invite
 
