@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from voip.transfer import Transfers
     from voip.useragent import UserAgent
 
-__all__ = ["Call", "CallState", "EndReason"]
+__all__ = ["Call", "CallState", "EndReason", "glare_backoff"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class Call:
         self.session_timer = SessionTimer(policy) if policy is not None else None
         self._session_handle: asyncio.TimerHandle | None = None
         self._session_at: float | None = None
+        #: forks whose 2xx lost to the first (§13.2.2.4): To tag → their ACK, once sent
+        self._forks_ended: dict[str, tuple[Request, Target] | None] = {}
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
@@ -292,7 +294,7 @@ class Call:
             self.state = CallState.RINGING
         if _has_sdp(response) and self.negotiation.offer is not None:
             try:
-                agreed = self.negotiation.receive_answer(response.body)
+                agreed = self.negotiation.receive_early_answer(response.body)
             except (sdp.SdpError, sdp.OfferAnswerError):
                 pass  # early media we cannot use; the final answer may still do
             else:
@@ -305,7 +307,10 @@ class Call:
         if self.dialog is not None:
             if tag == self.dialog.id.remote_tag:
                 self._resend_ack()  # a retransmitted 2xx: the same ACK again (§13.2.2.4)
+            elif tag in self._forks_ended:
+                self._resend_fork_ack(tag)  # a losing fork's 2xx again: ACK it, no new BYE
             else:
+                self._forks_ended[tag] = None
                 self.ua.spawn(self._ack_and_bye(response))  # a second fork answered
             return
         try:
@@ -327,7 +332,12 @@ class Call:
             if self.negotiation.offer is not None:
                 if _has_sdp(response):
                     self._media_changed(self.negotiation.receive_answer(response.body))
-                elif not self.negotiation.agreed:
+                elif self.negotiation.remote is not None:
+                    # the answer came early (183) and the 2xx does not repeat it
+                    self._media_changed(
+                        self.negotiation.receive_answer(bytes(self.negotiation.remote))
+                    )
+                else:
                     raise sdp.OfferAnswerError("the 2xx carries no answer")
             elif _has_sdp(response):
                 body = self.negotiation.receive_offer(response.body)  # answer in the ACK
@@ -373,8 +383,15 @@ class Call:
         ack = dialog.create_request("ACK", cseq=self.invite.cseq.number)
         _copy_credentials(self.invite, ack)
         self.ua.send_ack(ack, targets[0])
+        self._forks_ended[dialog.id.remote_tag] = (ack, targets[0])
         bye = dialog.create_request("BYE")
         await self.ua.request(bye, targets=targets)
+
+    def _resend_fork_ack(self, tag: str) -> None:
+        sent = self._forks_ended.get(tag)
+        if sent is not None:
+            ack, target = sent
+            self.ua.transport.send(ack, self.ua._endpoint(target), server_name=None)
 
     def on_stray_2xx(self, response: Response) -> None:
         """A 2xx after the INVITE transaction ended (Timer M): ACK it again."""
@@ -699,8 +716,7 @@ class Call:
                     continue  # RFC 4028 §7.3: again with the larger interval
                 if error.status != 491:
                     raise
-                owner = self.outgoing
-                await asyncio.sleep(random.uniform(2.1, 4.0) if owner else random.uniform(0.0, 2.0))
+                await asyncio.sleep(glare_backoff(owns_call_id=self.outgoing))
                 continue
             dialog.received_answer(response.body)
             return
@@ -875,6 +891,16 @@ class Call:
         with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
             await self._request("BYE", headers=headers)
         self._end(by, status, text)
+
+
+def glare_backoff(
+    *, owns_call_id: bool, uniform: Callable[[float, float], float] = random.uniform
+) -> float:
+    """How long to wait before sending a re-INVITE again after 491 (RFC 3261 §14.1): the
+    owner of the Call-ID (the one who generated it: the caller) 2.1 to 4 s, the other
+    0 to 2 s, in units of 10 ms, so the two sides do not collide again."""
+    low, high = (2.1, 4.0) if owns_call_id else (0.0, 2.0)
+    return round(uniform(low, high), 2)
 
 
 def _follow_cseq(dialog: Dialog, response: Response | None) -> None:

@@ -92,6 +92,19 @@ class Negotiation:
         self._agree(agreed)
         return agreed
 
+    def receive_early_answer(self, body: bytes) -> list[NegotiatedMedia]:
+        """An answer in an unreliable provisional response (a 183 without 100rel): early
+        media follows it, but our offer stays outstanding, since the answer that counts
+        is the one in the 2xx (RFC 3261 §13.2.1; RFC 6337 §3.1.1 asks the UAS to repeat
+        it there). Each fork may preview its own. Raises SdpError / OfferAnswerError."""
+        if self.offer is None:
+            raise sdp.OfferAnswerError("an early answer arrived with no offer outstanding")
+        answer = sdp.parse(body)
+        agreed = sdp.process_answer(self.offer, answer)
+        self.remote = answer
+        self._agree(agreed)
+        return agreed
+
     def offer_rejected(self) -> None:
         """Our offer failed (non-2xx, 491): the last agreed session stays (RFC 3264 §8)."""
         self.offer = None
