@@ -18,7 +18,7 @@ import enum
 import itertools
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -291,6 +291,8 @@ class Call:
             dialog = self.early.get(tag)
             if dialog is None:
                 dialog = self.early[tag] = Dialog.from_uac(self.invite, response)
+                if _has_sdp(self.invite):
+                    dialog.sent_offer(self.invite.body)  # answered by the 2xx (RFC 6337 §2.2)
             self.state = CallState.RINGING
         if _has_sdp(response) and self.negotiation.offer is not None:
             try:
@@ -348,6 +350,7 @@ class Call:
             self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP: {error}"))
             return
         self.state = CallState.ANSWERED
+        dialog.offer_answer = OfferAnswer.STABLE  # the answer came in the 2xx or goes in the ACK
         self.ua.spawn(self._send_ack(body))
         self._session_timer_response(response)
         if not self._answered.done():
@@ -491,12 +494,15 @@ class Call:
             return bytes(self.negotiation.local) if self.negotiation.local else None
         return self.negotiation.receive_offer(self.invite.body)
 
-    def _uas_dialog(self, response: Response) -> None:
+    def _uas_dialog(self, response: Response) -> Dialog:
         assert self.invite is not None
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.invite, response)
+            if _has_sdp(self.invite):
+                self.dialog.received_offer(self.invite.body)
         if response.status >= 200:
             self.dialog.confirm()
+        return self.dialog
 
     async def accept(self, *, media_port: int = 0, wait_ack: bool = True) -> None:
         """Answer with 200 OK and the SDP answer (or our offer, when the INVITE had none);
@@ -513,8 +519,12 @@ class Call:
             self.reject_now(488, "Not Acceptable Here")
             raise SipError(488, f"cannot answer the offer: {error}") from None
         response = self._response(200, body=body)
-        self._uas_dialog(response)
+        dialog = self._uas_dialog(response)
         self._session_timer_answer(self.invite, response)
+        if answer is not None:
+            dialog.sent_answer(body)
+        else:
+            dialog.sent_offer(body)  # the answer comes in the ACK
         self.state = CallState.ANSWERED
         self.ua.respond(self._invite_server, response)
         if answer is not None:
@@ -568,8 +578,8 @@ class Call:
 
     def on_request(self, transaction: ServerTransaction, request: Request) -> None:
         """A request within this call's dialog (§12.2.2)."""
-        dialog = self.dialog
         ua = self.ua
+        dialog = self._dialog_of(request)
         if dialog is None or self.state is CallState.ENDED:
             ua.respond(transaction, make_response(request, 481))
             return
@@ -578,7 +588,8 @@ class Call:
         except SipError as error:
             ua.respond(transaction, make_response(request, error.status, error.reason))
             return
-        if self._invite_server is not None and not self._acked.is_set():
+        answered = self.state is CallState.ANSWERED
+        if answered and self._invite_server is not None and not self._acked.is_set():
             # the peer got our 2xx, or it would not send this: its ACK was lost
             ua.transactions.acknowledge(self._invite_server)
             self._acked.set()
@@ -586,8 +597,12 @@ class Call:
         if method == "BYE":
             ua.respond(transaction, make_response(request, 200))
             self._end("remote", 200, "BYE")
-        elif method in ("INVITE", "UPDATE"):
-            self._on_reoffer(transaction, request)
+        elif method == "UPDATE" or (method == "INVITE" and answered):
+            self._on_reoffer(transaction, dialog, request)
+        elif method == "INVITE":
+            # §14.2: an INVITE while the first is still in progress
+            retry_after = ("Retry-After", str(random.randint(0, 10)))
+            ua.respond(transaction, make_response(request, 500, headers=[retry_after]))
         elif method in ("INFO", "MESSAGE"):
             ua.respond(transaction, make_response(request, 200))
             self.emit(method.lower(), request)
@@ -606,9 +621,18 @@ class Call:
                 make_response(request, 405, headers=[("Allow", ", ".join(_allowed()))]),
             )
 
-    def _on_reoffer(self, transaction: ServerTransaction, request: Request) -> None:
-        """A re-INVITE or UPDATE (§14.2, RFC 3311): answer its offer, or offer in the 2xx."""
-        assert self.dialog is not None
+    def _dialog_of(self, request: Request) -> Dialog | None:
+        """The dialog a request from the peer belongs to: the call's, or, before the 2xx,
+        the caller's early dialog with the callee that sent it (RFC 3311 §5.1)."""
+        if self.dialog is not None:
+            return self.dialog
+        return self.early.get(request.from_.tag or "")
+
+    def _on_reoffer(self, transaction: ServerTransaction, dialog: Dialog, request: Request) -> None:
+        """A re-INVITE or an UPDATE (§14.2, RFC 3311 §5.2), in an early or confirmed dialog:
+        answer its offer, offer in the 2xx of an SDP-less re-INVITE, or refuse: 491 while
+        our own offer is outstanding, 500 with Retry-After (0 to 10 s) while the peer's
+        previous offer is unanswered."""
         was_held = self.remote_hold
         if self.session_timer is not None:
             try:
@@ -621,24 +645,27 @@ class Call:
                 return
         try:
             if _has_sdp(request):
-                self.dialog.received_offer(request.body)
+                dialog.received_offer(request.body)
                 body = self.negotiation.receive_offer(request.body)
-                self.dialog.sent_answer(body)
+                dialog.sent_answer(body)
             elif request.method == "INVITE":
                 body = self.negotiation.create_offer()  # answer comes in the ACK
-                self.dialog.sent_offer(body)
+                dialog.sent_offer(body)
             else:
-                body = b""
-        except SipError as error:  # 491: our own offer is outstanding
-            headers = [("Retry-After", "1")] if error.status == 491 else []
-            self.ua.respond(transaction, make_response(request, error.status, headers=headers))
+                body = b""  # an UPDATE without an offer refreshes the target only
+        except SipError as error:
+            retry_after = "1" if error.status == 491 else str(random.randint(0, 10))
+            self.ua.respond(
+                transaction,
+                make_response(request, error.status, headers=[("Retry-After", retry_after)]),
+            )
             return
         except (sdp.SdpError, sdp.OfferAnswerError) as error:
-            self.dialog.offer_answer = OfferAnswer.STABLE
+            dialog.offer_answer = OfferAnswer.STABLE
             self.ua.respond(transaction, make_response(request, 488, str(error)[:100]))
             return
         response = make_response(request, 200)
-        contact = self.dialog.local_contact
+        contact = dialog.local_contact
         if contact is not None:
             response.headers.add("Contact", str(contact))
         if body:
@@ -664,12 +691,16 @@ class Call:
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
         sent: Callable[[Request], None] | None = None,
+        *,
+        dialog: Dialog | None = None,
     ) -> Response:
-        """Send a request within the dialog and wait for its final response (§12.2.1);
-        ``sent`` sees the request as it is built (its CSeq names a REFER's NOTIFYs)."""
+        """Send a request within the dialog (the call's, or ``dialog``, an early one) and
+        wait for its final response (§12.2.1); ``sent`` sees the request as it is built
+        (its CSeq names a REFER's NOTIFYs); a 2xx to a target refresh updates the remote
+        target (§12.2.1.2)."""
         from voip.useragent import RequestFailed
 
-        dialog = self.dialog
+        dialog = dialog or self.dialog
         if dialog is None:
             raise SipError(481, "the call has no dialog")
         targets = await self._in_dialog_targets(dialog)
@@ -688,19 +719,76 @@ class Call:
                 self.ua.spawn(self._bye_and_end("provider", error.status, error.reason))
             raise
         _follow_cseq(dialog, response)
+        dialog.receive_response(request, response)
         return response
 
     async def reinvite(self, *, hold: bool | None = None) -> None:
         """Send a re-INVITE with a new offer (§14.1); retries after 491 with the back-off
         of §14.1 (2.1 to 4 s if we own the Call-ID, else 0 to 2 s)."""
-        from voip.useragent import RequestFailed
-
         if self.state is not CallState.ANSWERED or self.dialog is None:
             raise SipError(481, f"call is {self.state.value}")
+        await self._offer(self.dialog, self._reinvite_once, hold)
+
+    async def update(
+        self,
+        *,
+        hold: bool | None = None,
+        offer: bool = True,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> Response:
+        """Send an UPDATE (RFC 3311) in the confirmed dialog, or in the early dialog once
+        the INVITE's offer has been answered (§5.1): with a new offer (hold and resume,
+        a media change, without a re-INVITE), or without one (``offer=False``: a target
+        or session refresh). ``headers`` go into the request; its 2xx is returned.
+        Glare (491) is retried with the back-off of RFC 3261 §14.1, a 500 with
+        Retry-After after the time it asks for."""
+        dialog = self._update_dialog()
+
+        async def send(body: bytes) -> Response:
+            return await self._update_once(dialog, body, headers)
+
+        if not offer:
+            return await send(b"")
+        return await self._offer(dialog, send, hold)
+
+    def _update_dialog(self) -> Dialog:
+        if self.state is CallState.ENDED:
+            raise SipError(481, "call is ended")
+        if self.dialog is not None:
+            return self.dialog
+        if self.early:
+            return next(reversed(self.early.values()))  # the latest callee to answer early
+        raise SipError(481, f"call is {self.state.value}, with no dialog yet")
+
+    async def _update_once(
+        self, dialog: Dialog, body: bytes, headers: Iterable[tuple[str, str]]
+    ) -> Response:
+        from voip.useragent import RequestFailed
+
+        response = await self._request(
+            "UPDATE", body, SDP if body else None, headers, dialog=dialog
+        )
+        if body:
+            if not _has_sdp(response):
+                raise RequestFailed(488, "the 2xx to the UPDATE has no answer", response)
+            was_held = self.remote_hold
+            self._media_changed(self.negotiation.receive_answer(response.body), was_held)
+        return response
+
+    async def _offer(
+        self,
+        dialog: Dialog,
+        send: Callable[[bytes], Awaitable[Response]],
+        hold: bool | None,
+    ) -> Response:
+        """One offer/answer exchange started by us (re-INVITE or UPDATE): the offer from
+        the current wishes, ``send`` carries it; 491 is retried after the §14.1 back-off
+        and 500 after its Retry-After (RFC 3311 §5.2), three tries in all."""
+        from voip.useragent import RequestFailed
+
         if hold is not None:
             self.negotiation.hold = hold
         for _ in range(3):
-            dialog = self.dialog
             offer = self.negotiation.create_offer()
             try:
                 dialog.sent_offer(offer)
@@ -708,18 +796,23 @@ class Call:
                 await asyncio.sleep(0.1)
                 continue
             try:
-                response = await self._reinvite_once(offer)
-            except RequestFailed as error:
+                response = await send(offer)
+            except (RequestFailed, SipError) as error:
                 dialog.offer_failed()
                 self.negotiation.offer_rejected()
                 if error.status == 422 and self._may_retry_after_422(error):
                     continue  # RFC 4028 §7.3: again with the larger interval
-                if error.status != 491:
+                delay = _retry_delay(error, owner=self.outgoing)
+                if delay is None:
                     raise
-                await asyncio.sleep(glare_backoff(owns_call_id=self.outgoing))
+                await asyncio.sleep(delay)
                 continue
+            except BaseException:
+                dialog.offer_failed()
+                self.negotiation.offer_rejected()
+                raise
             dialog.received_answer(response.body)
-            return
+            return response
         raise RequestFailed(491, "Request Pending (glare persisted)")
 
     async def _reinvite_once(self, offer: bytes) -> Response:
@@ -915,6 +1008,22 @@ def _copy_credentials(invite: Request, ack: Request) -> None:
     for name in ("Authorization", "Proxy-Authorization"):
         for value in invite.headers.get_all(name):
             ack.headers.add(name, value)
+
+
+def _retry_delay(error: Exception, *, owner: bool) -> float | None:
+    """How long to wait before offering again after ``error``, or None not to retry:
+    491 after the back-off of RFC 3261 §14.1 (2.1 to 4 s for the Call-ID's owner, else
+    0 to 2 s), 500 with Retry-After after the time it gives (RFC 3311 §5.2)."""
+    status = getattr(error, "status", None)
+    if status == 491:
+        return glare_backoff(owns_call_id=owner)
+    response = getattr(error, "response", None)
+    if status == 500 and response is not None:
+        retry_after = response.headers.get("retry-after")
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                return min(float(retry_after.split(";")[0].split("(")[0]), 10.0)
+    return None
 
 
 def _allowed() -> tuple[str, ...]:

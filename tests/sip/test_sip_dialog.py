@@ -176,3 +176,14 @@ def test_a_sips_request_uri_over_tls_makes_a_secure_dialog() -> None:
     assert isinstance(request, Request)
     assert Dialog.from_uas(request, make_response(request, 200, to_tag="t")).secure
     assert not Dialog.from_uas(invite(), make_response(invite(), 200, to_tag="t")).secure
+
+
+def test_an_offer_while_the_peers_previous_offer_is_unanswered_is_500() -> None:
+    """RFC 3311 §5.2: the UAS has received an offer it has not answered yet."""
+    request = invite()
+    dialog = Dialog.from_uac(request, answer(request))
+    dialog.received_offer(b"v=0 first")
+    with pytest.raises(SipError) as error:
+        dialog.received_offer(b"v=0 second")
+    assert error.value.status == 500
+    assert dialog.remote_sdp == b"v=0 first"

@@ -7,58 +7,14 @@ implementations make of them is shown in ``tests/interop``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
+from support.ua import TIMEOUT, answer_calls, connected, ringing, uri_of
 
 from sdp import Direction
 from voip.call import Call, CallState
 from voip.sip import Request
 from voip.useragent import RequestFailed, UserAgent
-
-TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def alice() -> AsyncIterator[UserAgent]:
-    ua = UserAgent("alice")
-    await ua.listen("udp", "127.0.0.1", 0)
-    yield ua
-    await ua.close()
-
-
-@pytest.fixture
-async def bob() -> AsyncIterator[UserAgent]:
-    ua = UserAgent("bob")
-    await ua.listen("udp", "127.0.0.1", 0)
-    yield ua
-    await ua.close()
-
-
-def uri_of(ua: UserAgent) -> str:
-    endpoint = ua.listening[0]
-    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port}"
-
-
-def answer_calls(ua: UserAgent, *, ring: bool = True) -> asyncio.Queue[Call]:
-    """Answer every incoming call (after a 180); the calls go into the queue."""
-    calls: asyncio.Queue[Call] = asyncio.Queue()
-
-    async def on_call(call: Call) -> None:
-        if ring:
-            await call.ring()
-        await call.accept()
-        calls.put_nowait(call)
-
-    ua.on("incoming_call", on_call)
-    return calls
-
-
-async def connected(alice: UserAgent, bob: UserAgent) -> tuple[Call, Call]:
-    calls = answer_calls(bob)
-    caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
-    callee = await asyncio.wait_for(calls.get(), TIMEOUT)
-    return caller, callee
 
 
 async def test_options_is_answered_with_allow_accept_and_supported(
@@ -112,15 +68,7 @@ async def test_a_refused_call_raises_with_the_status(alice: UserAgent, bob: User
 async def test_cancel_while_ringing_ends_with_487_on_both_sides(
     alice: UserAgent, bob: UserAgent
 ) -> None:
-    incoming: asyncio.Queue[Call] = asyncio.Queue()
-
-    async def ring_only(call: Call) -> None:
-        await call.ring()
-        incoming.put_nowait(call)
-
-    bob.on("incoming_call", ring_only)
-    caller = alice.dial(uri_of(bob))
-    callee = await asyncio.wait_for(incoming.get(), TIMEOUT)
+    caller, callee = await ringing(alice, bob)
     await asyncio.wait_for(caller.cancel(), TIMEOUT)
     assert (await asyncio.wait_for(callee.ended(), TIMEOUT)).status == 487
     assert caller.end_reason is not None and caller.end_reason.status == 487

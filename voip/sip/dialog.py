@@ -223,9 +223,13 @@ class Dialog:
         self.local_sdp = sdp
 
     def received_offer(self, sdp: bytes) -> None:
-        """An offer arrived; glare with our own outstanding offer is 491 (RFC 3261 §14.2)."""
-        if self.offer_answer is not OfferAnswer.STABLE:
-            raise SipError(491, f"an offer is outstanding ({self.offer_answer.value})")
+        """An offer arrived. Glare with our own outstanding offer is 491 (RFC 3261 §14.2,
+        RFC 3311 §5.2); an offer while the peer's previous one is still unanswered is 500,
+        which the UA sends with a Retry-After of 0 to 10 s (RFC 3311 §5.2)."""
+        if self.offer_answer is OfferAnswer.LOCAL_OFFER:
+            raise SipError(491, "our offer is outstanding")
+        if self.offer_answer is OfferAnswer.REMOTE_OFFER:
+            raise SipError(500, "your previous offer is not answered yet")
         self.offer_answer = OfferAnswer.REMOTE_OFFER
         self.remote_sdp = sdp
 

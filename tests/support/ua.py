@@ -1,0 +1,56 @@
+"""Helpers for tests that run toolkit user agents against each other on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from voip.call import Call
+from voip.useragent import UserAgent
+
+TIMEOUT = 10.0
+
+
+def uri_of(ua: UserAgent) -> str:
+    endpoint = ua.listening[0]
+    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port}"
+
+
+def answer_calls(ua: UserAgent, *, ring: bool = True) -> asyncio.Queue[Call]:
+    """Answer every incoming call (after a 180); the calls go into the queue."""
+    calls: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def on_call(call: Call) -> None:
+        if ring:
+            await call.ring()
+        await call.accept()
+        calls.put_nowait(call)
+
+    ua.on("incoming_call", on_call)
+    return calls
+
+
+async def connected(alice: UserAgent, bob: UserAgent) -> tuple[Call, Call]:
+    """A call from ``alice`` to ``bob``, answered: (caller's call, callee's call)."""
+    calls = answer_calls(bob)
+    caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+    callee = await asyncio.wait_for(calls.get(), TIMEOUT)
+    return caller, callee
+
+
+async def ringing(alice: UserAgent, bob: UserAgent, **ring: Any) -> tuple[Call, Call]:
+    """A call from ``alice`` to ``bob`` that rings (``call.ring(**ring)``), unanswered,
+    once the caller holds the early dialog: (caller's call, callee's call)."""
+    incoming: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def on_call(call: Call) -> None:
+        await call.ring(**ring)
+        incoming.put_nowait(call)
+
+    bob.on("incoming_call", on_call)
+    caller = alice.dial(uri_of(bob))
+    callee = await asyncio.wait_for(incoming.get(), TIMEOUT)
+    async with asyncio.timeout(TIMEOUT):
+        while not caller.early and caller.dialog is None:
+            await asyncio.sleep(0.01)
+    return caller, callee
