@@ -164,6 +164,8 @@ class Call:
         self.ua.calls.pop((self.call_id, self.local_tag), None)
         if not self.outgoing and self.invite is not None:
             self.ua.invites.pop(merge_key(self.invite), None)
+        if self._invite_server is not None:
+            self.ua.release(self._invite_server)
         if not self._answered.done():
             from voip.useragent import RequestFailed
 

@@ -404,7 +404,15 @@ class UserAgent(AsyncIOEventEmitter):
         if not response.headers.first("user-agent"):
             response.headers.add("Server", self.user_agent)
         self.transactions.respond(transaction, response, self.now())
+        if response.status >= 200 and transaction.request.method != "INVITE":
+            # Answered: nothing more reaches the owner of a non-INVITE transaction, which
+            # need not be kept for the transaction's wait (Timer J, 64·T1).
+            self._server_owner.pop(transaction, None)
         self._pump()
+
+    def release(self, transaction: ServerTransaction) -> None:
+        """The owner of ``transaction`` (a call that ended) hears nothing more of it."""
+        self._server_owner.pop(transaction, None)
 
     # --- the event pump --------------------------------------------------------------------------
 

@@ -48,6 +48,19 @@ async def test_bye_from_the_caller_ends_both_sides(alice: UserAgent, bob: UserAg
     assert not alice.calls and not bob.calls
 
 
+async def test_an_ended_call_is_not_kept_by_the_transactions_that_still_wait(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    # RFC 3261 §17.2.2: the BYE's server transaction waits Timer J (64·T1) to absorb
+    # retransmissions, and the INVITE's Timer L; neither needs the call any more.
+    caller, callee = await connected(alice, bob)
+    await asyncio.wait_for(caller.hangup(), TIMEOUT)
+    await asyncio.wait_for(callee.ended(), TIMEOUT)
+    waiting = {t.method for t in bob.transactions.servers.values() if not t.terminated}
+    assert waiting == {"INVITE", "BYE"}
+    assert bob.resources()["server_owners"] == 0
+
+
 async def test_bye_from_the_callee_ends_both_sides(alice: UserAgent, bob: UserAgent) -> None:
     caller, callee = await connected(alice, bob)
     await asyncio.wait_for(callee.hangup(), TIMEOUT)

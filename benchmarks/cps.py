@@ -1,0 +1,425 @@
+"""Calls per second: the highest rate a UAS carries with 0 failed calls, under SIPp.
+
+SIPp (sip-tester) is the UAC and plays ``benchmarks/data/uac_cps.xml`` (the basic call of
+``tests/support/peers/sipp/uac_call.xml`` without authentication, each 200 tied to its
+request): INVITE with an SDP offer, 100/180 (optional), 200 with the answer, ACK, a pause
+(``--hold-ms``), BYE, 200. No media. Three UASs answer, each in a process of its own on 127.0.0.1:
+
+- ``voip``: this toolkit's ``UserAgent`` answering every call at once
+  (``benchmarks/uas_voip.py``);
+- ``sipp``: SIPp's own UAS (``sipp -sn uas``), the reference ceiling;
+- ``aiosipua``: aiosipua's ``SipUAS`` (PyPI aiosipua 0.7.1, ``benchmarks/uas_aiosipua.py``).
+
+A *trial* runs SIPp at ``-r RATE`` for ``--duration`` seconds (``-m RATE*duration`` calls)
+against a freshly started UAS. It passes when SIPp exits 0 with every call successful,
+0 failed (failed includes timeouts, unexpected messages and too many retransmissions), and
+the rate achieved is at least 95 % of the target. SIPp's open-call limit ``-l`` is
+``RATE * (hold + 1 s)``: a UAS that falls behind by a second throttles SIPp and fails the
+rate criterion. A trial is stopped as soon as SIPp counts a failed call.
+
+The *search* per UAS doubles the rate from ``--start`` until a trial fails, then bisects
+(geometric mean) between the highest pass and the lowest failure until they are within
+``--precision``; the figure is the highest rate that passed. Later repeats start just
+below the first figure and step by 20 %. Repeats are interleaved across the UASs, so the
+machine's speed swings hit them alike; the figures printed are medians, and the ratios
+compare medians measured in this one run. The UAS CPU column is the UAS process's CPU
+time over the trial at its figure, in % of one core.
+
+    python benchmarks/cps.py              # 3 repeats, 5 s trials, 10 % precision
+    python benchmarks/cps.py --quick      # 1 repeat, 2 s trials, 20 % precision
+    python benchmarks/cps.py --only voip  # one UAS
+    python benchmarks/cps.py --json       # machine-readable results on stdout
+
+aiosipua comes from the project's ``bench`` extra: ``pip install -e '.[bench]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from support.peers._process import (  # noqa: E402
+    LOOPBACK,
+    PeerProcess,
+    free_port,
+    free_port_range,
+    port_in_use,
+    start_peer,
+)
+from support.peers.sipp import sipp_command  # noqa: E402
+
+SCENARIO = HERE / "data" / "uac_cps.xml"
+RUNNERS = ("voip", "sipp", "aiosipua")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- one UAS process ---------------------------------------------------------------------
+
+
+def _uas_argv(runner: str, port: int, media_port: int) -> list[str]:
+    if runner == "voip":
+        return [sys.executable, str(HERE / "uas_voip.py"), str(port)]
+    if runner == "aiosipua":
+        return [sys.executable, str(HERE / "uas_aiosipua.py"), str(port)]
+    if runner == "sipp":
+        argv = ["sipp", "-sn", "uas", "-i", LOOPBACK, "-p", str(port)]
+        argv += ["-mi", LOOPBACK, "-mp", str(media_port), "-cp", str(free_port("udp"))]
+        argv += ["-nostdin", "-buff_size", "4194304"]
+        return argv
+    raise ValueError(f"unknown UAS {runner!r}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (``/proc/PID/stat`` fields 14 and 15)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def start_uas(runner: str, log_dir: Path) -> tuple[PeerProcess, int]:
+    port = free_port("udp")
+    process = start_peer(
+        f"uas-{runner}",
+        _uas_argv(runner, port, free_port_range(4)),
+        log_path=log_dir / f"uas-{runner}.log",
+    )
+    deadline = time.monotonic() + 20.0
+    while not port_in_use(port, "udp"):
+        if not process.alive() or time.monotonic() > deadline:
+            process.stop()
+            raise RuntimeError(f"the {runner} UAS did not start\n{process.log_tail(30)}")
+        time.sleep(0.05)
+    time.sleep(0.2)  # bound is not quite listening: let it reach its loop
+    return process, port
+
+
+# --- one trial ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Trial:
+    runner: str
+    rate: int
+    calls: int
+    passed: bool
+    successful: int = 0
+    failed: int = 0
+    retransmissions: int = 0
+    achieved: float = 0.0
+    uas_cpu: float = 0.0  # % of one core over the trial
+    note: str = ""
+
+
+def _int(stats: Mapping[str, str], column: str) -> int:
+    value = stats.get(column, "0").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def _epoch(value: str) -> float:
+    """A sipp time column: "date<TAB>time<TAB>epoch"."""
+    try:
+        return float(value.rsplit("\t", maxsplit=1)[-1])
+    except ValueError:
+        return 0.0
+
+
+def _seconds(value: str) -> float:
+    """A sipp duration column: "HH:MM:SS:micro"."""
+    parts = value.strip().split(":")
+    if len(parts) != 4:
+        return 0.0
+    hours, minutes, seconds, micro = (int(p) for p in parts)
+    return hours * 3600 + minutes * 60 + seconds + micro / 1e6
+
+
+def run_trial(runner: str, rate: int, options: Options) -> Trial:
+    calls = max(1, round(rate * options.duration))
+    uas, port = start_uas(runner, options.log_dir)
+    hold = options.hold_ms / 1000
+    command = sipp_command(
+        SCENARIO,
+        (LOOPBACK, port),
+        log_dir=options.log_dir,
+        service="uas",
+        calls=calls,
+        rate=rate,
+        duration_ms=options.hold_ms,
+        timeout=options.duration + 40,
+        trace_messages=False,
+        extra_args=["-l", str(max(10, math.ceil(rate * (hold + 1.0))))],
+    )
+    cpu_before = _cpu_seconds(uas.pid)
+    started = time.monotonic()
+    uac = start_peer("sipp-uac", command.argv, log_path=command.logs.stdout)
+    note = ""
+    try:
+        deadline = started + options.duration + 45
+        while uac.alive():
+            time.sleep(0.25)
+            stats = command.result(0).stats
+            if _int(stats, "FailedCall(C)") > 0:
+                note = "stopped at the first failed call"
+                break
+            if time.monotonic() > deadline:
+                note = "did not finish in time"
+                break
+        returncode = uac.stop(timeout=2.0) if uac.alive() else uac.popen.returncode
+    finally:
+        elapsed = time.monotonic() - started
+        cpu = _cpu_seconds(uas.pid) - cpu_before
+        uac.stop(timeout=2.0)
+        uas.stop(timeout=3.0)
+    stats = command.result(returncode or 0).stats
+    if not stats or _int(stats, "TotalCallCreated") == 0:
+        raise RuntimeError(
+            f"sipp placed no call: {' '.join(command.argv)}\n"
+            + "\n".join(command.logs.stdout.read_text(errors="replace").splitlines()[-10:])
+        )
+    successful = _int(stats, "SuccessfulCall(C)")
+    failed = _int(stats, "FailedCall(C)")
+    created = _int(stats, "TotalCallCreated")
+    span = _epoch(stats.get("CurrentTime", "")) - _epoch(stats.get("StartTime", ""))
+    span -= _seconds(stats.get("CallLength(C)", ""))  # the last call's own length
+    achieved = created / span if span > 0 else 0.0
+    passed = (
+        not note
+        and returncode == 0
+        and failed == 0
+        and successful == calls
+        and achieved >= 0.95 * rate
+    )
+    if not passed and not note:
+        note = f"exit {returncode}" if returncode else f"achieved {achieved:.0f}/s"
+    return Trial(
+        runner,
+        rate,
+        calls,
+        passed,
+        successful,
+        failed,
+        _int(stats, "Retransmissions(C)"),
+        achieved,
+        100 * cpu / elapsed if elapsed > 0 else 0.0,
+        note,
+    )
+
+
+# --- the search --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Search:
+    runner: str
+    figure: int  # highest rate passed (0: none)
+    capped: bool  # the cap passed: the figure is a lower bound
+    best: Trial | None
+    trials: list[Trial] = field(default_factory=list)
+
+
+def search(
+    runner: str,
+    options: Options,
+    start: int,
+    factor: float,
+    report: Callable[[Trial], None],
+) -> Search:
+    trials: list[Trial] = []
+    passed: dict[int, Trial] = {}
+    failed: set[int] = set()
+
+    def trial(rate: int) -> bool:
+        result = run_trial(runner, rate, options)
+        trials.append(result)
+        report(result)
+        if result.passed:
+            passed[rate] = result
+        else:
+            failed.add(rate)
+        return result.passed
+
+    rate = max(options.min_rate, min(start, options.max_rate))
+    if trial(rate):  # up until a failure (or the cap)
+        while rate < options.max_rate:
+            rate = min(options.max_rate, math.ceil(rate * factor))
+            if not trial(rate):
+                break
+    else:  # down until a pass (or the floor)
+        while rate > options.min_rate:
+            rate = max(options.min_rate, math.floor(rate / factor))
+            if trial(rate):
+                break
+    while passed and failed:
+        low = max(passed)
+        high = min(r for r in failed if r > low) if any(r > low for r in failed) else 0
+        if not high or high / low <= 1 + options.precision:
+            break
+        trial(round(math.sqrt(low * high)))
+    figure = max(passed, default=0)
+    capped = figure >= options.max_rate
+    return Search(runner, figure, capped, passed.get(figure), trials)
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Options:
+    duration: float
+    hold_ms: int
+    precision: float
+    repeats: int
+    start: int
+    min_rate: int
+    max_rate: int
+    log_dir: Path
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _sipp_version() -> str:
+    try:
+        out = subprocess.run(
+            ["sipp", "-v"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    for line in out.splitlines():
+        if "SIPp v" in line:
+            return line.strip().split()[1].rstrip(",")
+    return "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 2 s trials, 20 %%")
+    parser.add_argument("--repeats", type=int, help="searches per UAS (default 3)")
+    parser.add_argument("--duration", type=float, help="seconds of calls per trial (default 5)")
+    parser.add_argument("--hold-ms", type=int, default=100, help="pause before BYE (100)")
+    parser.add_argument("--precision", type=float, help="bisect until within this (0.1)")
+    parser.add_argument("--start", type=int, default=250, help="first rate tried (250)")
+    parser.add_argument("--max-rate", type=int, default=12000, help="highest rate tried")
+    parser.add_argument("--only", default=",".join(RUNNERS), help="UASs, comma-separated")
+    parser.add_argument("--log-dir", type=Path, help="keep the logs here")
+    parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every trial")
+    args = parser.parse_args()
+    runners = [r.strip() for r in args.only.split(",") if r.strip()]
+    for runner in runners:
+        if runner not in RUNNERS:
+            parser.error(f"unknown UAS {runner!r}; known: {', '.join(RUNNERS)}")
+    if "aiosipua" in runners and _version("aiosipua") == "not installed":
+        parser.error("aiosipua is not installed: pip install -e '.[bench]'")
+    if shutil.which("sipp") is None:
+        parser.error("sipp is not installed: run scripts/setup")
+    log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="voip-cps-"))
+    options = Options(
+        duration=args.duration or (2.0 if args.quick else 5.0),
+        hold_ms=args.hold_ms,
+        precision=args.precision or (0.2 if args.quick else 0.1),
+        repeats=args.repeats or (1 if args.quick else 3),
+        start=args.start,
+        min_rate=10,
+        max_rate=args.max_rate,
+        log_dir=log_dir,
+    )
+    out = sys.stderr if args.json else sys.stdout
+
+    def report(trial: Trial) -> None:
+        if args.verbose or args.json:
+            verdict = "pass" if trial.passed else "FAIL"
+            print(
+                f"  {trial.runner:9} {trial.rate:6}/s {verdict}  ok {trial.successful}/"
+                f"{trial.calls} failed {trial.failed} retrans {trial.retransmissions} "
+                f"achieved {trial.achieved:.0f}/s uas cpu {trial.uas_cpu:.0f}% {trial.note}",
+                file=out,
+                flush=True,
+            )
+
+    print(
+        f"cps: SIPp {_sipp_version()} UAC, {SCENARIO.name}, hold {options.hold_ms} ms, "
+        f"{options.duration:g} s trials, {options.repeats} repeat(s), "
+        f"precision {options.precision:.0%}; {platform.python_implementation()} "
+        f"{platform.python_version()}, aiosipua {_version('aiosipua')}, "
+        f"{os.cpu_count()} CPUs; logs in {log_dir}",
+        file=out,
+        flush=True,
+    )
+    began = time.monotonic()
+    results: dict[str, list[Search]] = {runner: [] for runner in runners}
+    for repeat in range(options.repeats):
+        for runner in runners:
+            done = results[runner]
+            if done and done[0].figure:
+                start, factor = max(options.min_rate, round(done[0].figure * 0.85)), 1.2
+            else:
+                start, factor = options.start, 2.0
+            found = search(runner, options, start, factor, report)
+            done.append(found)
+            best = found.best
+            cpu = f", UAS CPU {best.uas_cpu:.0f}%" if best else ""
+            print(
+                f"repeat {repeat + 1}: {runner:9} {found.figure:6} calls/s"
+                f"{' (cap)' if found.capped else ''} ({len(found.trials)} trials{cpu})",
+                file=out,
+                flush=True,
+            )
+    medians = {r: statistics.median(s.figure for s in results[r]) for r in runners}
+    print(file=out)
+    print(f"{'UAS':10} {'calls/s':>8}  {'runs':24} {'UAS CPU':>8}", file=out)
+    for runner in runners:
+        figures = ", ".join(str(s.figure) for s in results[runner])
+        cpus = [s.best.uas_cpu for s in results[runner] if s.best]
+        cpu = f"{statistics.median(cpus):.0f}%" if cpus else "-"
+        print(f"{runner:10} {medians[runner]:8.0f}  {figures:24} {cpu:>8}", file=out)
+    ratios: dict[str, float] = {}
+    for a, b in (("voip", "aiosipua"), ("voip", "sipp"), ("aiosipua", "sipp")):
+        if a in medians and b in medians and medians[b]:
+            ratios[f"{a}/{b}"] = medians[a] / medians[b]
+            print(f"{a} / {b}: {ratios[f'{a}/{b}']:.2f}", file=out)
+    print(f"({time.monotonic() - began:.0f} s)", file=out)
+    if args.json:
+        json.dump(
+            {
+                "options": {k: str(v) for k, v in asdict(options).items()},
+                "medians": medians,
+                "ratios": ratios,
+                "searches": {r: [asdict(s) for s in results[r]] for r in runners},
+            },
+            sys.stdout,
+            indent=2,
+        )
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        sys.exit(main())

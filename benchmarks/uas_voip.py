@@ -1,0 +1,85 @@
+"""The toolkit's UAS for benchmarks/cps.py: answer every call at once (200 with the SDP
+answer), nothing else; the peer's ACK and BYE are handled by the agent itself.
+
+    python benchmarks/uas_voip.py PORT [--profile FILE]
+
+Prints ``ready HOST PORT`` once listening on 127.0.0.1:PORT (0: a free port) and runs
+until SIGTERM or SIGINT. ``--profile`` writes cProfile statistics of the run to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from uas_common import serve_until_stopped
+
+from voip.call import Call
+from voip.useragent import UserAgent
+
+
+class GcClock:
+    """Time spent in the cyclic garbage collector, per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.runs[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._started
+
+    def __str__(self) -> str:
+        pairs = enumerate(zip(self.runs, self.seconds, strict=True))
+        return ", ".join(f"gen{g} {n} runs {s:.3f} s" for g, (n, s) in pairs)
+
+
+async def serve(port: int) -> None:
+    gc_clock = GcClock()
+    ua = UserAgent("uas")
+
+    def answer(call: Call) -> None:
+        ua.spawn(call.accept(wait_ack=False))
+
+    ua.on("incoming_call", answer)
+    local = await ua.listen("udp", "127.0.0.1", port)
+    await serve_until_stopped(local.host, local.port)
+    print(f"transport {ua.transport.counters}", flush=True)
+    print(f"agent {ua.counters} {ua.resources()}", flush=True)
+    print(f"gc {gc_clock}; cpu {time.process_time():.2f} s", flush=True)
+    await ua.transport.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    args = parser.parse_args()
+    if args.profile is None:
+        asyncio.run(serve(args.port))
+        return
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    try:
+        asyncio.run(serve(args.port))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+
+
+if __name__ == "__main__":
+    main()
