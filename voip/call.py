@@ -29,7 +29,7 @@ from voip.negotiation import SDP, Negotiation, default_audio
 from voip.sip import CSeq, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
 from voip.sip.sessiontimer import RefreshDue, SessionExpired, SessionTimer
-from voip.sip.transaction import ClientTransaction, ServerTransaction, make_cancel
+from voip.sip.transaction import ClientTransaction, ServerTransaction
 from voip.transport import Endpoint
 from voip.transport.dns import Target
 
@@ -374,7 +374,7 @@ class Call:
 
     def _resend_ack(self) -> None:
         if self._ack is not None and self._ack_target is not None:
-            self.ua.transport.send(self._ack, self.ua._endpoint(self._ack_target), server_name=None)
+            self.ua.resend(self._ack, self._ack_target)
 
     async def _ack_and_bye(self, response: Response) -> None:
         """A 2xx we do not want (another fork won, or it is unusable): ACK it, then BYE
@@ -396,7 +396,7 @@ class Call:
         sent = self._forks_ended.get(tag)
         if sent is not None:
             ack, target = sent
-            self.ua.transport.send(ack, self.ua._endpoint(target), server_name=None)
+            self.ua.resend(ack, target)
 
     def on_stray_2xx(self, response: Response) -> None:
         """A 2xx after the INVITE transaction ended (Timer M): ACK it again."""
@@ -413,18 +413,7 @@ class Call:
             await self.hangup()  # the 2xx crossed our CANCEL
             return
         assert self.invite is not None
-        cancel = make_cancel(self.invite)
-        transaction = self.ua.transactions.clients.get((self.invite.via[0].branch or "", "INVITE"))
-        target = self._targets[0]
-        if transaction is not None:
-            target = next(
-                (t for t in self._targets if self.ua._endpoint(t) == transaction.destination),
-                target,
-            )
-        self.ua.transactions.send_request(
-            cancel, self.ua._endpoint(target), self.ua.now(), reliable=target.transport != "udp"
-        )
-        self.ua._pump()
+        self.ua.send_cancel(self.invite, self._targets)
         try:
             await asyncio.wait_for(self.ended(), 64 * self.ua.transactions.timers.t1)
         except TimeoutError:

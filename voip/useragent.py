@@ -36,6 +36,7 @@ from voip.sip import (
     parse_uri,
 )
 from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient, Verdict
+from voip.sip.malformed import answerable, reason_phrase
 from voip.sip.sessiontimer import SessionTimerPolicy, check_interval
 from voip.sip.transaction import (
     AckReceived,
@@ -53,9 +54,11 @@ from voip.sip.transaction import (
     TransactionTimeout,
     Transmit,
     TransportFailure,
+    make_cancel,
 )
 from voip.transport import Endpoint, TransportLayer
 from voip.transport.dns import Target, locate
+from voip.transport.via import stamp_received
 
 if TYPE_CHECKING:
     from voip.call import Call
@@ -400,6 +403,28 @@ class UserAgent(AsyncIOEventEmitter):
         self._stamp(ack, target)
         self.transport.send(ack, self._endpoint(target), server_name=target.server_name)
 
+    def resend(self, message: Request, target: Target) -> None:
+        """Send ``message`` again exactly as before, outside any transaction: an ACK for a
+        retransmitted 2xx (§13.2.2.4)."""
+        self.transport.send(message, self._endpoint(target), server_name=target.server_name)
+
+    def send_cancel(self, invite: Request, targets: list[Target]) -> ClientTransaction:
+        """CANCEL ``invite`` (§9.1): in a client transaction of its own, to where the
+        INVITE went (the INVITE's transaction's destination while it is alive, else the
+        first of ``targets``)."""
+        cancel = make_cancel(invite)
+        branch = invite.via[0].branch or ""
+        invite_transaction = self.transactions.clients.get((branch, "INVITE"))
+        if invite_transaction is not None:
+            destination, reliable = invite_transaction.destination, invite_transaction.reliable
+        else:
+            destination, reliable = self._endpoint(targets[0]), targets[0].transport != "udp"
+        transaction = self.transactions.send_request(
+            cancel, destination, self.now(), reliable=reliable
+        )
+        self._pump()
+        return transaction
+
     def respond(self, transaction: ServerTransaction, response: Response) -> None:
         if not response.headers.first("user-agent"):
             response.headers.add("Server", self.user_agent)
@@ -436,7 +461,7 @@ class UserAgent(AsyncIOEventEmitter):
 
     def _dispatch(self, event: TransactionEvent) -> None:
         if isinstance(event, Transmit):
-            self.transport.send(event.data, event.destination)  # type: ignore[arg-type]
+            self.transport.send(event.data, event.destination, local=event.local)  # type: ignore[arg-type]
         elif isinstance(event, ResponseReceived):
             self._on_response(event.transaction, event.response)
         elif isinstance(event, RequestReceived):
@@ -542,26 +567,46 @@ class UserAgent(AsyncIOEventEmitter):
                     if isinstance(message, Request)
                     else None
                 ),
+                local=local,
             )
         except SipError as error:
-            self._on_unmatchable(message, source, error)
+            # Without what transaction matching needs (a readable Via and CSeq).
+            self.counters.malformed += 1
+            if isinstance(message, Request):
+                self._answer_statelessly(message, error, source, local)
         self._pump()
-
-    def _on_unmatchable(
-        self, message: Request | Response, source: Endpoint, error: SipError
-    ) -> None:
-        """A message without what transaction matching needs: answer statelessly if it is
-        a request we can answer at all, otherwise count and drop it."""
-        self.counters.malformed += 1
-        if isinstance(message, Request) and message.method != "ACK":
-            with contextlib.suppress(SipError):
-                self.transport.send(make_response(message, error.status, error.reason), source)
 
     def _on_malformed(
         self, data: bytes, error: SipError, source: Endpoint, local: Endpoint
     ) -> None:
+        """A message that could not be parsed: a response is dropped (§18.1.2); a request
+        gets the error's status, with a reason phrase saying what was wrong, if enough of
+        it can be read to answer (RFC 4475 §3.1.2)."""
         self.counters.malformed += 1
         log.debug("malformed message from %s: %s", source, error.reason)
+        request = None if error.is_response else answerable(data)
+        if request is not None:
+            self._answer_statelessly(request, error, source, local)
+
+    def _answer_statelessly(
+        self, request: Request, error: SipError, source: Endpoint, local: Endpoint
+    ) -> None:
+        """Answer outside any transaction (§8.2.6): back where the top Via says (stamped
+        with ``received``/``rport`` as the transport would, RFC 3581 §4), or to the source
+        when the Via cannot be read; from the socket the request arrived on."""
+        if request.method == "ACK":
+            return
+        self.counters.rejected[error.status] = self.counters.rejected.get(error.status, 0) + 1
+        try:
+            stamp_received(request, source)
+            destination = self.transport.response_destination(request, source)
+        except SipError:
+            destination = source
+        with contextlib.suppress(SipError):
+            response = make_response(
+                request, error.status, reason_phrase(error.reason), headers=error.headers
+            )
+            self.transport.send(response, destination, local=local)
 
     def _reject(
         self,
@@ -572,6 +617,8 @@ class UserAgent(AsyncIOEventEmitter):
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.counters.rejected[status] = self.counters.rejected.get(status, 0) + 1
+        if reason is not None:
+            reason = reason_phrase(reason)
         self.respond(
             transaction, make_response(transaction.request, status, reason, headers=headers)
         )
@@ -614,7 +661,12 @@ class UserAgent(AsyncIOEventEmitter):
         elif method == "REFER":
             self._reject(transaction, 403, "REFER outside a dialog is not accepted")
         else:
-            self._reject(transaction, 405, None, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+            # §8.2.1: 405 for a method this agent knows but does not take (REGISTER at a
+            # UA that is no registrar, RFC 4475 §3.3.7); 501 for one it does not know
+            # (§21.5.2, RFC 4475 §3.1.1.5). Both list what it takes.
+            status = 405 if method in self.policy.known_methods else 501
+            allow = [("Allow", ", ".join(ALLOWED_METHODS))]
+            self._reject(transaction, status, None, headers=allow)
 
     def _authorize(self, transaction: ServerTransaction, request: Request) -> Verdict | None:
         """Judge the credentials of a request that must carry them (RFC 3261 §22.1); one

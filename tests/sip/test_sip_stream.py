@@ -95,6 +95,24 @@ def test_malformed_but_framed_message_does_not_end_the_stream() -> None:
     assert isinstance(events[1], Response)
 
 
+def test_messages_framed_before_a_framing_error_are_delivered_then_the_error_raised() -> None:
+    parser = StreamParser()
+    bad = OPTIONS.replace(b"Content-Length: 4", b"Content-Length: -4")
+    events = parser.feed(OPTIONS + OK + bad)
+    assert [type(event) for event in events] == [Request, Response]
+    assert parser.failed is not None and "-4" in parser.failed.reason
+    assert parser.unframed == bad  # the message that broke the framing, for an answer
+    with pytest.raises(SipFramingError):
+        parser.feed(OPTIONS)
+
+
+def test_a_framing_error_with_nothing_before_it_raises_at_once() -> None:
+    parser = StreamParser()
+    with pytest.raises(SipFramingError):
+        parser.feed(OPTIONS.replace(b"Content-Length: 4", b"Content-Length: x"))
+    assert parser.failed is not None
+
+
 def test_buffered_counts_an_incomplete_message() -> None:
     parser = StreamParser()
     parser.feed(OPTIONS[:50])

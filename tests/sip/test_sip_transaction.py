@@ -467,6 +467,33 @@ def test_responses_go_to_reply_to_when_the_transport_gave_one(layer: Transaction
     assert sends(layer.take_events())[0].destination == ("udp", "198.51.100.1", 5080)
 
 
+def test_responses_and_their_retransmissions_leave_from_where_the_request_arrived(
+    layer: TransactionLayer,
+) -> None:
+    """RFC 3581 §4: a response goes out of the socket its request came in on."""
+    req = request()
+    here = ("udp", "203.0.113.5", 5062)
+    layer.receive(reparse(req), PEER, 0.0, local=here)
+    transaction = layer.take_events()[0].transaction  # type: ignore[union-attr]
+    layer.respond(transaction, response_to(req, 486), 0.0)
+    resent = [event for _, event in run_until(layer, 2.0) if isinstance(event, Transmit)]
+    assert [send.local for send in sends(layer.take_events()) + resent] == [here] * 3
+
+
+def test_a_refused_invite_without_call_id_ends_without_an_error(layer: TransactionLayer) -> None:
+    """RFC 4475 §3.3.1 (insuf): an INVITE lacking Call-ID is answered 400 through its
+    transaction, which must end quietly: only a 2xx keys it by Call-ID (§17.2.3)."""
+    text = bytes(request()).replace(b"Call-ID: call-1@192.0.2.7\r\n", b"")
+    invite = parse_message(text)
+    assert isinstance(invite, Request)
+    layer.receive(invite, PEER, 0.0)
+    transaction = layer.take_events()[0].transaction  # type: ignore[union-attr]
+    layer.respond(transaction, make_response(invite, 400, "missing Call-ID"), 0.0)
+    seen = run_until(layer, 100.0)
+    assert times_of(seen, TransactionTimeout) == [32.0]
+    assert not layer.servers
+
+
 # --- matching, §17.1.3 and §17.2.3 ------------------------------------------------------------
 
 

@@ -261,8 +261,10 @@ class StreamParser:
     ``feed`` returns every complete message and keep-alive found so far. A framing
     error (missing or bad Content-Length, header section or body over the limits)
     raises :class:`SipFramingError`: the stream cannot be resynchronized and the
-    connection must be closed. A framed message with bad content is returned as
-    :class:`MalformedMessage` so that the connection survives it.
+    connection must be closed. Messages framed before the error in the same data are
+    returned first; the error is then in ``failed`` and raised by the next ``feed``.
+    A framed message with bad content is returned as :class:`MalformedMessage` so
+    that the connection survives it.
     """
 
     def __init__(
@@ -278,6 +280,16 @@ class StreamParser:
         """Octets received but not yet part of a complete message."""
         return len(self._buffer)
 
+    @property
+    def failed(self) -> SipFramingError | None:
+        """The framing error that ended the stream, if one did."""
+        return self._failed
+
+    @property
+    def unframed(self) -> bytes:
+        """The octets not framed: after a framing error, the message that caused it."""
+        return bytes(self._buffer)
+
     def feed(self, data: bytes) -> list[StreamEvent]:
         if self._failed is not None:
             raise self._failed
@@ -288,7 +300,8 @@ class StreamParser:
                 pass
         except SipFramingError as error:
             self._failed = error
-            raise
+            if not events:
+                raise
         return events
 
     def _next(self, events: list[StreamEvent]) -> bool:

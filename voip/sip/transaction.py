@@ -87,12 +87,14 @@ class TransactionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Transmit:
-    """Send ``data`` (the serialized ``message``) to ``destination``."""
+    """Send ``data`` (the serialized ``message``) to ``destination``; a response from
+    ``local``, where its request arrived (RFC 3581 §4), when the transport told."""
 
     message: Message
     data: bytes
     destination: Hashable
     retransmission: bool = False
+    local: Hashable = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +237,11 @@ class ClientTransaction(_Transaction):
 
 @dataclass(eq=False, slots=True)
 class ServerTransaction(_Transaction):
-    """A server transaction (§17.2): ``destination`` is where its responses go."""
+    """A server transaction (§17.2): ``destination`` is where its responses go, from
+    ``local``, where the request arrived."""
 
     source: Hashable = None
+    local: Hashable = None
     acked: bool = False
 
     def __repr__(self) -> str:
@@ -539,11 +543,13 @@ class TransactionLayer:
         *,
         reliable: bool = False,
         reply_to: Hashable = None,
+        local: Hashable = None,
     ) -> None:
         """Match a message from the transport to its transaction (§17.1.3, §17.2.3).
 
         ``reply_to`` is where responses to a new request go (RFC 3261 §18.2.2 with
-        RFC 3581, worked out by the transport); it defaults to ``source``.
+        RFC 3581, worked out by the transport); it defaults to ``source``. ``local`` is
+        where the request arrived: its responses leave from there.
         Raises SipError when the message lacks what matching needs (Via, CSeq).
         """
         if isinstance(message, Response):
@@ -570,6 +576,7 @@ class TransactionLayer:
             State.PROCEEDING if request.method == "INVITE" else State.TRYING,
             key,
             source=source,
+            local=local,
         )
         self.servers[key] = server
         if request.method == "CANCEL":
@@ -603,10 +610,9 @@ class TransactionLayer:
         self, transaction: _Transaction, message: Message, *, retransmission: bool = False
     ) -> None:
         last = transaction.last_sent
-        if last is not None and last.message is message:
-            event = Transmit(message, last.data, transaction.destination, retransmission)
-        else:
-            event = Transmit(message, bytes(message), transaction.destination, retransmission)
+        local = transaction.local if isinstance(transaction, ServerTransaction) else None
+        data = last.data if last is not None and last.message is message else bytes(message)
+        event = Transmit(message, data, transaction.destination, retransmission, local)
         transaction.last_sent = event
         self._emit(event)
 
@@ -649,8 +655,11 @@ class TransactionLayer:
             assert isinstance(transaction, ServerTransaction)
             if self.servers.get(transaction.key) is transaction:
                 del self.servers[transaction.key]
-            if transaction.last_response is not None and transaction.is_invite:
-                key = self._dialog_key(transaction.request, transaction.last_response)
+            last = transaction.last_response
+            # Only a 2xx put it among the accepted: a refused INVITE may lack the
+            # Call-ID or CSeq the key is made of (RFC 4475 §3.3.1, answered 400).
+            if last is not None and transaction.is_invite and 200 <= last.status < 300:
+                key = self._dialog_key(transaction.request, last)
                 if self._accepted.get(key) is transaction:
                     del self._accepted[key]
         self._emit(TransactionTerminated(transaction))

@@ -231,12 +231,11 @@ class StreamConnection(asyncio.Protocol):
             return
         self._last_activity = now = self._loop.time()
         inbound = self._inbound
+        parser = self._parser
         try:
-            events = self._parser.feed(data)
+            events = parser.feed(data)
         except SipFramingError as error:
-            inbound.malformed(data, error, self.remote, self.local)
-            # Whatever on_malformed wrote back (a 400 or 413) is flushed before closing.
-            self.close()
+            self._framing_failed(error)
             return
         for event in events:
             if self.state is not State.OPEN:
@@ -252,6 +251,11 @@ class StreamConnection(asyncio.Protocol):
                 self._pong_received()
             elif isinstance(event, MalformedMessage):
                 inbound.malformed(event.data, event.error, self.remote, self.local)
+        if parser.failed is not None:
+            # The messages framed before the error went up first (RFC 4475 §3.1.1.8).
+            if self.state is State.OPEN:
+                self._framing_failed(parser.failed)
+            return
         if not self._parser.buffered:
             self._partial_since = None
         elif events or self._partial_since is None:
@@ -262,6 +266,13 @@ class StreamConnection(asyncio.Protocol):
                 watchdog is None or watchdog.when() > now + self._limits.message_timeout
             ):
                 self._arm_watchdog()
+
+    def _framing_failed(self, error: SipFramingError) -> None:
+        """Nothing after a framing error can be framed (RFC 4475 §3.1.2.3): the layer
+        above hears of the message that caused it, to answer it if it can, and the
+        connection is closed once that answer is out."""
+        self._inbound.malformed(self._parser.unframed, error, self.remote, self.local)
+        self.close()
 
     def eof_received(self) -> bool | None:
         return None  # the peer is done sending: close our side too
