@@ -149,9 +149,18 @@ class UserAgent(AsyncIOEventEmitter):
         user_agent: str = DEFAULT_USER_AGENT,
         challenger: Challenger | None = None,
         session_timers: SessionTimerPolicy | None = DEFAULT_SESSION_TIMERS,
+        keepalive_interval: float | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
-        Min-SE, refresher, refresh method); None to take no part in session timers."""
+        Min-SE, refresher, refresh method); None to take no part in session timers.
+
+        ``keepalive_interval``: seconds between CRLF keep-alive pings (RFC 5626
+        §4.4.1) on the TCP/TLS connections this agent opens (its outbound flows: to its
+        registrar, proxy or peers); a pong not back within the transport's
+        ``pong_timeout`` closes the connection and fails what was sent on it. Off (None)
+        by default, because a server that does not answer pings would have its
+        connections closed; set it (tens of seconds to a couple of minutes) for a server
+        that answers them, as Kamailio does."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -171,6 +180,7 @@ class UserAgent(AsyncIOEventEmitter):
             on_error=self._on_transport_error,
             tls_client=tls_client,
             tls_server=tls_server,
+            keepalive_interval=keepalive_interval,
         )
         self.counters = Counters()
         self.listening: list[Endpoint] = []

@@ -9,6 +9,7 @@ either side, CANCEL and refusals, over UDP, TCP and TLS.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -70,6 +71,36 @@ async def test_registration_with_digest_auth_binds_and_unbinds_the_contact(
         assert [b.ours for b in registration.bindings] == [True]
         await within(registration.unregister())
         await kamailio.wait_unregistered("alice")
+
+
+async def test_crlf_keepalives_to_kamailio_over_tcp_are_answered_and_keep_the_flow(
+    kamailio: Kamailio,
+) -> None:
+    """RFC 5626 §4.4.1: the UA pings its outbound TCP flow with CRLF CRLF, Kamailio
+    answers each with CRLF, and the one connection carries on: the binding made over it
+    is removed over it."""
+    ua = UserAgent(
+        "alice",
+        domain=kamailio.domain,
+        credentials=[Credentials("alice", kamailio.users["alice"])],
+        outbound_proxy=kamailio.outbound_proxy("tcp"),
+        keepalive_interval=0.1,
+    )
+    async with ua:
+        await ua.listen("tcp", "127.0.0.1", 0)
+        registration = await within(ua.register(kamailio.uri(transport="tcp"), expires=120))
+        (flow,) = ua.transport.connections
+        assert flow.outgoing and flow.remote.port == kamailio.tcp_port
+        counters = ua.transport.counters
+        async with asyncio.timeout(TIMEOUT):
+            while counters.pongs_in < 3:
+                await asyncio.sleep(0.05)
+        assert counters.pings_sent >= counters.pongs_in >= 3
+        assert len(await kamailio.contacts("alice")) == 1
+        await within(registration.unregister())
+        await kamailio.wait_unregistered("alice")
+        assert ua.transport.connections == (flow,) and counters.connections_opened == 1
+        assert counters.errors == 0
 
 
 async def test_a_wrong_password_fails_registration_without_looping(
@@ -166,6 +197,19 @@ async def test_the_toolkit_calls_a_sipp_uas_directly(sipp: Sipp) -> None:
     assert result.ok, result.report()
 
 
+async def test_a_sipp_uas_ends_the_toolkits_call_with_bye_and_gets_200(sipp: Sipp) -> None:
+    uas = sipp.start("uas_bye", calls=1, duration_ms=300)
+    async with UserAgent("alice") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = await within(ua.call(uas.uri("sipp")))
+        reason = await within(call.ended())
+        assert (reason.by, reason.status) == ("remote", 200)
+        assert not ua.calls
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()  # the scenario ends on the 200 to its BYE
+    assert re.search(r"SIP/2\.0 200 OK\r?\n(?:.+\r?\n)*?CSeq: \d+ BYE", result.messages())
+
+
 async def test_a_sipp_uas_holds_and_resumes_the_toolkits_call_through_kamailio(
     kamailio: Kamailio, sipp: Sipp, agent: Callable[..., object]
 ) -> None:
@@ -200,11 +244,13 @@ async def answering() -> AsyncIterator[UserAgent]:
 async def test_a_sipp_uac_call_is_answered_and_ended_by_its_bye(
     sipp: Sipp, answering: UserAgent
 ) -> None:
+    ended: asyncio.Queue[str] = asyncio.Queue()
+    answering.on("incoming_call", lambda call: call.on("ended", lambda r: ended.put_nowait(r.by)))
     local = answering.listening[0]
     result = await sipp.run("uac_call", (local.host, local.port), service="carol", calls=3)
-    assert result.ok, result.report()
+    assert result.ok, result.report()  # each BYE got its 200
     assert result.successful == 3
-    await asyncio.sleep(0.2)
+    assert [await within(ended.get()) for _ in range(3)] == ["remote"] * 3
     assert not answering.calls
 
 

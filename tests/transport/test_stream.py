@@ -149,6 +149,8 @@ async def test_keepalive_pings_answered_keep_the_connection(
     async with asyncio.timeout(WAIT):
         while bob.layer.counters.pongs_sent < 3:
             await asyncio.sleep(0.01)
+    # Alice pings again only once her last ping was answered: two pongs are in at least.
+    assert alice.layer.counters.pongs_in >= 2
     assert alice.inbox.errors.empty()
     assert len(alice.layer.connections) == 1
 

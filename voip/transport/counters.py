@@ -21,6 +21,8 @@ class TransportCounters:
     keepalives_in: int = 0
     pings_sent: int = 0
     pongs_sent: int = 0
+    # Pongs that answered our pings (RFC 5626 §4.4.1); unasked-for ones are not counted.
+    pongs_in: int = 0
     connections_accepted: int = 0
     connections_opened: int = 0
     # Incoming connections closed at once because max_connections was reached.

@@ -418,6 +418,7 @@ class StreamConnection(asyncio.Protocol):
     def _pong_received(self) -> None:
         if self._pong_timer is None:
             return  # not asked for (RFC 5626 §4.4.1 pongs answer pings): ignored
+        self._inbound.counters.pongs_in += 1
         self._pong_timer.cancel()
         self._pong_timer = None
         self._schedule_ping()
