@@ -11,6 +11,7 @@ sipp             a ``Sipp`` for this test: ``await sipp.run(...)``, ``sipp.start
 speech_wav       session: five minutes of speech, 8 kHz mono 16-bit WAV.
 baresip_factory  ``baresip_factory("bob", registrar=kamailio)`` -> a started ``Baresip``.
 linphone_factory ``linphone_factory("dave", registrar=kamailio)`` -> a started ``Linphone``.
+agent            ``async with agent("alice", transport) as ua``: a toolkit UA for a Kamailio user.
 
 Every peer is stopped by pid at the end of its fixture's scope, and anything left at the end of
 the session. When a test fails, the logs of its peers are added to its report.
@@ -20,7 +21,8 @@ VOIP_INTEROP_DEBUG=1 makes kamailio log every request and reply it routes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +42,10 @@ from support.peers import (
     stop_all,
 )
 from support.peers._process import STARTED
+
+from voip.sip import Credentials
+from voip.transport import client_context, server_context
+from voip.useragent import UserAgent
 
 _FIRST_PEER = pytest.StashKey[int]()
 P = TypeVar("P", bound=Phone)
@@ -152,3 +158,27 @@ def baresip_factory(tmp_path: Path, speech_wav: Path) -> Iterator[Callable[..., 
 def linphone_factory(tmp_path: Path) -> Iterator[Callable[..., Linphone]]:
     """``start(user, registrar=kamailio or None, **options of start_linphonec)``."""
     yield from _phones(start_linphonec, tmp_path / "linphonec")
+
+
+@pytest.fixture
+def agent(kamailio: Kamailio, loopback_pki: LoopbackPki) -> Callable[..., object]:
+    """``async with agent("alice", transport) as ua``: a toolkit UA for a Kamailio user,
+    listening on ``transport`` at 127.0.0.1 and sending through Kamailio."""
+
+    @asynccontextmanager
+    async def start(user: str, transport: str = "udp") -> AsyncIterator[UserAgent]:
+        ua = UserAgent(
+            user,
+            domain=kamailio.domain,
+            credentials=[Credentials(user, kamailio.users[user])],
+            outbound_proxy=kamailio.outbound_proxy(transport),
+            tls_client=client_context(loopback_pki.cafile),
+            tls_server=server_context(loopback_pki.certfile, loopback_pki.keyfile),
+        )
+        await ua.listen(transport, "127.0.0.1", 0)
+        try:
+            yield ua
+        finally:
+            await ua.close()
+
+    return start

@@ -4,7 +4,9 @@ baresip 1.0 follows a REFER (202, NOTIFY sipfrag, a new INVITE to the Refer-To t
 sends one with its ``transfer`` command, so it plays the transferee and the transferor
 against the toolkit. SIPp scenarios play the referee that reports by NOTIFY
 (``uac_transferee``) and the referrer that expects the toolkit's NOTIFYs
-(``uas_transferor``). The transfer target is a toolkit agent that answers.
+(``uas_transferor``), also with Replaces in its Refer-To; ``uac_replaces`` sends an INVITE
+with Replaces that takes the place of a ``uac_replaced`` call. The transfer target is a
+toolkit agent that answers; one test runs the whole transfer through Kamailio.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-from support.peers import Baresip, Sipp
+from support.peers import Baresip, Kamailio, Sipp
 
 from voip.call import Call, CallState
-from voip.sip.refer import TransferProgress
+from voip.sip import parse_uri
+from voip.sip.refer import TransferProgress, refer_to_uri, replaces_for
 from voip.transfer import TransferRequest
 from voip.useragent import UserAgent
 
@@ -203,3 +206,102 @@ async def test_the_toolkit_follows_a_sipp_refer_and_reports_by_notify(
     messages = result.messages()
     assert "SIP/2.0 100 Trying" in messages and "Subscription-State: terminated" in messages
     await within(a_c.hangup())
+
+
+async def test_the_toolkit_follows_a_sipp_refer_with_replaces_to_an_attended_transfer(
+    sipp: Sipp,
+    alice: UserAgent,
+    quiet_carol: tuple[UserAgent, asyncio.Queue[Call]],
+) -> None:
+    target, answered = quiet_carol
+    async with UserAgent("dave") as dave:
+        await dave.listen("udp", "127.0.0.1", 0)
+        d_c = await within(dave.call(uri_of(target)))
+        c_d = await within(answered.get())
+        assert d_c.dialog is not None
+        ids = d_c.dialog.id
+        refer_to = refer_to_uri(
+            parse_uri(uri_of(target)), replaces_for(ids.call_id, ids.local_tag, ids.remote_tag)
+        )
+        replaced: asyncio.Queue[Call] = asyncio.Queue()
+        c_d.on("replaced", replaced.put_nowait)
+        uas = sipp.start("uas_transferor", calls=1, keys={"target": str(refer_to.uri)})
+
+        call = await within(alice.call(uas.uri("sipp")))
+        new_calls: asyncio.Queue[Call] = asyncio.Queue()
+        call.on("transfer_call", new_calls.put_nowait)
+        a_c = await within(new_calls.get())
+        await within(a_c.answered())
+        c_a = await within(replaced.get())
+
+        assert c_a.invite is not None and c_a.invite.replaces is not None
+        assert c_a.state is CallState.ANSWERED
+        assert (await within(d_c.ended())).by == "remote"  # Carol's BYE on the old dialog
+        assert c_d.end_reason is not None and c_d.end_reason.text == "replaced"
+        result = await uas.wait(TIMEOUT)
+        assert result.ok, result.report()
+        assert "?Replaces=" in result.messages()
+        await within(a_c.hangup())
+
+
+async def test_a_sipp_invite_with_replaces_takes_over_a_dialog_of_the_toolkit(
+    sipp: Sipp, quiet_carol: tuple[UserAgent, asyncio.Queue[Call]]
+) -> None:
+    target, answered = quiet_carol
+    local = target.listening[0]
+    first = asyncio.ensure_future(
+        sipp.run("uac_replaced", (local.host, local.port), service="carol", timeout=TIMEOUT)
+    )
+    c_s = await within(answered.get())
+    assert c_s.dialog is not None
+    ids = c_s.dialog.id
+    # as SIPp sees the dialog: Carol's tag is its remote tag, so the to-tag
+    value = str(replaces_for(ids.call_id, ids.remote_tag, ids.local_tag))
+    replaced: asyncio.Queue[Call] = asyncio.Queue()
+    c_s.on("replaced", replaced.put_nowait)
+
+    second = await within(
+        sipp.run(
+            "uac_replaces", (local.host, local.port), service="carol", keys={"replaces": value}
+        )
+    )
+
+    assert second.ok, second.report()
+    new = await within(replaced.get())
+    assert new.invite is not None and new.invite.replaces is not None
+    assert str(new.invite.replaces) == value
+    result = await within(first)
+    assert result.ok, result.report()  # the replaced call got Carol's BYE
+    assert c_s.end_reason is not None and c_s.end_reason.text == "replaced"
+
+
+# --- through Kamailio -----------------------------------------------------------------------
+
+
+async def test_baresip_at_kamailio_is_transferred_to_a_registered_toolkit_agent(
+    kamailio: Kamailio, agent: Callable[..., object], baresip_factory: Callable[..., Baresip]
+) -> None:
+    bob = baresip_factory("bob", registrar=kamailio)
+    await kamailio.wait_registered("bob")
+    async with agent("alice") as ua, agent("carol") as target:  # type: ignore[attr-defined]
+        answered: asyncio.Queue[Call] = asyncio.Queue()
+
+        async def answer(call: Call) -> None:
+            await call.ring()
+            await call.accept()
+            answered.put_nowait(call)
+
+        target.on("incoming_call", answer)
+        await within(target.register(kamailio.uri(), expires=300))
+        call: Call = await within(ua.call(kamailio.aor("bob")))
+        await bob.wait_established()
+
+        result = await within(call.transfer(kamailio.aor("carol")))
+
+        assert result.succeeded
+        c_b = await within(answered.get())
+        assert c_b.invite is not None and c_b.invite.from_.uri.user == "bob"  # type: ignore[union-attr]
+        assert c_b.state is CallState.ANSWERED
+        assert (await within(call.ended())).by == "local"
+        await within(c_b.hangup())
+        await bob.wait_closed()

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import pytest
-from support.peers import Baresip, Kamailio, LoopbackPki, Sipp
+from support.peers import Baresip, Kamailio, Sipp
 
 from sdp import Direction
 from voip.call import Call
 from voip.sip import Credentials
-from voip.transport import client_context, server_context
 from voip.useragent import RequestFailed, UserAgent
 
 TIMEOUT = 15.0
@@ -32,30 +30,6 @@ T = TypeVar("T")
 
 def within(awaitable: Awaitable[T]) -> Awaitable[T]:
     return asyncio.wait_for(awaitable, TIMEOUT)
-
-
-@pytest.fixture
-def agent(kamailio: Kamailio, loopback_pki: LoopbackPki) -> Callable[..., object]:
-    """``async with agent("alice", transport) as ua``: a toolkit UA for a Kamailio user,
-    listening on ``transport`` at 127.0.0.1 and sending through Kamailio."""
-
-    @asynccontextmanager
-    async def start(user: str, transport: str = "udp") -> AsyncIterator[UserAgent]:
-        ua = UserAgent(
-            user,
-            domain=kamailio.domain,
-            credentials=[Credentials(user, kamailio.users[user])],
-            outbound_proxy=kamailio.outbound_proxy(transport),
-            tls_client=client_context(loopback_pki.cafile),
-            tls_server=server_context(loopback_pki.certfile, loopback_pki.keyfile),
-        )
-        await ua.listen(transport, "127.0.0.1", 0)
-        try:
-            yield ua
-        finally:
-            await ua.close()
-
-    return start
 
 
 async def test_registration_with_digest_auth_binds_and_unbinds_the_contact(
