@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import pytest
+from support.ua import connected, uri_of
 
 from voip.call import Call, CallState
 from voip.sip import Request, parse_uri
@@ -68,11 +69,6 @@ async def carol() -> AsyncIterator[Recording]:
         yield ua
 
 
-def uri_of(ua: UserAgent) -> str:
-    endpoint = ua.listening[0]
-    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port}"
-
-
 def answer_calls(ua: UserAgent, status: int = 200) -> asyncio.Queue[Call]:
     """Ring and answer (or refuse with ``status``) every incoming call."""
     calls: asyncio.Queue[Call] = asyncio.Queue()
@@ -89,13 +85,6 @@ def answer_calls(ua: UserAgent, status: int = 200) -> asyncio.Queue[Call]:
     return calls
 
 
-async def connect(caller: UserAgent, callee: UserAgent) -> tuple[Call, Call]:
-    calls = answer_calls(callee)
-    outgoing = await within(caller.call(uri_of(callee)))
-    incoming = await within(calls.get())
-    return outgoing, incoming
-
-
 def progress_of(call: Call) -> list[TransferProgress]:
     seen: list[TransferProgress] = []
     call.on("transfer_progress", seen.append)
@@ -108,7 +97,7 @@ def progress_of(call: Call) -> list[TransferProgress]:
 async def test_blind_transfer_connects_the_transferee_to_the_target_and_ends_the_first_call(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     transfer_calls: asyncio.Queue[Call] = asyncio.Queue()
     a_b.on("transfer_call", transfer_calls.put_nowait)
     carols = answer_calls(carol)
@@ -133,7 +122,7 @@ async def test_blind_transfer_connects_the_transferee_to_the_target_and_ends_the
 async def test_the_referee_reports_100_then_the_final_status_in_sipfrag_notifies(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    _, b_a = await connect(alice, bob)
+    _, b_a = await connected(alice, bob)
     seen = progress_of(b_a)
     answer_calls(carol)
 
@@ -159,7 +148,7 @@ async def test_the_referee_reports_100_then_the_final_status_in_sipfrag_notifies
 async def test_a_failed_transfer_is_reported_and_the_call_goes_on(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     answer_calls(carol, status=486)
     failed: list[TransferProgress] = []
     b_a.on("transfer_failed", failed.append)
@@ -177,7 +166,7 @@ async def test_a_failed_transfer_is_reported_and_the_call_goes_on(
 async def test_a_refer_the_application_rejects_gets_its_status(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     asked: list[TransferRequest] = []
 
     def refuse(request: TransferRequest) -> None:
@@ -197,7 +186,7 @@ async def test_a_refer_the_application_rejects_gets_its_status(
 async def test_a_coroutine_handler_may_reject_the_refer_too(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
 
     async def refuse(request: TransferRequest) -> None:
         request.reject(403, "Transfers Not Allowed")
@@ -211,7 +200,7 @@ async def test_a_coroutine_handler_may_reject_the_refer_too(
 async def test_refer_sub_false_gets_202_and_no_notify(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     carols = answer_calls(carol)
 
     result = await within(b_a.transfer(uri_of(carol), subscribe=False))
@@ -228,7 +217,7 @@ async def test_refer_sub_false_gets_202_and_no_notify(
 async def test_transfer_without_hangup_keeps_the_call(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     answer_calls(carol)
     await within(b_a.transfer(uri_of(carol), hangup=False))
     assert b_a.state is CallState.ANSWERED and a_b.state is CallState.ANSWERED
@@ -245,25 +234,25 @@ async def _refer_status(call: Call, headers: list[tuple[str, str]]) -> int:
 
 
 async def test_a_refer_without_refer_to_gets_400(alice: Recording, bob: Recording) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     assert await _refer_status(b_a, []) == 400
     assert a_b.state is CallState.ANSWERED and b_a.state is CallState.ANSWERED
 
 
 async def test_a_refer_with_two_refer_to_values_gets_400(alice: Recording, bob: Recording) -> None:
-    _, b_a = await connect(alice, bob)
+    _, b_a = await connected(alice, bob)
     headers = [("Refer-To", "<sip:x@127.0.0.1>"), ("Refer-To", "<sip:y@127.0.0.1>")]
     assert await _refer_status(b_a, headers) == 400
 
 
 async def test_a_refer_with_a_malformed_replaces_gets_400(alice: Recording, bob: Recording) -> None:
-    _, b_a = await connect(alice, bob)
+    _, b_a = await connected(alice, bob)
     headers = [("Refer-To", "<sip:x@127.0.0.1?Replaces=only-a-call-id>")]
     assert await _refer_status(b_a, headers) == 400
 
 
 async def test_a_refer_to_an_uncallable_scheme_gets_416(alice: Recording, bob: Recording) -> None:
-    _, b_a = await connect(alice, bob)
+    _, b_a = await connected(alice, bob)
     assert await _refer_status(b_a, [("Refer-To", "<http://example.com/>")]) == 416
 
 
@@ -279,7 +268,7 @@ async def test_a_refer_outside_a_dialog_is_refused_403(alice: Recording, bob: Re
 async def test_a_notify_for_no_refer_gets_481_and_the_call_goes_on(
     alice: Recording, bob: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)
+    a_b, b_a = await connected(alice, bob)
     headers = [("Event", "refer;id=77"), ("Subscription-State", "active;expires=60")]
     with pytest.raises(RequestFailed) as error:
         await within(a_b._request("NOTIFY", b"SIP/2.0 100 Trying\r\n", "message/sipfrag", headers))
@@ -290,7 +279,7 @@ async def test_a_notify_for_no_refer_gets_481_and_the_call_goes_on(
 async def test_a_notify_for_another_event_package_gets_489(
     alice: Recording, bob: Recording
 ) -> None:
-    a_b, _ = await connect(alice, bob)
+    a_b, _ = await connected(alice, bob)
     headers = [("Event", "presence"), ("Subscription-State", "active")]
     with pytest.raises(RequestFailed) as error:
         await within(a_b._request("NOTIFY", headers=headers))
@@ -303,8 +292,8 @@ async def test_a_notify_for_another_event_package_gets_489(
 async def test_attended_transfer_replaces_the_consultation_dialog_at_the_target(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    a_b, b_a = await connect(alice, bob)  # the call to transfer
-    a_c, c_a = await connect(alice, carol)  # the consultation call
+    a_b, b_a = await connected(alice, bob)  # the call to transfer
+    a_c, c_a = await connected(alice, carol)  # the consultation call
     replaced: asyncio.Queue[Call] = asyncio.Queue()
     c_a.on("replaced", replaced.put_nowait)
     transfer_calls: asyncio.Queue[Call] = asyncio.Queue()
@@ -363,7 +352,7 @@ def naming(call: Call, *, swapped: bool = False, flags: str = "") -> str:
 async def test_replaces_with_swapped_tags_matches_nothing_481(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    _, c_a = await connect(alice, carol)
+    _, c_a = await connected(alice, carol)
     assert await _invite_with_replaces(bob, carol, naming(c_a, swapped=True)) == 481
     assert c_a.state is CallState.ANSWERED
 
@@ -371,7 +360,7 @@ async def test_replaces_with_swapped_tags_matches_nothing_481(
 async def test_replaces_early_only_for_a_confirmed_dialog_gets_486(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
-    _, c_a = await connect(alice, carol)
+    _, c_a = await connected(alice, carol)
     assert await _invite_with_replaces(bob, carol, naming(c_a, flags=";early-only")) == 486
     assert c_a.state is CallState.ANSWERED
 
