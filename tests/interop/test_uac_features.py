@@ -13,29 +13,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from support.peers import Kamailio, Sipp
-from support.sip_trace import SipTrace
+from support.sip_trace import SipTrace, traced_agent
 
 from sdp import Direction
 from voip.call import Call, CallState
 from voip.sip import Credentials
-from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
 
 
-@asynccontextmanager
-async def traced(
-    user: str = "alice", **options: object
-) -> AsyncIterator[tuple[UserAgent, SipTrace]]:
-    ua = UserAgent(user, **options)  # type: ignore[arg-type]
-    trace = SipTrace.attach(ua)
-    await ua.listen("udp", "127.0.0.1", 0)
-    try:
-        yield ua, trace
-    finally:
-        await ua.close()
+def traced(user: str = "alice", **options: object) -> Any:
+    return traced_agent(user, **options)
 
 
 def kamailio_user(kamailio: Kamailio, user: str) -> dict[str, object]:

@@ -13,7 +13,8 @@ delivery callback, which the agent hands it at construction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,3 +124,16 @@ class SipTrace:
                 await self._changed.wait()
 
         return await asyncio.wait_for(first(), timeout)
+
+
+@asynccontextmanager
+async def traced_agent(user: str, **options: Any) -> AsyncIterator[tuple[UserAgent, SipTrace]]:
+    """A toolkit agent for ``user`` (options of ``UserAgent``) on UDP at 127.0.0.1, traced;
+    closed at the end of the block."""
+    ua = UserAgent(user, **options)
+    trace = SipTrace.attach(ua)
+    await ua.listen("udp", "127.0.0.1", 0)
+    try:
+        yield ua, trace
+    finally:
+        await ua.close()

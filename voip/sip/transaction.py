@@ -285,7 +285,9 @@ def make_ack(invite: Request, response: Response) -> Request:
     """The ACK for a non-2xx final response, built by the client transaction (§17.1.1.3).
 
     Request-URI, Call-ID, From, CSeq number and the top Via (its branch too) are the
-    INVITE's; To is the response's (with its tag); Route is the INVITE's.
+    INVITE's; To is the response's (with its tag); Route is the INVITE's, and so are the
+    credentials, as in the ACKs of RFC 3665 (§3.8 F20, §3.9 F11), so that a proxy that
+    checks them on every request lets the ACK through as it did the INVITE.
     """
     fields = [("Via", invite.headers.first("via") or "")]
     for name, key in (("From", "from"), ("To", None), ("Call-ID", "call-id")):
@@ -293,6 +295,8 @@ def make_ack(invite: Request, response: Response) -> Request:
         fields.append((name, value or ""))
     fields.append(("CSeq", f"{invite.cseq.number} ACK"))
     fields.extend(("Route", value) for value in invite.headers.get_all("route"))
+    for name in ("Authorization", "Proxy-Authorization"):
+        fields.extend((name, value) for value in invite.headers.get_all(name))
     fields.append(("Max-Forwards", "70"))
     fields.append(("Content-Length", "0"))
     return Request("ACK", invite.uri, fields)
@@ -306,6 +310,8 @@ def make_cancel(invite: Request) -> Request:
         fields.append((name, invite.headers.get(name) or ""))
     fields.append(("CSeq", f"{invite.cseq.number} CANCEL"))
     fields.extend(("Route", value) for value in invite.headers.get_all("route"))
+    for name in ("Authorization", "Proxy-Authorization"):
+        fields.extend((name, value) for value in invite.headers.get_all(name))
     fields.append(("Max-Forwards", "70"))
     fields.append(("Content-Length", "0"))
     return Request("CANCEL", invite.uri, fields)
