@@ -625,9 +625,10 @@ class Call:
         our own offer is outstanding, 500 with Retry-After (0 to 10 s) while the peer's
         previous offer is unanswered."""
         was_held = self.remote_hold
-        if self.session_timer is not None:
+        timer = self._session_timer_of(dialog)
+        if timer is not None:
             try:
-                self.session_timer.check_request(request)  # RFC 4028 §9: 422
+                timer.check_request(request)  # RFC 4028 §9: 422
             except SipError as error:
                 self.ua.respond(
                     transaction,
@@ -662,7 +663,8 @@ class Call:
         if body:
             response.headers.add("Content-Type", SDP)
             response.body = body
-        self._session_timer_answer(request, response)
+        if timer is not None:
+            self._session_timer_answer(request, response)
         if request.method == "INVITE":
             self._acked.clear()
         self.ua.respond(transaction, response)
@@ -713,12 +715,14 @@ class Call:
         dialog.receive_response(request, response)
         return response
 
-    async def reinvite(self, *, hold: bool | None = None) -> None:
+    async def reinvite(self, *, hold: bool | None = None, refresh: bool = False) -> None:
         """Send a re-INVITE with a new offer (§14.1); retries after 491 with the back-off
-        of §14.1 (2.1 to 4 s if we own the Call-ID, else 0 to 2 s)."""
+        of §14.1 (2.1 to 4 s if we own the Call-ID, else 0 to 2 s). With ``refresh`` the
+        offer is the session as last described, o= version unchanged (a session refresh,
+        RFC 4028 §10: the media stays as it is)."""
         if self.state is not CallState.ANSWERED or self.dialog is None:
             raise SipError(481, f"call is {self.state.value}")
-        await self._offer(self.dialog, self._reinvite_once, hold)
+        await self._offer(self.dialog, self._reinvite_once, hold, refresh=refresh)
 
     async def update(
         self,
@@ -771,6 +775,8 @@ class Call:
         dialog: Dialog,
         send: Callable[[bytes], Awaitable[Response]],
         hold: bool | None,
+        *,
+        refresh: bool = False,
     ) -> Response:
         """One offer/answer exchange started by us (re-INVITE or UPDATE): the offer from
         the current wishes, ``send`` carries it; 491 is retried after the §14.1 back-off
@@ -780,7 +786,10 @@ class Call:
         if hold is not None:
             self.negotiation.hold = hold
         for _ in range(3):
-            offer = self.negotiation.create_offer()
+            if refresh and hold is None:
+                offer = self.negotiation.repeat_offer()
+            else:
+                offer = self.negotiation.create_offer()
             try:
                 dialog.sent_offer(offer)
             except SipError:
@@ -839,6 +848,13 @@ class Call:
     def session_deadline(self) -> float | None:
         """When (the loop's clock) the session timer acts next: a refresh or the BYE."""
         return self._session_at
+
+    def _session_timer_of(self, dialog: Dialog) -> SessionTimer | None:
+        """The session timer, for requests in the confirmed dialog only: an early
+        dialog's UPDATE does not start or refresh the session (RFC 4028 §7, §9)."""
+        if dialog is not self.dialog or self.state is not CallState.ANSWERED:
+            return None
+        return self.session_timer
 
     def _session_timer_headers(self) -> list[tuple[str, str]]:
         timer = self.session_timer
@@ -917,7 +933,7 @@ class Call:
 
         timer = self.session_timer
         try:
-            await self.reinvite()
+            await self.reinvite(refresh=True)
         except RequestFailed as error:
             if error.status in (408, 481):  # §10 and RFC 3261 §12.2.1.2: the dialog is gone
                 await self._bye_and_end("provider", error.status, error.reason)

@@ -82,6 +82,14 @@ class Negotiation:
         self.offer = offer
         return bytes(offer)
 
+    def repeat_offer(self) -> bytes:
+        """The last description we sent, offered again as it is (o= version unchanged,
+        RFC 3264 §8): a re-offer that changes nothing, for a session refresh."""
+        if self.local is None:
+            return self.create_offer()
+        self.offer = self.local
+        return bytes(self.local)
+
     def receive_answer(self, body: bytes) -> list[NegotiatedMedia]:
         """The answer to our outstanding offer; raises SdpError / OfferAnswerError."""
         if self.offer is None:

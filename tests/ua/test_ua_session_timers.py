@@ -15,6 +15,7 @@ import pytest
 
 from sdp import Direction
 from voip.call import Call, CallState
+from voip.negotiation import Negotiation, default_audio
 from voip.sip import Request
 from voip.sip.sessiontimer import SessionExpired, SessionTimer, SessionTimerPolicy
 from voip.sip.transaction import ServerTransaction, Timers
@@ -234,3 +235,18 @@ async def test_dial_options_override_the_agents_interval(agents: Agents) -> None
     caller, callee = await connected(alice, bob, session_expires=120, min_se=90)
     assert timer_of(caller).interval == timer_of(callee).interval == 120
     assert timer_of(caller).min_se == 90
+
+
+def test_a_refresh_offer_repeats_the_last_description_sent_with_its_version() -> None:
+    # the peer offered PCMA first: our answer differs from a fresh offer of ours, so a
+    # refresh repeats the answer itself rather than offering anew (RFC 3264 §8)
+    peer = Negotiation("192.0.2.1", [default_audio(30000)])
+    peer.media[0].codecs.reverse()
+    ours = Negotiation("192.0.2.2", [default_audio(40000)])
+    answer = ours.receive_offer(peer.create_offer())
+    refresh = ours.repeat_offer()
+    assert refresh == answer
+    assert ours.create_offer() != answer  # what a fresh offer would have been
+    ours.repeat_offer()
+    agreed = ours.receive_answer(peer.receive_offer(refresh))
+    assert agreed[0].codecs[0].name == "PCMA" and agreed[0].direction is Direction.SENDRECV
