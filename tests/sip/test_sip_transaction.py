@@ -450,6 +450,28 @@ def test_non_invite_server_repeats_its_final_response_and_timer_j_waits_64_t1(
     assert times_of(seen, TransactionTerminated) == [32.3]
 
 
+@pytest.mark.parametrize(("method", "status"), [("BYE", 200), ("INVITE", 200), ("INVITE", 486)])
+def test_a_server_transaction_past_its_final_response_keeps_its_messages_as_text(
+    layer: TransactionLayer, method: str, status: int
+) -> None:
+    # It only resends the response or absorbs retransmissions until Timer J, L or H:
+    # nothing parsed is held for that time (the cyclic GC walks all that is held).
+    req = request(method)
+    transaction = receive_request(layer, req)
+    final = response_to(req, status)
+    layer.respond(transaction, final, 0.1)
+    layer.take_events()
+    kept = (transaction.request, transaction.last_response)
+    assert all(m is not None and m.headers.typed == {} for m in kept)
+    assert bytes(transaction.request) == bytes(req)
+    layer.receive(reparse(req), PEER, 0.2)
+    if status >= 300 or method != "INVITE":  # an INVITE in Accepted absorbs it
+        assert [e.data for e in sends(layer.take_events())] == [bytes(final)]
+    assert transaction.request.headers.typed == {}
+    run_until(layer, 100.0)
+    assert len(layer) == 0
+
+
 def test_non_invite_server_over_tcp_ends_with_its_final_response(layer: TransactionLayer) -> None:
     req = request("BYE")
     layer.receive(reparse(req), PEER, 0.0, reliable=True)

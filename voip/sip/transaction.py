@@ -243,6 +243,8 @@ class ServerTransaction(_Transaction):
     source: Hashable = None
     local: Hashable = None
     acked: bool = False
+    #: (Call-ID, CSeq number, To tag) of an INVITE answered with a 2xx (§13.3.1.4)
+    accepted_key: tuple[str, int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<ServerTransaction {self.method} {self.state.value} {self.key[0]}>"
@@ -279,6 +281,35 @@ def _server_key(request: Request) -> tuple[str, ...]:
         str(via),
         method,
     )
+
+
+def _unparsed(message: Message) -> Message:
+    """The same message as text only: its header fields (shared, they are immutable
+    tuples) without the typed values parsed from them, which are parsed again if read."""
+    if isinstance(message, Request):
+        uri_text = message._uri_text if message._uri_text is not None else str(message.uri)
+        return Request._parsed(message.method, uri_text, message.headers.copy(), message.body)
+    assert isinstance(message, Response)
+    return Response._parsed(
+        message.status, message.reason_phrase, message.headers.copy(), message.body
+    )
+
+
+def _settle(transaction: ServerTransaction) -> None:
+    """A server transaction that has sent its final response from now on only resends
+    it and absorbs retransmissions, for up to 64·T1 (Timers H, J, L): it keeps its
+    messages as text. At a thousand calls a second, tens of thousands of transactions
+    wait at any time, and every object they hold is walked by each full run of the
+    cyclic garbage collector, a pause in which nothing is received."""
+    last = transaction.last_sent
+    assert last is not None
+    response = _unparsed(last.message)
+    assert isinstance(response, Response)
+    request = _unparsed(transaction.request)
+    assert isinstance(request, Request)
+    transaction.request = request
+    transaction.last_response = response
+    transaction.last_sent = Transmit(response, last.data, last.destination, last.retransmission)
 
 
 def make_ack(invite: Request, response: Response) -> Request:
@@ -482,7 +513,7 @@ class TransactionLayer:
         if transaction.is_invite:
             if status < 300:
                 transaction.state = State.ACCEPTED
-                key = self._dialog_key(transaction.request, response)
+                key = transaction.accepted_key = self._dialog_key(transaction.request, response)
                 self._accepted[key] = transaction
                 if not transaction.reliable:
                     self._start(transaction, "2xx", now, self.timers.t1)
@@ -492,8 +523,10 @@ class TransactionLayer:
                 if not transaction.reliable:
                     self._start(transaction, "G", now, self.timers.t1)
                 self._arm(transaction, "H", now + self.timers.transaction_timeout)
+            _settle(transaction)
             return
         transaction.state = State.COMPLETED
+        _settle(transaction)
         self._wait(transaction, "J", now, self.timers.transaction_timeout)
 
     def acknowledge(self, transaction: ServerTransaction) -> None:
@@ -661,11 +694,7 @@ class TransactionLayer:
             assert isinstance(transaction, ServerTransaction)
             if self.servers.get(transaction.key) is transaction:
                 del self.servers[transaction.key]
-            last = transaction.last_response
-            # Only a 2xx put it among the accepted: a refused INVITE may lack the
-            # Call-ID or CSeq the key is made of (RFC 4475 §3.3.1, answered 400).
-            if last is not None and transaction.is_invite and 200 <= last.status < 300:
-                key = self._dialog_key(transaction.request, last)
-                if self._accepted.get(key) is transaction:
-                    del self._accepted[key]
+            key = transaction.accepted_key
+            if key is not None and self._accepted.get(key) is transaction:
+                del self._accepted[key]
         self._emit(TransactionTerminated(transaction))
