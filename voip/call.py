@@ -112,6 +112,8 @@ class Call:
         self.session_timer = SessionTimer(policy) if policy is not None else None
         self._session_handle: asyncio.TimerHandle | None = None
         self._session_at: float | None = None
+        #: the methods the peer said it allows (Allow of its INVITE or of its 2xx)
+        self.peer_allow: tuple[str, ...] = ()
         #: forks whose 2xx lost to the first (§13.2.2.4): To tag → their ACK, once sent
         self._forks_ended: dict[str, tuple[Request, Target] | None] = {}
 
@@ -224,6 +226,9 @@ class Call:
 
         ua = self.ua
         try:
+            if not any(name.lower() == "allow" for name, _ in headers):
+                # §20.5: what the peer may send us in the dialog (UPDATE: RFC 3311 §5.1)
+                headers = [*headers, ("Allow", ", ".join(_allowed()))]
             if self.session_timer is not None:
                 headers = [*headers, *self.session_timer.request_headers()]
             request = ua.new_request("INVITE", uri, headers=headers)
@@ -328,6 +333,7 @@ class Call:
             self._end("remote", 502, f"unusable 2xx: {error.reason}")
             return
         self.dialog = dialog
+        self.peer_allow = response.allow
         for early in self.early.values():
             early.terminate()
         self.early.clear()
@@ -429,6 +435,7 @@ class Call:
         call.invite = request
         call.local_tag = new_tag()
         call._invite_server = transaction
+        call.peer_allow = request.allow
         call._register()
         return call
 
@@ -760,9 +767,14 @@ class Call:
     ) -> Response:
         from voip.useragent import RequestFailed
 
+        timer = self._session_timer_of(dialog)
+        if timer is not None:  # RFC 4028 §7.4: every UPDATE carries the session interval
+            headers = [*headers, *timer.request_headers()]
         response = await self._request(
             "UPDATE", body, SDP if body else None, headers, dialog=dialog
         )
+        if timer is not None:
+            self._session_timer_response(response)
         if body:
             if not _has_sdp(response):
                 raise RequestFailed(488, "the 2xx to the UPDATE has no answer", response)
@@ -927,12 +939,24 @@ class Call:
             await self.ua.request(bye, targets=await self._in_dialog_targets(dialog))
 
     async def _refresh_session(self) -> None:
-        """Refresh the session (RFC 4028 §10) with a re-INVITE that offers the session as
-        it is: the same SDP (its o= version unchanged), hold state kept."""
+        """Refresh the session (RFC 4028 §10): by UPDATE without an offer when the policy
+        prefers it and the peer allows UPDATE, else by a re-INVITE that offers the
+        session as it is (the same SDP, o= version unchanged, hold kept)."""
         from voip.useragent import RequestFailed
 
         timer = self.session_timer
         try:
+            if self._refreshes_by_update():
+                try:
+                    await self._refresh_by_update()
+                    return
+                except RequestFailed as error:
+                    if error.status in (408, 481):
+                        return  # the dialog is gone: _request sends the BYE (§12.2.1.2)
+                    if error.status not in (405, 501):
+                        raise
+                    # the peer does not take UPDATE after all: re-INVITE from now on
+                    self.peer_allow = tuple(m for m in self.peer_allow if m != "UPDATE")
             await self.reinvite(refresh=True)
         except RequestFailed as error:
             if error.status in (408, 481):  # §10 and RFC 3261 §12.2.1.2: the dialog is gone
@@ -945,6 +969,27 @@ class Call:
             if timer is not None:
                 timer.refresh_failed()
         self._arm_session_timer()
+
+    def _refreshes_by_update(self) -> bool:
+        timer = self.session_timer
+        return (
+            timer is not None
+            and timer.policy.refresh_with == "UPDATE"
+            and "UPDATE" in self.peer_allow
+        )
+
+    async def _refresh_by_update(self) -> None:
+        """An UPDATE without an offer (RFC 4028 §7.4 recommends none), again with the
+        larger interval after a 422 (§7.3)."""
+        from voip.useragent import RequestFailed
+
+        while True:
+            try:
+                await self.update(offer=False)
+                return
+            except RequestFailed as error:
+                if error.status != 422 or not self._may_retry_after_422(error):
+                    raise
 
     async def hold(self) -> None:
         """Put the peer on hold: re-INVITE with ``sendonly`` (``inactive`` if the peer

@@ -24,12 +24,12 @@ def within(awaitable: Awaitable[T]) -> Awaitable[T]:
     return asyncio.wait_for(awaitable, TIMEOUT)
 
 
-async def test_a_sipp_uac_that_asks_the_uas_to_refresh_is_refreshed_by_re_invite(
-    sipp: Sipp,
-) -> None:
-    # SIPp asks for 6 s with refresher=uas: the toolkit answers so and re-INVITEs every
-    # 3 s; SIPp checks refresher=uac in each re-INVITE and hangs up after the second.
-    policy = SessionTimerPolicy(session_expires=1800, min_se=2, refresh_with="INVITE")
+async def refreshed_by_toolkit(
+    sipp: Sipp, policy: SessionTimerPolicy, allow: str
+) -> tuple[Call, list[SessionTimer], str]:
+    """SIPp calls a toolkit UAS asking for 6 s with refresher=uas: the toolkit answers so
+    and refreshes every 3 s; SIPp checks refresher=uac in each refresh and hangs up after
+    the second. The call, each start of its interval, and SIPp's messages."""
     async with UserAgent("carol", session_timers=policy) as ua:
         calls: asyncio.Queue[Call] = asyncio.Queue()
         intervals: list[SessionTimer] = []
@@ -46,13 +46,11 @@ async def test_a_sipp_uac_that_asks_the_uas_to_refresh_is_refreshed_by_re_invite
                 "uac_session_timer",
                 (local.host, local.port),
                 service="carol",
-                keys={"session_expires": "6", "min_se": "2"},
+                keys={"session_expires": "6", "min_se": "2", "allow": allow},
                 timeout=TIMEOUT,
             )
         )
         call = await within(calls.get())
-        assert call.negotiation.local is not None
-        version = call.negotiation.local.origin.sess_version
         timer = call.session_timer
         assert timer is not None and timer.interval == 6 and timer.we_refresh
         result = await run
@@ -60,8 +58,38 @@ async def test_a_sipp_uac_that_asks_the_uas_to_refresh_is_refreshed_by_re_invite
         reason = await within(call.ended())
         assert reason.by == "remote"
         assert len(intervals) == 3  # the 2xx to the INVITE, then two refreshes
-        # the refreshes offered the session unchanged (RFC 3264 §8)
-        assert call.negotiation.local.origin.sess_version == version
+        return call, intervals, result.messages()
+
+
+async def test_a_sipp_uac_that_asks_the_uas_to_refresh_is_refreshed_by_update(
+    sipp: Sipp,
+) -> None:
+    policy = SessionTimerPolicy(session_expires=1800, min_se=2)  # UPDATE preferred
+    _, _, messages = await refreshed_by_toolkit(sipp, policy, "INVITE, ACK, BYE, UPDATE")
+    assert messages.count("UPDATE sip:") >= 2
+    assert "a=sendrecv" in messages
+
+
+async def test_a_sipp_uac_that_does_not_allow_update_is_refreshed_by_re_invite(
+    sipp: Sipp,
+) -> None:
+    policy = SessionTimerPolicy(session_expires=1800, min_se=2)  # UPDATE preferred
+    call, _, messages = await refreshed_by_toolkit(sipp, policy, "INVITE, ACK, BYE, CANCEL")
+    assert "UPDATE sip:" not in messages
+    assert call.negotiation.local is not None
+
+
+async def test_a_re_invite_refresh_offers_the_session_unchanged_to_a_sipp_uac(
+    sipp: Sipp,
+) -> None:
+    policy = SessionTimerPolicy(session_expires=1800, min_se=2, refresh_with="INVITE")
+    call, _, messages = await refreshed_by_toolkit(sipp, policy, "INVITE, ACK, BYE, UPDATE")
+    assert "UPDATE sip:" not in messages
+    # the toolkit's answer and both refresh offers: one o= line, version unchanged
+    # (RFC 3264 §8), since nothing changed
+    origins = [line for line in messages.splitlines() if line.startswith("o=voip ")]
+    assert len(origins) >= 3 and len(set(origins)) == 1, origins
+    assert call.negotiation.local is not None
 
 
 async def test_the_toolkit_retries_a_sipp_uas_422_with_its_min_se_and_refreshes(

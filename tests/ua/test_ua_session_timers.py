@@ -24,7 +24,8 @@ from voip.useragent import UserAgent
 TIMEOUT = 10.0
 # refresh at 3 s, BYE by the other side at 4 s when none came: short, with a margin
 INTERVAL = 6
-FAST = SessionTimerPolicy(session_expires=INTERVAL, min_se=2)
+FAST = SessionTimerPolicy(session_expires=INTERVAL, min_se=2)  # refreshes by UPDATE
+BY_INVITE = SessionTimerPolicy(session_expires=INTERVAL, min_se=2, refresh_with="INVITE")
 
 
 class Recording(UserAgent):
@@ -38,8 +39,8 @@ class Recording(UserAgent):
         self.received.append(request)
         super()._on_request(transaction, request)
 
-    def invites_received(self) -> list[Request]:
-        return [r for r in self.received if r.method == "INVITE"]
+    def requests(self, method: str) -> list[Request]:
+        return [r for r in self.received if r.method == method]
 
 
 Agents = Callable[..., Awaitable[Recording]]
@@ -119,7 +120,7 @@ async def test_the_callers_interval_is_agreed_and_the_uac_refreshes_by_default(
     agents: Agents,
 ) -> None:
     _, bob, caller, callee = await fast_call(agents)
-    invite = bob.invites_received()[0]
+    invite = bob.requests("INVITE")[0]
     assert "timer" in invite.supported
     assert invite.session_expires is not None and invite.session_expires.delta == INTERVAL
     assert invite.min_se == 2
@@ -131,20 +132,36 @@ async def test_the_callers_interval_is_agreed_and_the_uac_refreshes_by_default(
 async def test_the_refresher_re_invites_at_half_the_interval_and_the_call_outlives_it(
     agents: Agents,
 ) -> None:
-    alice, bob, caller, callee = await fast_call(agents)
+    alice, bob, caller, callee = await fast_call(agents, alice={"session_timers": BY_INVITE})
     first_expiry = timer_of(callee).expire_at
     assert first_expiry is not None
     await refreshes(callee, 2)
     assert alice.now() > first_expiry  # two refreshes: 3 s + 3 s, past the first deadline
-    refresh = bob.invites_received()[1:]
+    refresh = bob.requests("INVITE")[1:]
     assert len(refresh) == 2
     assert str(refresh[0].session_expires) == "6;refresher=uac"  # §7.4: the sender refreshes
     assert "timer" in refresh[0].supported and refresh[0].min_se == 2
     assert caller.state is CallState.ANSWERED and callee.state is CallState.ANSWERED
+    assert not bob.requests("UPDATE")
+
+
+async def test_the_refresher_updates_without_an_offer_when_the_peer_allows_update(
+    agents: Agents,
+) -> None:
+    _, bob, caller, callee = await fast_call(agents)
+    media: list[object] = []
+    callee.on("media", media.append)
+    await refreshes(callee, 2)
+    first, second = bob.requests("UPDATE")
+    assert str(first.session_expires) == "6;refresher=uac" and first.min_se == 2
+    assert not first.body and not second.body  # §7.4: no offer, the media stays as it is
+    assert len(bob.requests("INVITE")) == 1  # the initial INVITE only
+    assert not media
+    assert caller.state is CallState.ANSWERED and callee.state is CallState.ANSWERED
 
 
 async def test_a_refresh_keeps_the_sdp_version_and_the_hold_state(agents: Agents) -> None:
-    _, _, caller, callee = await fast_call(agents)
+    _, _, caller, callee = await fast_call(agents, alice={"session_timers": BY_INVITE})
     await asyncio.wait_for(caller.hold(), TIMEOUT)
     assert callee.remote_hold
     assert caller.negotiation.local is not None and callee.negotiation.local is not None
@@ -162,15 +179,15 @@ async def test_a_refresh_keeps_the_sdp_version_and_the_hold_state(agents: Agents
     assert callee.agreed[0].direction is Direction.RECVONLY
 
 
-async def test_a_uas_chosen_as_refresher_refreshes_with_its_own_re_invite(
+async def test_a_uas_chosen_as_refresher_refreshes_with_its_own_update(
     agents: Agents,
 ) -> None:
     policy = SessionTimerPolicy(session_expires=INTERVAL, min_se=2, refresher="uas")
     alice, _, caller, callee = await fast_call(agents, bob={"session_timers": policy})
     assert timer_of(callee).we_refresh and not timer_of(caller).we_refresh
     await refreshes(caller, 1)
-    [refresh] = alice.invites_received()
-    assert str(refresh.session_expires) == "6;refresher=uac"  # bob is this re-INVITE's UAC
+    [refresh] = alice.requests("UPDATE")
+    assert str(refresh.session_expires) == "6;refresher=uac"  # bob is this UPDATE's UAC
     assert caller.state is CallState.ANSWERED
 
 
@@ -180,7 +197,7 @@ async def test_a_uas_with_a_larger_min_se_answers_422_and_the_uac_asks_again(
     strict = SessionTimerPolicy(session_expires=1800, min_se=8)
     _, bob, caller, callee = await fast_call(agents, bob={"session_timers": strict})
     assert bob.counters.rejected.get(422) == 1
-    first, second = bob.invites_received()
+    first, second = bob.requests("INVITE")
     assert second.cseq.number == first.cseq.number + 1
     assert second.min_se == 8
     assert second.session_expires is not None and second.session_expires.delta == 8
