@@ -81,7 +81,10 @@ class Call:
     ``"session_timer"`` (the :class:`~voip.sip.sessiontimer.SessionTimer`, each time the
     session interval starts again), ``"session_expired"``
     (:class:`~voip.sip.sessiontimer.SessionExpired`, before the BYE it causes),
-    ``"ended"`` (:class:`EndReason`)."""
+    transfer (:mod:`voip.transfer`): ``"refer"`` (a TransferRequest to reject or let be),
+    ``"transfer_call"`` (the call a REFER made), ``"transfer_progress"`` /
+    ``"transferred"`` / ``"transfer_failed"`` (TransferProgress of our REFER),
+    ``"replaced"`` (the call that took this one's place), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
         self.events = AsyncIOEventEmitter()

@@ -379,3 +379,36 @@ async def test_replaces_naming_an_early_dialog_we_did_not_start_gets_481(
     c_a = await within(ringing.get())
     assert await _invite_with_replaces(bob, carol, naming(c_a)) == 481
     assert c_a.state is CallState.INCOMING
+
+
+async def test_nothing_is_left_after_transfers(
+    alice: Recording, bob: Recording, carol: Recording
+) -> None:
+    """No call, incoming INVITE or background job outlives the transfers and their calls."""
+    new_calls: asyncio.Queue[Call] = asyncio.Queue()
+    bobs, carols = answer_calls(bob), answer_calls(carol)
+    for _ in range(3):
+        a_b = await within(alice.call(uri_of(bob)))
+        b_a = await within(bobs.get())
+        a_b.on("transfer_call", new_calls.put_nowait)
+        await within(b_a.transfer(uri_of(carol)))
+        a_c = await within(new_calls.get())
+        await within(a_c.answered())
+        await within(a_c.hangup())
+        await within(a_b.ended())
+    a_b = await within(alice.call(uri_of(bob)))
+    b_a = await within(bobs.get())
+    a_c = await within(alice.call(uri_of(carol)))
+    b_a.on("transfer_call", new_calls.put_nowait)
+    await within(a_b.transfer(a_c))
+    b_c = await within(new_calls.get())
+    await within(b_c.answered())
+    await within(b_c.hangup())
+    while not carols.empty():
+        await within(carols.get_nowait().ended())
+    async with asyncio.timeout(TIMEOUT):
+        while any(ua.resources()["jobs"] for ua in (alice, bob, carol)):
+            await asyncio.sleep(0.01)
+    for ua in (alice, bob, carol):
+        held = ua.resources()
+        assert (held["calls"], held["incoming"], held["jobs"]) == (0, 0, 0), ua.user
