@@ -150,6 +150,7 @@ class UserAgent(AsyncIOEventEmitter):
         challenger: Challenger | None = None,
         session_timers: SessionTimerPolicy | None = DEFAULT_SESSION_TIMERS,
         keepalive_interval: float | None = None,
+        overload_after: float | None = 0.1,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -160,7 +161,12 @@ class UserAgent(AsyncIOEventEmitter):
         ``pong_timeout`` closes the connection and fails what was sent on it. Off (None)
         by default, because a server that does not answer pings would have its
         connections closed; set it (tens of seconds to a couple of minutes) for a server
-        that answers them, as Kamailio does."""
+        that answers them, as Kamailio does.
+
+        ``overload_after``: once the agent has been behind the UDP datagrams arriving for
+        this long (seconds), a new INVITE is refused at once with 503 and Retry-After
+        (RFC 3261 §21.5.4), before it costs a call, so that calls in progress finish and
+        the peers' retransmissions do not pile up; None never refuses."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -173,6 +179,7 @@ class UserAgent(AsyncIOEventEmitter):
         self.resolver = resolver
         self.user_agent = user_agent
         self.session_timers = session_timers
+        self.overload_after = overload_after
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(
             self._on_message,
@@ -635,6 +642,11 @@ class UserAgent(AsyncIOEventEmitter):
 
     def _on_request(self, transaction: ServerTransaction, request: Request) -> None:
         self.counters.requests_in += 1
+        if request.method == "INVITE" and self._overloaded() and _starts_a_call(request):
+            # RFC 3261 §21.5.4: shed a new call before it costs anything; requests in
+            # dialogs (ACK, BYE, re-INVITE) go on, so calls in progress can end
+            self._reject(transaction, 503, "Overloaded", headers=[("Retry-After", "1")])
+            return
         try:
             check_request(request, self.policy)
         except SipError as error:
@@ -693,6 +705,13 @@ class UserAgent(AsyncIOEventEmitter):
         self.counters.rejected[response.status] = self.counters.rejected.get(response.status, 0) + 1
         self.respond(transaction, response)
         return verdict
+
+    def _overloaded(self) -> bool:
+        limit = self.overload_after
+        if limit is None:
+            return False
+        behind = self.transport.behind(self.now())
+        return behind is not None and behind >= limit
 
     def options_response(self, request: Request) -> Response:
         """200 to OPTIONS with what this agent can do (RFC 3261 §11.2)."""
@@ -783,6 +802,15 @@ class UserAgent(AsyncIOEventEmitter):
         target = parse_uri(uri) if isinstance(uri, str) else uri
         request = self.new_request("OPTIONS", target, headers=[("Accept", ACCEPT)])
         return await self.request(request)
+
+
+def _starts_a_call(invite: Request) -> bool:
+    """An INVITE outside any dialog (no To tag); one whose To cannot be read is left to
+    check_request (400)."""
+    try:
+        return not invite.to.tag
+    except SipError:
+        return False
 
 
 def _copy_request(request: Request) -> Request:

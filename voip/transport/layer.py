@@ -295,6 +295,14 @@ class TransportLayer:
             )
         return connection.local
 
+    def behind(self, now: float) -> float | None:
+        """For how long (seconds, by the loop's clock) the receiving side has been behind
+        what arrives on UDP: a drain of some socket stopped at its cap with datagrams
+        still waiting, and no drain has emptied it since. None when every socket was
+        emptied by its last drain. What the layer above sheds load on (RFC 3261 §21.5.4)."""
+        since = [d.behind_since for d in self._datagram_sockets if d.behind_since is not None]
+        return now - min(since) if since else None
+
     def response_destination(self, request: Request, source: Endpoint) -> Endpoint:
         """Where the response to ``request``, received from ``source``, goes (RFC 3261
         §18.2.2, RFC 3581 §4): back on its connection while that is open; otherwise as

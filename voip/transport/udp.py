@@ -43,7 +43,16 @@ def bind_datagram_socket(host: str, port: int, buffer_size: int) -> socket.socke
 class DatagramSocket:
     """A bound UDP socket delivering what it reads to ``inbound``."""
 
-    __slots__ = ("_addresses", "_inbound", "_locals", "_loop", "local", "sock", "wildcard")
+    __slots__ = (
+        "_addresses",
+        "_inbound",
+        "_locals",
+        "_loop",
+        "behind_since",
+        "local",
+        "sock",
+        "wildcard",
+    )
 
     def __init__(
         self,
@@ -61,6 +70,9 @@ class DatagramSocket:
         # peer host, as the routing table says (bounded like the route cache).
         self._locals: dict[str, Endpoint] = {}
         self._loop = loop
+        #: when a drain last stopped at its cap with datagrams still waiting (None: the
+        #: last drain emptied the socket): the process is behind what arrives
+        self.behind_since: float | None = None
         loop.add_reader(sock.fileno(), self._readable)
 
     @property
@@ -88,6 +100,7 @@ class DatagramSocket:
             try:
                 data, address = recvfrom(RECEIVE_SIZE)
             except (BlockingIOError, InterruptedError):
+                self.behind_since = None
                 return
             except OSError:
                 if self.sock.fileno() < 0:
@@ -98,6 +111,8 @@ class DatagramSocket:
             counters.datagrams_in += 1
             source = Endpoint(UDP, address[0], address[1])
             deliver(data, source, self.local_toward(source.host) if wildcard else local)
+        if self.behind_since is None:
+            self.behind_since = self._loop.time()
 
     def sendto(self, data: bytes, destination: Endpoint) -> None:
         """Send one datagram; a full socket buffer loses it (``BlockingIOError``)."""
