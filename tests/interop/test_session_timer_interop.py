@@ -1,19 +1,23 @@
-"""Session timers (RFC 4028) against SIPp on loopback, with intervals of seconds.
+"""Session timers (RFC 4028) against SIPp and linphonec on loopback, intervals of seconds.
 
 SIPp's scenarios check the toolkit's headers themselves (``ereg check_it``): a wrong
 refresher parameter or a missing Require: timer fails the SIPp call, and with it the test.
+liblinphone 5.1 implements RFC 4028 too: it negotiates with the toolkit both ways and
+refreshes by UPDATE, or takes the toolkit's refreshes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from support.peers import Sipp
+from support.peers import Linphone, Sipp
 
-from voip.call import Call
+from voip.call import Call, CallState
+from voip.sip import Request
 from voip.sip.sessiontimer import SessionExpired, SessionTimer, SessionTimerPolicy
+from voip.sip.transaction import ServerTransaction
 from voip.useragent import UserAgent
 
 TIMEOUT = 20.0
@@ -129,3 +133,85 @@ async def test_the_toolkit_ends_with_bye_a_session_the_sipp_uas_never_refreshes(
         assert expired == [SessionExpired(6, we_refresh=False)]
         result = await uas.wait(TIMEOUT)
     assert result.ok, result.report()
+
+
+# liblinphone 5.1 implements RFC 4028 (its [sip] session_expires_* keys)
+LINPHONE_TIMERS = {
+    "session_expires_enabled": "1",
+    "session_expires_value": "6",
+    "session_expires_min_value": "2",
+}
+
+
+class Received(UserAgent):
+    """An agent that keeps the methods of the requests it receives."""
+
+    def __init__(self, user: str, **options: Any) -> None:
+        super().__init__(user, **options)
+        self.methods: list[str] = []
+
+    def _on_request(self, transaction: ServerTransaction, request: Request) -> None:
+        self.methods.append(request.method)
+        super()._on_request(transaction, request)
+
+
+async def intervals_started(call: Call, count: int) -> list[SessionTimer]:
+    started: asyncio.Queue[SessionTimer] = asyncio.Queue()
+    call.on("session_timer", started.put_nowait)
+    return [await within(started.get()) for _ in range(count)]
+
+
+async def test_linphone_called_by_the_toolkit_takes_the_refresh_and_updates_every_3_s(
+    linphone_factory: Callable[..., Linphone],
+) -> None:
+    dave = linphone_factory("dave", sip_options=LINPHONE_TIMERS)
+    policy = SessionTimerPolicy(session_expires=6, min_se=2)  # refresher left open
+    async with Received("alice", session_timers=policy) as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = ua.dial(dave.uri())
+        starts = asyncio.ensure_future(intervals_started(call, 3))
+        await within(call.answered())
+        timers = await starts  # the 2xx, then two refreshes
+        assert all(t.interval == 6 and not t.we_refresh for t in timers)
+        assert ua.methods.count("UPDATE") >= 2  # linphone refreshes by UPDATE
+        assert call.state is CallState.ANSWERED
+        await within(call.hangup())
+
+
+async def test_the_toolkit_refreshes_linphone_when_it_asks_to(
+    linphone_factory: Callable[..., Linphone],
+) -> None:
+    dave = linphone_factory("dave", sip_options=LINPHONE_TIMERS)
+    policy = SessionTimerPolicy(session_expires=6, min_se=2, refresher="uac")
+    async with Received("alice", session_timers=policy) as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = ua.dial(dave.uri())
+        starts = asyncio.ensure_future(intervals_started(call, 3))
+        await within(call.answered())
+        timers = await starts  # the 2xx, then the 2xx to two of our UPDATEs
+        assert all(t.interval == 6 and t.we_refresh for t in timers)
+        assert "UPDATE" not in ua.methods and call.state is CallState.ANSWERED
+        await within(call.hangup())
+
+
+async def test_linphone_calling_the_toolkit_refreshes_the_session_by_update(
+    linphone_factory: Callable[..., Linphone],
+) -> None:
+    dave = linphone_factory("dave", sip_options=LINPHONE_TIMERS)
+    policy = SessionTimerPolicy(session_expires=6, min_se=2)
+    async with Received("carol", session_timers=policy) as ua:
+        local = await ua.listen("udp", "127.0.0.1", 0)
+        calls: asyncio.Queue[Call] = asyncio.Queue()
+
+        async def answer(call: Call) -> None:
+            await call.accept()
+            calls.put_nowait(call)
+
+        ua.on("incoming_call", answer)
+        dave.call(f"sip:carol@{local.host}:{local.port}")
+        call = await within(calls.get())
+        timers = await intervals_started(call, 2)  # two refreshes after the 2xx
+        assert all(t.interval == 6 and not t.we_refresh for t in timers)
+        assert ua.methods[0] == "INVITE" and ua.methods.count("UPDATE") >= 2
+        assert call.state is CallState.ANSWERED
+        await within(call.hangup())

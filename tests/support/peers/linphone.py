@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def _config(
     registrar: Kamailio | None,
     sip_port: int,
     rtp_port: int,
+    *,
+    sip_options: Mapping[str, str],
 ) -> str:
     sections = {
         "sip": {
@@ -89,6 +92,7 @@ def _config(
             "register_only_when_network_is_up": "0",
             "ipv6_enabled": "0",
             "default_proxy": "0" if registrar is not None else "-1",
+            **sip_options,
         },
         # without these it puts the address of its default route into SDP
         "net": {"firewall_policy": "1", "nat_address": LOOPBACK, "stun_server": ""},
@@ -126,15 +130,18 @@ def start_linphonec(
     auto_answer: bool = True,
     wait_registered: bool = True,
     timeout: float = 15.0,
+    sip_options: Mapping[str, str] | None = None,
 ) -> Linphone:
     """Start linphonec for ``user`` in ``workdir``, registered at ``registrar`` over UDP
-    (password from its users unless given), or with no registrar."""
+    (password from its users unless given), or with no registrar. ``sip_options`` are
+    more keys of the config's ``[sip]`` section (e.g. ``session_expires_enabled``)."""
     home = workdir / "home"
     (home / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
     sip_port = free_port("udp")
     rtp_port = free_port_range(4)
     config_path = workdir / "linphonerc"
-    config_path.write_text(_config(user, password, registrar, sip_port, rtp_port), encoding="utf-8")
+    config = _config(user, password, registrar, sip_port, rtp_port, sip_options=sip_options or {})
+    config_path.write_text(config, encoding="utf-8")
     debug_log = workdir / "liblinphone.log"
     argv = ["linphonec", "-c", str(config_path), "-d", "4", "-l", str(debug_log)]
     if auto_answer:
