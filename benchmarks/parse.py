@@ -20,6 +20,7 @@ in the same run; absolute figures on a shared VM move by 2-3x within minutes.
     python benchmarks/parse.py            # 7 repeats of ~0.5 s per case
     python benchmarks/parse.py --quick    # 3 repeats of ~0.15 s per case
     python benchmarks/parse.py --json     # machine-readable results on stdout
+    VOIP_PURE_PYTHON=1 python benchmarks/parse.py   # ours without the mypyc-compiled core
 
 The peers come from the project's ``bench`` extra: ``pip install -e '.[bench]'``.
 """
@@ -114,13 +115,16 @@ class Impl:
     error: str | None = None
     sdp_error: str | None = None
     serializes: bool = True
+    #: which build of ours ran: "mypyc" (compiled syntax core) or "pure Python"
+    variant: str | None = None
     #: a Contact it keeps as a raw string is checked by substring, not by typed host
     contact_untyped: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.version}".strip()
+        variant = f" ({self.variant})" if self.variant else ""
+        return f"{self.name} {self.version}{variant}".strip()
 
 
 @dataclass(slots=True)
@@ -180,10 +184,13 @@ def make_ours() -> Impl:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     try:
-        from voip.sip import parse_message
+        from voip.sip import IMPLEMENTATION, parse_message
     except Exception as exc:
         impl.error = f"not importable ({_describe(exc)})"
         return impl
+    # The syntax core compiled by mypyc when the package was built with it (setup.py),
+    # pure Python otherwise or with VOIP_PURE_PYTHON=1.
+    impl.variant = IMPLEMENTATION
     sdp_parse: Callable[[bytes], Any] | None = None
     try:
         import sdp
@@ -528,6 +535,11 @@ def report_text(cases: list[Case], impls: list[Impl], repeats: int, seconds: flo
         f" ~{seconds:g} s per case, interleaved; Python {platform.python_version()}"
     )
     print(f"messages: {sizes}; row msg+sdp also parses the SDP body with the library's parser")
+    if ours is not None and ours.variant:
+        print(
+            f"voip-session SIP syntax core: {ours.variant}"
+            " (compiled by mypyc when built with it; VOIP_PURE_PYTHON=1 runs pure Python)"
+        )
     print()
     headers = (
         "implementation",
@@ -618,6 +630,7 @@ def report_json(cases: list[Case], impls: list[Impl], repeats: int, seconds: flo
                 "implementation": impl.name,
                 "version": impl.version,
                 "ours": impl.ours,
+                "variant": impl.variant,
                 "row": row,
                 "serializes": impl.serializes,
                 "error": impl.error,

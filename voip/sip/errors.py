@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 # RFC 3261 §21 default reason phrases, for the statuses the parser and checks produce.
 REASON_PHRASES: dict[int, str] = {
     100: "Trying",
@@ -48,6 +50,7 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SipError(ValueError):
     """A SIP message that cannot be accepted.
 
@@ -78,6 +81,7 @@ class SipError(ValueError):
         return REASON_PHRASES.get(self.status, "Error")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SipFramingError(SipError):
     """A stream can no longer be framed (bad or conflicting Content-Length, size limit).
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import SipError
 from voip.sip.grammar import (
     FIRST_SIMPLE_PARAMS,
@@ -28,6 +30,7 @@ from voip.sip.grammar import (
 from voip.sip.uri import (
     FAST_SIP_URI,
     FLAT_HOST,
+    AbsoluteUri,
     SipUri,
     Uri,
     format_host,
@@ -54,6 +57,7 @@ def _strip_hostport(text: str) -> str:
 # --- Via (§20.42, RFC 3581) -------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Via:
     transport: str
@@ -133,6 +137,7 @@ def parse_via(value: str) -> Via:
 # --- name-addr / addr-spec: From, To, Contact, Route, Record-Route, Refer-To (§20) -------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class NameAddress:
     """``[display-name] <URI> *(;param)``: From, To, Contact, Route, Refer-To (§20).
 
@@ -242,6 +247,9 @@ def _parse_bracketed(text: str, open_at: int, display: str | None) -> NameAddres
     return NameAddress(uri, display, parse_params(rest[1:], "header"))
 
 
+# The placeholder URI of a name-addr read off the wire until its text is parsed.
+_UNREAD = AbsoluteUri("", "")
+
 # The common name-addr in one match: display name, then the URI, whose parts are
 # captured as well when it is a plain SIP URI, then simple parameters.
 _FAST_NAME_ADDR_RE = re.compile(
@@ -256,16 +264,15 @@ def parse_name_addr(value: str) -> NameAddress:
     fast = _FAST_NAME_ADDR_RE.fullmatch(value)
     if fast is not None:
         quoted, words, uri_text, scheme, name, param, others = fast.group(1, 2, 3, 4, 12, 13, 14)
-        # Built without __init__: the URI stays text until it is read; ``_match`` keeps
-        # its parts when they matched as a SIP URI (groups 4-11).
-        name_addr = NameAddress.__new__(NameAddress)
+        params = {} if name is None else {name.lower(): param}
+        if others:
+            params.update(split_simple_params(others))
+        # The URI stays text until it is read; ``_match`` keeps its parts when they
+        # matched as a SIP URI (groups 4-11).
+        name_addr = NameAddress(_UNREAD, quoted if quoted is not None else words, params)
         name_addr._uri = None
         name_addr._uri_text = uri_text
         name_addr._match = None if scheme is None else fast
-        name_addr.display_name = quoted if quoted is not None else words
-        name_addr.params = params = {} if name is None else {name.lower(): param}
-        if others:
-            params.update(split_simple_params(others))
         return name_addr
     text = value.strip(_WSP)
     if text.startswith('"'):
@@ -300,6 +307,7 @@ def parse_name_addr(value: str) -> NameAddress:
 # --- CSeq (§20.16) ------------------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class CSeq:
     number: int
@@ -324,6 +332,7 @@ def parse_cseq(value: str) -> CSeq:
 # --- Content-Type (§20.15) ---------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class MediaType:
     type: str
@@ -351,6 +360,7 @@ def parse_media_type(value: str) -> MediaType:
 # --- WWW-/Proxy-Authenticate, Authorization/Proxy-Authorization (§20.7, RFC 7616) --------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class AuthField:
     """A challenge or credentials: the scheme and its auth-params (quotes removed).
@@ -413,6 +423,7 @@ def parse_auth(value: str) -> AuthField:
 # --- Reason (RFC 3326) --------------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Reason:
     protocol: str
@@ -451,6 +462,7 @@ def parse_reason(value: str) -> Reason:
 # --- Session-Expires / Min-SE (RFC 4028) ---------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class SessionExpires:
     delta: int
@@ -483,6 +495,7 @@ def parse_min_se(value: str) -> int:
 # --- RSeq / RAck (RFC 3262) ----------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class RAck:
     rseq: int
@@ -510,6 +523,7 @@ def parse_rseq(value: str) -> int:
 # --- Event (RFC 6665) ----------------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Event:
     package: str
@@ -534,6 +548,7 @@ def parse_event(value: str) -> Event:
 # --- Replaces (RFC 3891) -------------------------------------------------------------------
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Replaces:
     call_id: str

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import SipError
 from voip.sip.grammar import split_list
 
@@ -95,6 +97,7 @@ def canonical_name(key: str) -> str:
     return name
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Headers:
     """An ordered list of ``(name, value)`` header fields with case-insensitive lookup.
 
@@ -109,13 +112,23 @@ class Headers:
     # so that what was read from them (a FieldList) stays as it was.
     __slots__ = ("_keys", "_lines", "_names", "_values", "typed")
 
+    _keys: tuple[str, ...]
+    _names: tuple[str, ...]
+    _values: tuple[str, ...]
+    _lines: tuple[str, ...]
+    typed: dict[str, Any]
+
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        if fields == ():
+            self._keys = self._names = self._values = self._lines = ()
+            self.typed = {}
+            return
         pairs = list(fields)
         self._keys = tuple(header_key(name) for name, _ in pairs)
         self._names = tuple(name for name, _ in pairs)
         self._values = tuple(value for _, value in pairs)
         self._lines = tuple(f"{name}: {value}" for name, value in pairs)
-        self.typed: dict[str, Any] = {}
+        self.typed = {}
 
     @classmethod
     def _parsed(
@@ -126,7 +139,7 @@ class Headers:
         lines: tuple[str, ...],
     ) -> Headers:
         """Fields read off the wire; ``lines[i]`` must be ``f"{names[i]}: {values[i]}"``."""
-        headers = cls.__new__(cls)
+        headers = cls()
         headers._keys = keys
         headers._names = names
         headers._values = values

@@ -12,6 +12,8 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import REASON_PHRASES, SipError
 from voip.sip.fields import (
     AuthField,
@@ -42,7 +44,7 @@ from voip.sip.fields import (
 )
 from voip.sip.grammar import parse_uint, split_tokens
 from voip.sip.headers import Headers, canonical_name, field_values, header_key, list_items
-from voip.sip.uri import Uri, parse_uri
+from voip.sip.uri import AbsoluteUri, Uri, parse_uri
 
 T = TypeVar("T")
 
@@ -102,6 +104,7 @@ def _single(headers: Headers, key: str, parse: Callable[[str], T]) -> T | None:
     return value
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class FieldList(Sequence[T]):
     """The values of a list header (Via, Contact, Route …), each parsed when first read.
 
@@ -206,6 +209,7 @@ def _tokens(headers: Headers, key: str) -> tuple[str, ...]:
     )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Message:
     """What requests and responses share: header fields and a body of bytes."""
 
@@ -466,6 +470,11 @@ class Message:
         return self.headers.count(header_key(name))
 
 
+# The placeholder Request-URI of a request read off the wire until its text is parsed.
+_UNREAD = AbsoluteUri("", "")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Request(Message):
     """A SIP request: ``Method SP Request-URI SP SIP-Version`` (§7.1)."""
 
@@ -488,13 +497,9 @@ class Request(Message):
     @classmethod
     def _parsed(cls, method: str, uri_text: str, headers: Headers, body: bytes) -> Request:
         """A request read off the wire; its Request-URI is parsed on first use."""
-        request = cls.__new__(cls)
-        request.headers = headers
-        request._body = body
-        request.method = method
+        request = cls(method, _UNREAD, headers, body)
         request._uri = None
         request._uri_text = uri_text
-        request.version = SIP_VERSION
         return request
 
     @property
@@ -522,6 +527,7 @@ class Request(Message):
         return f"<Request {self.start_line()}>"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Response(Message):
     """A SIP response: ``SIP-Version SP Status-Code SP Reason-Phrase`` (§7.2)."""
 
@@ -544,13 +550,7 @@ class Response(Message):
 
     @classmethod
     def _parsed(cls, status: int, reason_phrase: str, headers: Headers, body: bytes) -> Response:
-        response = cls.__new__(cls)
-        response.headers = headers
-        response._body = body
-        response.status = status
-        response.reason_phrase = reason_phrase
-        response.version = SIP_VERSION
-        return response
+        return cls(status, reason_phrase, headers, body)
 
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason_phrase}"

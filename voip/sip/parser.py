@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import SipError, SipFramingError
 from voip.sip.grammar import METHODS, is_token
 from voip.sip.headers import Headers, header_key
@@ -234,16 +236,19 @@ def parse_message(data: bytes) -> Message:
     return Request._parsed(start[0], start[1], headers, body)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class KeepAlivePing:
     """A double CRLF between messages on a stream (RFC 5626 §4.4.1); answer with a pong."""
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class KeepAlivePong:
     """A single CRLF between messages on a stream (RFC 5626 §4.4.1)."""
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class MalformedMessage:
     """A framed message whose content is bad: answer ``error.status`` and carry on."""
@@ -255,6 +260,7 @@ class MalformedMessage:
 StreamEvent = Message | KeepAlivePing | KeepAlivePong | MalformedMessage
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class StreamParser:
     """Frames messages out of a byte stream (RFC 3261 §18.3, RFC 5626 §4.4.1).
 

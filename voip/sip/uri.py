@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import SipError
 from voip.sip.grammar import bad, escape, split_simple_params, unescape
 
@@ -117,6 +119,7 @@ def format_host(host: str) -> str:
     return host
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class SipUri:
     """``sip:`` or ``sips:`` URI. ``user``, ``password``, parameter and header values are
@@ -171,6 +174,7 @@ class SipUri:
         return "".join(out)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class TelUri:
     """``tel:`` URI (RFC 3966): a global (+…) or local number and its parameters."""
@@ -189,6 +193,7 @@ class TelUri:
         return "".join(out)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class AbsoluteUri:
     """Any other scheme (RFC 3261 absoluteURI): kept opaque, compared by its text."""
