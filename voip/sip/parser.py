@@ -90,25 +90,32 @@ def _split_head(head: str, is_response: bool) -> Headers:
     if "\r" in head:
         lines = head.split("\r\n")
         del lines[0]
-        # The common case without a Python loop: every line "Name: value" with a name
-        # seen before and no LWS around the value, so that each line is already in the
-        # form it is sent in. A folded line (§7.3.1) starts with LWS, which no name
-        # holds, or follows a bare LF inside a value: like anything else unusual it
-        # goes to the careful loop below. str.strip() without arguments strips more
-        # than LWS (" \t"): a value it leaves alone has no LWS to strip.
-        if lines:
-            names, seps, values = zip(*[line.partition(": ") for line in lines], strict=False)
-            if (
-                "" not in seps
-                and values == tuple(map(str.strip, values))
-                and "\n" not in "".join(values)
-            ):
-                try:
-                    keys = tuple(map(_KEYS.__getitem__, names))
-                except KeyError:
-                    pass
-                else:
-                    return Headers._parsed(keys, names, values, tuple(lines))
+        # The common case in one pass: every line "Name: value" with a name seen
+        # before and no LWS around the value, so that each line is already in the form
+        # it is sent in. A folded line (§7.3.1) starts with LWS, which no name holds, or
+        # follows a bare LF inside a value: like anything else unusual it sends the
+        # whole section to the careful loop below. str.strip() without arguments strips
+        # more than LWS (" \t"): a value it leaves alone has no LWS to strip.
+        keys: list[str] = []
+        names: list[str] = []
+        values: list[str] = []
+        known = _KEYS
+        for line in lines:
+            at = line.find(": ")
+            if at < 0:
+                break
+            name = line[:at]
+            key = known.get(name)
+            if key is None:
+                break
+            value = line[at + 2 :]
+            if value.strip() != value or "\n" in value:
+                break
+            keys.append(key)
+            names.append(name)
+            values.append(value)
+        else:
+            return Headers._parsed(tuple(keys), tuple(names), tuple(values), tuple(lines))
     return Headers._parsed(*_split_lines(head, is_response))
 
 
