@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -34,6 +33,7 @@ from voip.transport import Endpoint
 from voip.transport.dns import Target
 
 if TYPE_CHECKING:
+    from voip.rtp.engine import CallMedia
     from voip.sip.refer import TransferProgress
     from voip.sip.uri import Uri
     from voip.transfer import Transfers
@@ -109,6 +109,8 @@ class Call:
         self._invite_server: ServerTransaction | None = None
         self._acked: asyncio.Event = asyncio.Event()
         self._offer_in_invite = True
+        #: the call's RTP stream (voip.rtp), from the first SDP on until the call ends
+        self.media: CallMedia | None = None
         self.transfers: Transfers | None = None  # REFERs we sent (voip.transfer)
         policy = ua.session_timers
         #: RFC 4028 for this call's dialog; None when the agent does not take part
@@ -163,6 +165,8 @@ class Call:
         if self.session_timer is not None:
             self.session_timer.stop()
         self._arm_session_timer()
+        if self.media is not None:
+            self.media.close()
 
         if self.dialog is not None:
             self.dialog.terminate()
@@ -243,7 +247,7 @@ class Call:
             self._targets = await ua.resolve(ua.first_hop(request))
             local = ua.local_endpoint(self._targets[0])
             self.negotiation.address = local.host
-            self.negotiation.media = [default_audio(media_port or _free_port_hint())]
+            self.negotiation.media = [default_audio(self._open_media(local.host, media_port))]
             if self._offer_in_invite:
                 request.body = self.negotiation.create_offer()
                 request.headers.set("Content-Type", SDP)
@@ -310,6 +314,8 @@ class Call:
             except (sdp.SdpError, sdp.OfferAnswerError):
                 pass  # early media we cannot use; the final answer may still do
             else:
+                if self.media is not None:
+                    self.media.update(agreed)  # early media plays from the 18x on
                 self.emit("early_media", agreed)
         self.emit("ringing", response)
 
@@ -473,7 +479,15 @@ class Call:
         assert isinstance(source, Endpoint)
         local = self.ua.transport.local_endpoint(source.transport, source)
         self.negotiation.address = local.host
-        self.negotiation.media = [default_audio(media_port or _free_port_hint())]
+        self.negotiation.media = [default_audio(self._open_media(local.host, media_port))]
+
+    def _open_media(self, host: str, media_port: int) -> int:
+        """Open the call's RTP stream on ``host``; its port goes into the SDP."""
+        if self.media is None:
+            media = self.media = self.ua.media.open(host, media_port or None)
+            media.on("dtmf", lambda digit: self.emit("dtmf", digit))
+            media.on("inactive", lambda seconds: self.emit("media_inactive", seconds))
+        return self.media.port
 
     async def ring(self, *, early_media: bool = False, media_port: int = 0) -> None:
         """180 Ringing (or 183 Session Progress with the answer, for early media)."""
@@ -486,6 +500,8 @@ class Call:
         response = self._response(183 if early_media else 180, body=body)
         self._uas_dialog(response)
         self.ua.respond(self._invite_server, response)
+        if body and self.media is not None:
+            self.media.update(self.negotiation.agreed)  # early media from the 183 on
 
     def _answer_invite_offer(self) -> bytes | None:
         assert self.invite is not None
@@ -682,6 +698,8 @@ class Call:
             self._media_changed(self.negotiation.agreed, was_held)
 
     def _media_changed(self, agreed: list[sdp.NegotiatedMedia], was_held: bool = False) -> None:
+        if self.media is not None:
+            self.media.update(agreed)
         self.emit("media", agreed)
         held = self.remote_hold
         if held != was_held:
@@ -1091,11 +1109,3 @@ def _supported() -> tuple[str, ...]:
     from voip.useragent import SUPPORTED
 
     return SUPPORTED
-
-
-# Even ports for the media line until the media engine allocates real ones.
-_media_ports = itertools.cycle(range(40000, 60000, 2))
-
-
-def _free_port_hint() -> int:
-    return next(_media_ports)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyee.asyncio import AsyncIOEventEmitter
 
+from voip.rtp.engine import MediaEngine
+from voip.rtp.ports import PortAllocator
 from voip.sip import (
     NameAddress,
     Request,
@@ -151,6 +153,7 @@ class UserAgent(AsyncIOEventEmitter):
         session_timers: SessionTimerPolicy | None = DEFAULT_SESSION_TIMERS,
         keepalive_interval: float | None = None,
         overload_after: float | None = 0.1,
+        rtp_ports: PortAllocator | tuple[int, int] | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -166,7 +169,10 @@ class UserAgent(AsyncIOEventEmitter):
         ``overload_after``: once the agent has been behind the UDP datagrams arriving for
         this long (seconds), a new INVITE is refused at once with 503 and Retry-After
         (RFC 3261 §21.5.4), before it costs a call, so that calls in progress finish and
-        the peers' retransmissions do not pile up; None never refuses."""
+        the peers' retransmissions do not pile up; None never refuses.
+
+        ``rtp_ports``: the range (low, high) or :class:`PortAllocator` the calls' RTP and
+        RTCP ports come from (even RTP ports; 40000 to 59999 by default)."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -195,6 +201,8 @@ class UserAgent(AsyncIOEventEmitter):
         #: incoming calls by (Call-ID, From tag, CSeq number): merged requests (§8.2.2.2)
         self.invites: dict[tuple[str, str, int], Call] = {}
         self.registrations: list[Registration] = []
+        #: RTP ports and the media clock of every call (``rtp_ports``: a range of ports)
+        self.media = MediaEngine(rtp_ports)
         self._pending: dict[ClientTransaction, _Pending] = {}
         self._server_owner: dict[ServerTransaction, Call] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -237,6 +245,10 @@ class UserAgent(AsyncIOEventEmitter):
             task.cancel()
         if self._timer is not None:
             self._timer.cancel()
+        for call in list(self.calls.values()):
+            if call.media is not None:
+                call.media.close()
+        self.media.close()
         await self.transport.close()
 
     def resources(self) -> dict[str, int]:
@@ -250,6 +262,7 @@ class UserAgent(AsyncIOEventEmitter):
             "server_owners": len(self._server_owner),
             "jobs": len(self._tasks),
             "sockets": self.transport.sockets_open,
+            "rtp_ports": len(self.media.ports.in_use),
         }
 
     async def __aenter__(self) -> UserAgent:

@@ -74,10 +74,8 @@ def _tone(seconds: float, frequency: float = 440.0) -> bytes:
 
 async def _collect(stream: MediaStream, frames: int) -> bytes:
     out = []
-    async for frame in stream:
-        out.append(frame)
-        if len(out) == frames:
-            break
+    for _ in range(frames):
+        out.append(await asyncio.wait_for(stream.read(), 10.0))
     return b"".join(out)
 
 
@@ -302,3 +300,55 @@ async def test_close_sends_rtcp_bye_and_frees_the_ports(
             break
         await asyncio.sleep(0.01)
     assert byes and a.ports.closed
+
+
+async def test_a_new_remote_address_from_a_reoffer_moves_the_stream(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+        first.bind(("127.0.0.1", 0))
+        first.setblocking(False)
+        a.configure(_media(first.getsockname()[1]))
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_recvfrom(first, 2048), 5.0)  # a sends there
+        a.configure(_media(b.local_port))  # the re-INVITE names another one
+        b.configure(_media(a.local_port))
+        await _collect(b, 3)
+    assert a.latched == ("127.0.0.1", b.local_port)
+    assert b.stats.packets_received >= 3
+
+
+async def test_a_codec_change_from_a_reoffer_switches_the_payload_type(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 3)
+    a.configure(_media(b.local_port, codec="PCMA"))
+    assert (a.payload_type, a.codec.name) == (8, "PCMA")
+    writer = asyncio.create_task(a.write(_tone(0.5)))
+    frames = await _collect(b, 40)
+    await writer
+    assert audioop.rms(frames, 2) > 1000  # b decodes PCMA by its payload type
+
+
+async def test_received_frames_iterate_until_the_stream_closes(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    frames = 0
+
+    async def consume() -> None:
+        nonlocal frames
+        async for frame in b:
+            assert len(frame) == 320
+            frames += 1
+            if frames == 5:
+                b.close()
+
+    await asyncio.wait_for(consume(), 10.0)
+    assert frames >= 5

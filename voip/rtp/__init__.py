@@ -6,6 +6,7 @@ from voip.rtp.audio import Resampler, WavRecorder, read_wav, silence, tone
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import AudioCodec, ComfortNoise, Pcma, Pcmu, UnsupportedCodec, codec_for
 from voip.rtp.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
+from voip.rtp.engine import CallMedia, MediaEngine
 from voip.rtp.jitterbuffer import JitterBuffer, JitterBufferCounters
 from voip.rtp.ports import PortAllocator, PortsExhausted, RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession, ntp_timestamp
@@ -16,6 +17,7 @@ from voip.rtp.stream import MediaStream
 
 __all__ = [
     "AudioCodec",
+    "CallMedia",
     "ComfortNoise",
     "DtmfDigit",
     "DtmfReceiver",
@@ -23,6 +25,7 @@ __all__ = [
     "JitterBuffer",
     "JitterBufferCounters",
     "MediaClock",
+    "MediaEngine",
     "MediaStream",
     "Pcma",
     "Pcmu",

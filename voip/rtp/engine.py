@@ -1,0 +1,163 @@
+"""The media of calls: one :class:`MediaEngine` per user agent, one :class:`CallMedia` per call.
+
+The engine owns what every call shares: the RTP port range and the single media clock.
+A call opens its :class:`CallMedia` when it needs a port for its SDP (before the offer or
+the answer), hands it each result of offer/answer (:meth:`CallMedia.update`: media starts
+on answer or on early media, follows hold, resume and address or codec changes), and closes
+it when it ends, which gives the ports back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sdp import NegotiatedMedia
+from voip.rtp.audio import WavRecorder, read_wav
+from voip.rtp.clock import MediaClock
+from voip.rtp.codecs import UnsupportedCodec
+from voip.rtp.ports import PortAllocator, RtpPorts
+from voip.rtp.stats import StreamStatistics
+from voip.rtp.stream import MediaStream
+from voip.transport.udp import bind_datagram_socket
+
+__all__ = ["CallMedia", "MediaEngine"]
+
+
+class MediaEngine:
+    """RTP ports from ``ports`` (a range or an allocator) and one clock for all streams."""
+
+    __slots__ = ("_clock", "inactivity_timeout", "ports", "sample_rate")
+
+    def __init__(
+        self,
+        ports: PortAllocator | tuple[int, int] | None = None,
+        *,
+        sample_rate: int = 8000,
+        inactivity_timeout: float = 30.0,
+    ) -> None:
+        if ports is None:
+            ports = PortAllocator()
+        elif isinstance(ports, tuple):
+            ports = PortAllocator(*ports)
+        self.ports = ports
+        self.sample_rate = sample_rate
+        self.inactivity_timeout = inactivity_timeout
+        self._clock: MediaClock | None = None
+
+    @property
+    def clock(self) -> MediaClock:
+        loop = asyncio.get_running_loop()
+        if self._clock is None or self._clock.loop is not loop:
+            self._clock = MediaClock(loop)
+        return self._clock
+
+    def open(self, host: str, port: int | None = None) -> CallMedia:
+        """Media for a call whose SDP names ``host``: a port pair from the range, or
+        ``port`` (and the next one) when the caller insists on one."""
+        if port:
+            rtp = bind_datagram_socket(host, port, 1 << 18)
+            try:
+                rtcp = bind_datagram_socket(host, port + 1, 1 << 18)
+            except OSError:
+                rtp.close()
+                raise
+            pair = RtpPorts(host, port, rtp, rtcp)
+        else:
+            pair = self.ports.allocate(host)
+        stream = MediaStream(
+            pair,
+            self.clock,
+            sample_rate=self.sample_rate,
+            inactivity_timeout=self.inactivity_timeout,
+        )
+        return CallMedia(stream)
+
+    def close(self) -> None:
+        if self._clock is not None:
+            self._clock.close()
+
+
+class CallMedia:
+    """The audio of one call: its :class:`MediaStream` and what a bot does with it."""
+
+    __slots__ = ("agreed", "error", "stream")
+
+    def __init__(self, stream: MediaStream) -> None:
+        self.stream = stream
+        self.agreed: NegotiatedMedia | None = None
+        self.error: str | None = None  # why media could not follow the last negotiation
+
+    @property
+    def port(self) -> int:
+        return self.stream.local_port
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def update(self, agreed: list[NegotiatedMedia]) -> None:
+        """Follow the result of an offer/answer exchange (RFC 3264): the first accepted audio
+        stream; none (refused, or port zero) stops media but keeps the ports."""
+        audio = next((m for m in agreed if m.accepted and m.media == "audio"), None)
+        if audio is None:
+            self.stream.hold()
+            return
+        try:
+            self.stream.configure(audio)
+        except UnsupportedCodec as error:
+            self.error = str(error)
+            self.stream.hold()
+            return
+        self.agreed, self.error = audio, None
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """``"dtmf"``, ``"inactive"``, ``"rtcp"``, ``"bye"`` of the stream."""
+        self.stream.events.on(event, handler)
+
+    # --- for bots -----------------------------------------------------------------------------
+
+    async def write(self, pcm: bytes) -> None:
+        await self.stream.write(pcm)
+
+    async def read(self) -> bytes:
+        return await self.stream.read()
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    async def drain(self) -> None:
+        await self.stream.drain()
+
+    def send_dtmf(self, digits: str) -> None:
+        self.stream.send_dtmf(digits)
+
+    async def play(self, path: str | Path) -> None:
+        """Send a WAV file (any rate or channel count); returns once it is queued to the
+        end (``drain`` waits until it is sent)."""
+        await self.stream.write(read_wav(path, self.stream.sample_rate))
+
+    def record(self, path: str | Path) -> WavRecorder:
+        """Write everything received from now on to a WAV file until the recorder is closed
+        or the call ends."""
+        recorder = WavRecorder(path, self.stream.sample_rate)
+        remove = self.stream.add_sink(recorder.write)
+
+        def stop() -> None:
+            remove()
+            recorder.close()
+
+        self.stream.events.once("closed", stop)
+        return recorder
+
+    def statistics(self) -> StreamStatistics:
+        return self.stream.statistics()
+
+    def close(self) -> None:
+        """Stop media and give the ports back."""
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        self.stream.events.emit("closed")
