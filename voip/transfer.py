@@ -233,6 +233,7 @@ class TransferRequest:
         self._refused: tuple[int, str | None] | None = None
         self._notifier: ReferNotifier | None = None
         self._lock = asyncio.Lock()
+        self._answered = asyncio.Event()  # the REFER has its response (and 100 Trying)
 
     @property
     def uri(self) -> Uri:
@@ -261,7 +262,12 @@ class TransferRequest:
 
     async def notify(self, status: int, reason: str) -> None:
         """Report the referred call's status to the referrer (NOTIFY with a sipfrag);
-        one at a time, as RFC 6665 §4.2.2 asks, until a final status ends it."""
+        one at a time, as RFC 6665 §4.2.2 asks, until a final status ends it. Waits for
+        the 202 and the first NOTIFY; does nothing for a refused REFER or Refer-Sub: false."""
+        await self._answered.wait()
+        await self._notify(status, reason)
+
+    async def _notify(self, status: int, reason: str) -> None:
         notifier = self._notifier
         if notifier is None:
             return
@@ -281,31 +287,34 @@ class TransferRequest:
     async def _run(self, transaction: ServerTransaction) -> None:
         await asyncio.sleep(0)  # the "refer" handlers (coroutines too) decide first
         call, ua = self.call, self.call.ua
-        if self._refused is not None:
-            status, reason = self._refused
-            ua.respond(transaction, make_response(self.request, status, reason))
-            return
-        headers = [] if self.target.subscribe else [("Refer-Sub", "false")]
-        ua.respond(transaction, make_response(self.request, 202, headers=headers))
-        if self.target.subscribe:
-            self._notifier = ReferNotifier(self.request.cseq.number, ua.now())
-            await self.notify(100, "Trying")  # RFC 3515 §2.4.4: the first NOTIFY at once
-        if not self.dial:
+        try:
+            if self._refused is not None:
+                status, reason = self._refused
+                ua.respond(transaction, make_response(self.request, status, reason))
+                return
+            headers = [] if self.target.subscribe else [("Refer-Sub", "false")]
+            ua.respond(transaction, make_response(self.request, 202, headers=headers))
+            if self.target.subscribe:
+                self._notifier = ReferNotifier(self.request.cseq.number, ua.now())
+                await self._notify(100, "Trying")  # RFC 3515 §2.4.4: the first at once
+        finally:
+            self._answered.set()
+        if self._refused is not None or not self.dial:
             return
         new_call = self.new_call = ua.dial(self.target.uri, headers=self.target.invite_headers())
 
         def ringing(response: Response) -> None:
             if 100 < response.status < 200:
-                ua.spawn(self.notify(response.status, response.reason_phrase))
+                ua.spawn(self._notify(response.status, response.reason_phrase))
 
         new_call.on("ringing", ringing)
         call.emit("transfer_call", new_call)
         try:
             await new_call.answered()
         except RequestFailed as error:
-            await self.notify(error.status, error.reason)
+            await self._notify(error.status, error.reason)
             return
-        await self.notify(200, "OK")
+        await self._notify(200, "OK")
 
 
 def receive_refer(call: Call, transaction: ServerTransaction, request: Request) -> None:

@@ -197,6 +197,23 @@ async def test_a_coroutine_handler_may_reject_the_refer_too(
     assert (error.value.status, error.value.reason) == (403, "Transfers Not Allowed")
 
 
+async def test_an_application_that_dials_itself_reports_by_notify(
+    alice: Recording, bob: Recording, carol: Recording
+) -> None:
+    a_b, b_a = await connected(alice, bob)
+
+    async def take_over(request: TransferRequest) -> None:
+        request.accept(dial=False)
+        await request.notify(183, "Session Progress")
+        await request.notify(200, "OK")
+
+    a_b.on("refer", take_over)
+    result = await within(b_a.transfer(uri_of(carol), hangup=False))
+    assert result.succeeded
+    assert [parse_sipfrag(n.body).status for n in bob.got("NOTIFY")] == [100, 183, 200]
+    assert not carol.got("INVITE")
+
+
 async def test_refer_sub_false_gets_202_and_no_notify(
     alice: Recording, bob: Recording, carol: Recording
 ) -> None:
@@ -412,3 +429,38 @@ async def test_nothing_is_left_after_transfers(
     for ua in (alice, bob, carol):
         held = ua.resources()
         assert (held["calls"], held["incoming"], held["jobs"]) == (0, 0, 0), ua.user
+
+
+async def test_replaces_naming_an_early_dialog_we_started_takes_its_place_and_cancels_it(
+    alice: Recording, bob: Recording, carol: Recording
+) -> None:
+    """RFC 3891 §3 (call pickup): an early dialog this agent initiated is replaced, the
+    new INVITE answered and the old one cancelled."""
+    ringing: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def ring(call: Call) -> None:
+        await call.ring()
+        ringing.put_nowait(call)
+
+    carol.on("incoming_call", ring)
+    a_c = alice.dial(uri_of(carol))
+    c_a = await within(ringing.get())
+    async with asyncio.timeout(TIMEOUT):
+        while not a_c.early:
+            await asyncio.sleep(0.01)
+    replaced: asyncio.Queue[Call] = asyncio.Queue()
+    a_c.on("replaced", replaced.put_nowait)
+
+    b_a = await within(bob.call(uri_of(alice), headers=[("Replaces", naming_early(a_c))]))
+
+    a_b = await within(replaced.get())
+    assert b_a.state is CallState.ANSWERED and a_b.state is CallState.ANSWERED
+    assert (await within(c_a.ended())).status == 487  # CANCEL reached Carol
+    assert (await within(a_c.ended())).status == 487
+    assert set(alice.calls.values()) == {a_b}
+
+
+def naming_early(call: Call) -> str:
+    """Replaces for the (only) early dialog of an outgoing call, as its caller sees it."""
+    [remote_tag] = call.early
+    return f"{call.call_id};to-tag={call.local_tag};from-tag={remote_tag}"
