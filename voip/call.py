@@ -112,6 +112,11 @@ class Call:
         #: the call's RTP stream (voip.rtp), from the first SDP on until the call ends
         self.media: CallMedia | None = None
         self.transfers: Transfers | None = None  # REFERs we sent (voip.transfer)
+        #: Info Packages (RFC 6086) this call receives: name → handler of the INFO; a
+        #: handler raising SipError answers with its status. Advertised with Recv-Info.
+        self.info_packages: dict[str, Callable[[Request], None]] = {}
+        #: the 2xx that answered our INVITE
+        self.answer_response: Response | None = None
         policy = ua.session_timers
         #: RFC 4028 for this call's dialog; None when the agent does not take part
         self.session_timer = SessionTimer(policy) if policy is not None else None
@@ -238,7 +243,7 @@ class Call:
                 headers = [*headers, ("Allow", ", ".join(_allowed()))]
             if self.session_timer is not None:
                 headers = [*headers, *self.session_timer.request_headers()]
-            request = ua.new_request("INVITE", uri, headers=headers)
+            request = ua.new_request("INVITE", uri, headers=[*headers, *self._recv_info()])
             if to is not None:
                 request.headers.set("To", to)
             self.invite = request
@@ -370,6 +375,7 @@ class Call:
         dialog.offer_answer = OfferAnswer.STABLE  # the answer came in the 2xx or goes in the ACK
         self.ua.spawn(self._send_ack(body))
         self._session_timer_response(response)
+        self.answer_response = response
         if not self._answered.done():
             self._answered.set_result(response)
         self.emit("answered")
@@ -468,6 +474,8 @@ class Call:
             response.headers.add("Contact", str(self.ua.contact_for(target)))
             response.headers.add("Allow", ", ".join(_allowed()))
             response.headers.add("Supported", ", ".join(_supported()))
+            for name, value in self._recv_info():
+                response.headers.add(name, value)
         if body:
             response.headers.add("Content-Type", SDP)
             response.body = body
@@ -613,6 +621,7 @@ class Call:
         method = request.method
         if method == "BYE":
             ua.respond(transaction, make_response(request, 200))
+            self.emit("bye", request)  # its Reason (RFC 3326) says why, if it says
             self._end("remote", 200, "BYE")
         elif method == "UPDATE" or (method == "INVITE" and answered):
             self._on_reoffer(transaction, dialog, request)
@@ -620,11 +629,14 @@ class Call:
             # §14.2: an INVITE while the first is still in progress
             retry_after = ("Retry-After", str(random.randint(0, 10)))
             ua.respond(transaction, make_response(request, 500, headers=[retry_after]))
+        elif method == "INFO" and request.headers.get("Info-Package"):
+            ua.respond(transaction, self._info_package(request))
         elif method in ("INFO", "MESSAGE"):
             ua.respond(transaction, make_response(request, 200))
             self.emit(method.lower(), request)
         elif method == "OPTIONS":
             ua.respond(transaction, ua.options_response(request))
+            self.emit("options", request)
         elif method in ("REFER", "NOTIFY"):
             from voip import transfer
 
@@ -637,6 +649,24 @@ class Call:
                 transaction,
                 make_response(request, 405, headers=[("Allow", ", ".join(_allowed()))]),
             )
+
+    def _recv_info(self) -> list[tuple[str, str]]:
+        """Recv-Info (RFC 6086 §5.2.2): the Info Packages this call takes, if any."""
+        return [("Recv-Info", ", ".join(self.info_packages))] if self.info_packages else []
+
+    def _info_package(self, request: Request) -> Response:
+        """An INFO for an Info Package (RFC 6086 §4.2.2): 469 with our Recv-Info for one
+        we did not advertise, else what its handler makes of it."""
+        package = (request.headers.get("Info-Package") or "").split(";")[0].strip().lower()
+        handler = self.info_packages.get(package)
+        if handler is None:
+            headers = self._recv_info() or [("Recv-Info", "")]
+            return make_response(request, 469, "Bad Info Package", headers=headers)
+        try:
+            handler(request)
+        except SipError as error:
+            return make_response(request, error.status, error.reason)
+        return make_response(request, 200)
 
     def _dialog_of(self, request: Request) -> Dialog | None:
         """The dialog a request from the peer belongs to: the call's, or, before the 2xx,
@@ -1021,12 +1051,20 @@ class Call:
         """Take the peer off hold: re-INVITE with ``sendrecv``."""
         await self.reinvite(hold=False)
 
-    async def info(self, body: bytes, content_type: str) -> Response:
-        """INFO within the call (RFC 6086), e.g. ``application/dtmf-relay``."""
-        return await self._request("INFO", body, content_type)
+    async def info(
+        self, body: bytes, content_type: str, *, headers: Iterable[tuple[str, str]] = ()
+    ) -> Response:
+        """INFO within the call (RFC 6086), e.g. ``application/dtmf-relay``; an Info
+        Package's INFO carries ``("Info-Package", name)`` in ``headers``."""
+        return await self._request("INFO", body, content_type, headers)
 
-    async def message(self, text: str, content_type: str = "text/plain") -> Response:
-        return await self._request("MESSAGE", text.encode(), content_type)
+    async def options(self) -> Response:
+        """OPTIONS within the call (RFC 3261 §11): the peer's Allow, Accept, Supported."""
+        return await self._request("OPTIONS")
+
+    async def message(self, text: str | bytes, content_type: str = "text/plain") -> Response:
+        body = text.encode() if isinstance(text, str) else text
+        return await self._request("MESSAGE", body, content_type)
 
     async def transfer(
         self, target: str | Uri | Call, *, hangup: bool = True, subscribe: bool = True
@@ -1037,9 +1075,10 @@ class Call:
 
         return await transfer(self, target, hangup=hangup, subscribe=subscribe)
 
-    async def hangup(self, reason: str | None = None) -> None:
+    async def hangup(self, reason: str | None = None, *, cause: int | None = None) -> None:
         """End the call whatever its state: BYE when answered, CANCEL while it rings,
-        480 for an incoming call not yet answered."""
+        480 for an incoming call not yet answered. With ``cause`` the BYE carries
+        ``Reason: SIP;cause=…;text="reason"`` (RFC 3326)."""
         state = self.state
         if state is CallState.ENDED:
             return
@@ -1047,13 +1086,19 @@ class Call:
             await self.cancel()
         elif state is CallState.INCOMING:
             self.reject_now(480, "Temporarily Unavailable")
+        elif cause is not None:
+            await self._bye_and_end("local", cause, reason or "BYE", with_reason=True)
         else:
             await self._bye_and_end("local", 200, reason or "BYE")
 
-    async def _bye_and_end(self, by: str, status: int, text: str) -> None:
+    async def _bye_and_end(
+        self, by: str, status: int, text: str, *, with_reason: bool = False
+    ) -> None:
         if self.state is CallState.ENDED:
             return
-        headers = [] if by == "local" else [("Reason", f'SIP;cause={status};text="{text}"')]
+        quoted = text.replace("\\", "").replace('"', "'")
+        reason = [("Reason", f'SIP;cause={status};text="{quoted}"')]
+        headers = reason if by != "local" or with_reason else []
         with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
             await self._request("BYE", headers=headers)
         self._end(by, status, text)

@@ -55,6 +55,9 @@ class Negotiation:
     offer: SessionDescription | None = None  # ours, while it waits for its answer
     agreed: list[NegotiatedMedia] = field(default_factory=list)
     on_change: Callable[[list[NegotiatedMedia]], None] | None = None
+    #: the direction our offers ask for when not on hold (``sendonly``/``recvonly`` for a
+    #: half-duplex session, X.215's data token); None offers ``sendrecv``
+    direction_wish: Direction | None = None
     #: o= sess-id: an NTP-style timestamp, as RFC 8866 §5.2 suggests
     session_id: str = field(default_factory=lambda: str(int(time.time()) + 2208988800))
 
@@ -67,7 +70,9 @@ class Negotiation:
 
     def _wanted(self) -> Direction:
         if not self.hold:
-            return Direction.SENDRECV
+            return self.direction_wish or Direction.SENDRECV
+        if self.direction_wish is not None:
+            return Direction.INACTIVE  # a half-duplex session on hold: nothing flows
         # holding a peer that holds us too: nothing flows either way (RFC 6337 §5.3)
         return Direction.INACTIVE if self.remote_hold else Direction.SENDONLY
 

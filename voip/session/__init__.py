@@ -14,15 +14,29 @@ from voip.session.machine import (
     TokenNotHeld,
 )
 from voip.session.primitives import FunctionalUnit
+from voip.session.session import (
+    INFO_PACKAGE,
+    SPDU_CONTENT_TYPE,
+    ConnectRefused,
+    ExceptionReported,
+    NotCarried,
+    Session,
+)
 from voip.session.spdu import ReasonCode, ResyncType, Spdu, SpduError, Tokens
 
 __all__ = [
+    "INFO_PACKAGE",
+    "SPDU_CONTENT_TYPE",
+    "ConnectRefused",
+    "ExceptionReported",
     "FunctionalUnit",
     "FunctionalUnitNotSelected",
+    "NotCarried",
     "PrimitiveNotAllowed",
     "ProtocolError",
     "ReasonCode",
     "ResyncType",
+    "Session",
     "SessionError",
     "SessionMachine",
     "Spdu",

@@ -493,6 +493,18 @@ class SessionMachine:
         self._keep_interrupted()
         return p.ActivityInterruptIndication(reason)
 
+    def activity_resume_indication(self) -> SessionEvent | None:
+        """The peer resumed by re-INVITE (``sendrecv`` again): the activity interrupted
+        last comes back under its own identifier, from the serial number it reached;
+        None when no activity was interrupted (a plain hold and resume)."""
+        if self.state not in _CONNECTED:
+            raise ProtocolError(f"an activity resume in {self.state.name}")
+        if self.activity is not None or not self.interrupted:
+            return None
+        activity, serial = self.interrupted.popitem()
+        self._start(activity, serial)
+        return p.ActivityResumeIndication(activity, activity, serial)
+
     def activity_discard_request(self, reason: int = ReasonCode.NO_SPECIFIC_REASON) -> None:
         name = "S-ACTIVITY-DISCARD request"
         self._require(name, State.STA713, State.STA04A, State.STA21)

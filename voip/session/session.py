@@ -1,0 +1,819 @@
+"""A session: one call seen through the OSI session service (X.215), on asyncio.
+
+:class:`Session` drives the sans-I/O :class:`~voip.session.machine.SessionMachine` with a
+:class:`~voip.call.Call`. Request and response primitives are its methods (the friendly
+names say which primitive they are); indication and confirm primitives are pyee events
+named after the primitive (``"S-TOKEN-PLEASE indication"``, also ``"indication"`` for
+all) and awaitables (:meth:`Session.wait_for`). The carriers (DESIGN.md §3):
+
+=============================================  ==============================================
+S-CONNECT                                      INVITE … 2xx … ACK (refusal: 3xx-6xx)
+S-RELEASE                                      queued audio drained, then BYE → 200
+S-U-ABORT                                      CANCEL before the answer, BYE with Reason after
+S-P-ABORT (indication)                         Timer B/F, session timer expiry, RTP inactivity,
+                                               transport loss: the call ended by the provider
+S-TOKEN-GIVE (data token)                      re-INVITE (or UPDATE) swapping sendonly/recvonly
+S-ACTIVITY-INTERRUPT / -RESUME                 hold / resume re-INVITE, the activity kept
+S-DATA                                         RTP audio (``call.media``)
+S-EXPEDITED-DATA                               RFC 4733 events, INFO application/dtmf-relay
+S-TYPED-DATA                                   in-dialog MESSAGE or INFO
+S-CAPABILITY-DATA                              in-dialog OPTIONS
+S-U/P-EXCEPTION-REPORT (indications)           error responses (Reason, Warning), faults
+token please, control give, sync points,       SPDUs (ISO 8327) in INFO of the Info Package
+resynchronize, activity start/end/discard,     ``osi-session`` (RFC 6086), advertised with
+user exception reports                         Recv-Info; with a peer without it, the
+                                               primitive falls back (``"fallback"`` event)
+                                               or raises :class:`NotCarried`
+=============================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+from sdp import Direction
+from voip.session import primitives as p
+from voip.session import spdu
+from voip.session.machine import ProtocolError, SessionError, SessionMachine, State
+from voip.session.primitives import FunctionalUnit, SessionEvent
+from voip.session.spdu import Kind, ReasonCode, ResyncType, Spdu, Tokens
+from voip.sip import Request, SipError
+
+if TYPE_CHECKING:
+    from voip.call import Call, EndReason
+    from voip.useragent import UserAgent
+
+__all__ = [
+    "INFO_PACKAGE",
+    "SPDU_CONTENT_TYPE",
+    "ConnectRefused",
+    "ExceptionReported",
+    "NotCarried",
+    "Session",
+]
+
+log = logging.getLogger(__name__)
+E = TypeVar("E", bound=SessionEvent)
+
+#: the Info Package (RFC 6086 §10) that carries SPDUs between two toolkit peers
+INFO_PACKAGE = "osi-session"
+#: its body: one TSDU of ISO 8327-1 SPDUs (a vendor-tree type, not IANA-registered)
+SPDU_CONTENT_TYPE = "application/vnd.voip-session.spdu"
+DTMF_RELAY = "application/dtmf-relay"
+SAMPLE_RATE = 8000
+
+
+class NotCarried(SessionError):
+    """The primitive has no SIP meaning and the peer does not take the SPDU package."""
+
+
+class ConnectRefused(SessionError):
+    """S-CONNECT confirm (negative): the INVITE's final status and reason."""
+
+    def __init__(self, confirm: p.ConnectConfirm) -> None:
+        super().__init__(f"S-CONNECT refused: {confirm.status} {confirm.reason}")
+        self.confirm = confirm
+
+
+class ExceptionReported(SessionError):
+    """A request failed; ``indication`` is the exception report it caused."""
+
+    def __init__(self, indication: p.UExceptionReportIndication | p.PExceptionReportIndication):
+        super().__init__(f"{indication.primitive}: {indication.status} {indication.reason}")
+        self.indication = indication
+
+
+class Media(Protocol):
+    """What the session uses of a call's media (``voip.rtp``'s per-call object)."""
+
+    async def write(self, pcm: bytes) -> None: ...
+    def flush(self) -> None: ...
+    async def drain(self) -> None: ...
+    def send_dtmf(self, digits: str) -> None: ...
+
+
+class Session:
+    """One session over one call. Build it with :meth:`connect` (caller) or
+    :meth:`incoming` (callee), not directly."""
+
+    def __init__(self, call: Call, *, initiator: bool) -> None:
+        self.call = call
+        self.machine = SessionMachine(initiator=initiator)
+        self.events = AsyncIOEventEmitter()
+        #: every indication and confirm so far, in order
+        self.history: list[SessionEvent] = []
+        #: the peer advertised the SPDU Info Package (Recv-Info)
+        self.peer_takes_spdus = False
+        #: respond to the peer's sync, resynchronize, end and discard at once
+        self.auto_respond = True
+        #: S-TOKEN-GIVE and S-ACTIVITY-* move media by UPDATE instead of re-INVITE
+        self.use_update = False
+        #: media positions (samples of the activity's audio sent) of its sync points
+        self.timeline: dict[int, int] = {0: 0}
+        self._written = 0  # samples of the activity's audio written to the media
+        self._waiters: list[tuple[type[SessionEvent], asyncio.Future[Any]]] = []
+        self._taken: set[int] = set()  # history entries a waiter has had
+        self._sending = asyncio.Lock()
+        self._offering = False
+        self._direction = Direction.SENDRECV
+        self._remote_hold = False
+        self._bye_reason: tuple[int, str] | None = None
+        self._provider_fault: tuple[int, str] | None = None
+        call.info_packages[INFO_PACKAGE] = self._on_spdus
+        call.on("ended", self._on_ended)
+        call.on("bye", self._on_bye)
+        call.on("media", self._on_media)
+        call.on("info", self._on_info)
+        call.on("message", self._on_message)
+        call.on("options", lambda request: self._emit(p.CapabilityDataIndication(request.body)))
+        call.on("dtmf", self._on_dtmf)
+        call.on("media_inactive", self._on_media_inactive)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.state.name} {self.call!r}>"
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    @property
+    def functional_units(self) -> FunctionalUnit:
+        return self.machine.functional_units
+
+    @property
+    def tokens(self) -> Tokens:
+        """The tokens this side holds."""
+        return self.machine.held
+
+    @property
+    def media(self) -> Media | None:
+        media: Media | None = getattr(self.call, "media", None)
+        return media
+
+    def on(self, event: str, handler: Callable[..., Any]) -> None:
+        """``handler`` for each ``event``: a primitive's name (``"S-SYNC-MAJOR
+        indication"``), ``"indication"`` for every indication and confirm, or
+        ``"fallback"`` (primitive, text) when one fell back to its SIP-only meaning."""
+        self.events.on(event, handler)
+
+    async def wait_for(self, kind: type[E], timeout: float | None = None) -> E:
+        """The oldest indication or confirm of ``kind`` that no ``wait_for`` has returned
+        yet, waiting for it if there is none: each event is awaited once, in order."""
+        for index, event in enumerate(self.history):
+            if isinstance(event, kind) and index not in self._taken:
+                self._taken.add(index)
+                return event
+        future: asyncio.Future[E] = asyncio.get_running_loop().create_future()
+        self._waiters.append((kind, future))
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove((kind, future))
+
+    def _emit(self, event: SessionEvent) -> None:
+        self.history.append(event)
+        for kind, future in list(self._waiters):
+            if isinstance(event, kind) and not future.done():
+                self._taken.add(len(self.history) - 1)
+                future.set_result(event)
+                self._waiters.remove((kind, future))
+                break
+        self.events.emit(event.primitive, event)
+        self.events.emit("indication", event)
+
+    def _fallback(self, primitive: str, text: str) -> None:
+        log.info("%s: %s", primitive, text)
+        self.events.emit("fallback", primitive, text)
+
+    # === S-CONNECT ========================================================================
+
+    @classmethod
+    async def connect(
+        cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any
+    ) -> Session:
+        """S-CONNECT request (INVITE); returns after the positive S-CONNECT confirm (the
+        2xx), raises :class:`ConnectRefused` on a negative one. ``half_duplex``: offer
+        ``sendonly`` and hold the data token."""
+        call = ua.dial(uri, **dial)
+        session = cls(call, initiator=True)
+        session.machine.connect_request()
+        if half_duplex:
+            call.negotiation.direction_wish = Direction.SENDONLY
+        try:
+            await call.answered()
+        except Exception:
+            reason = call.end_reason
+            status, text = (reason.status, reason.text) if reason else (500, "no answer")
+            confirm = session.machine.connect_confirm(
+                False, FunctionalUnit.NONE, Tokens.NONE, status, text
+            )
+            assert isinstance(confirm, p.ConnectConfirm)
+            session._emit(confirm)
+            raise ConnectRefused(confirm) from None
+        answer = call.answer_response
+        session.peer_takes_spdus = answer is not None and _takes_spdus(
+            answer.headers.get_all("Recv-Info")
+        )
+        session._connected()
+        return session
+
+    @classmethod
+    def incoming(cls, call: Call) -> Session:
+        """S-CONNECT indication for an incoming call (``ua.on("incoming_call", …)``)."""
+        session = cls(call, initiator=False)
+        assert call.invite is not None
+        session.peer_takes_spdus = _takes_spdus(call.invite.headers.get_all("Recv-Info"))
+        session._emit(session.machine.connect_indication(session._offered_units()))
+        return session
+
+    def _offered_units(self) -> FunctionalUnit:
+        units = p.SIP_UNITS | p.SPDU_UNITS
+        invite = self.call.invite
+        if invite is not None and invite.body:
+            text = invite.body.decode("utf-8", "replace")
+            if "a=sendonly" in text or "a=recvonly" in text:
+                return units | FunctionalUnit.HALF_DUPLEX
+        return units | FunctionalUnit.DUPLEX
+
+    async def accept(self, **options: Any) -> None:
+        """S-CONNECT response, positive: 200 with the SDP answer (``call.accept``)."""
+        if self.state is not State.STA08:
+            self.machine.connect_response(True, FunctionalUnit.NONE, Tokens.NONE)  # raises
+        await self.call.accept(**options)
+        self._connected()
+
+    async def refuse(self, status: int = 486, reason: str | None = None) -> None:
+        """S-CONNECT response, negative: a 3xx-6xx final response (486 by default)."""
+        self.machine.connect_response(False, FunctionalUnit.NONE, Tokens.NONE)
+        await self.call.reject(status, reason)
+
+    def _connected(self) -> None:
+        """Functional units and tokens once the offer/answer is done (X.225 §7.1)."""
+        direction = self.call.negotiation.direction
+        units = (p.SIP_UNITS | p.SPDU_UNITS) & ~FunctionalUnit.NONE
+        half = direction in (Direction.SENDONLY, Direction.RECVONLY)
+        units |= FunctionalUnit.HALF_DUPLEX if half else FunctionalUnit.DUPLEX
+        held = Tokens.DATA if direction is Direction.SENDONLY else Tokens.NONE
+        # sync and activity tokens start with the initiator (X.225 Token Setting Item
+        # absent); with a peer that cannot take SPDUs this side keeps them all
+        if self.machine.initiator or not self.peer_takes_spdus:
+            held |= Tokens.MINOR_SYNC | Tokens.MAJOR_ACTIVITY
+        if half:
+            self.call.negotiation.direction_wish = direction
+        self._direction = direction
+        self._remote_hold = self.call.remote_hold
+        if self.machine.state is State.STA02A:
+            self._emit(self.machine.connect_confirm(True, units, held))
+        else:
+            self.machine.connect_response(True, units, held)
+
+    # === release and aborts ===============================================================
+
+    async def release(self) -> p.ReleaseConfirm:
+        """S-RELEASE request (``hangup``): the audio queued is sent out, then BYE; returns
+        the S-RELEASE confirm (its 200)."""
+        self.machine.release_request()
+        media = self.media
+        if media is not None:
+            await media.drain()
+        future = self._future(p.ReleaseConfirm)
+        await self.call.hangup()
+        return await future
+
+    hangup = release
+
+    async def abort(self, reason: str = "aborted by the user", cause: int = 200) -> None:
+        """S-U-ABORT request: CANCEL before the answer, BYE with ``Reason: SIP;cause=…``
+        (RFC 3326) after; an unanswered incoming call is refused with 480."""
+        self.machine.u_abort_request()
+        media = self.media
+        if media is not None:
+            media.flush()
+        await self.call.hangup(reason, cause=cause)
+
+    def _on_bye(self, request: Request) -> None:
+        cause, text = _reason_of(request.headers.get("Reason"))
+        if cause is not None:
+            self._bye_reason = (cause, text)
+
+    def _on_ended(self, reason: EndReason) -> None:
+        machine = self.machine
+        if machine.state in (State.STA01, State.STA02A):
+            return  # ours (abort), or a refusal that connect() reports
+        if machine.state is State.STA03 and reason.by == "local":
+            self._emit(machine.release_confirm())
+        elif self._provider_fault is not None:
+            self._emit(machine.p_abort_indication(*self._provider_fault))
+        elif reason.by == "provider":
+            self._emit(machine.p_abort_indication(reason.status, reason.text))
+        elif reason.by == "remote" and self._bye_reason is None and reason.status == 200:
+            self._emit(machine.release_indication())
+        elif reason.by == "remote":
+            status, text = self._bye_reason or (reason.status, reason.text)
+            self._emit(machine.u_abort_indication(status, text))
+        else:
+            self._emit(machine.p_abort_indication(reason.status, reason.text))
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(SessionError(f"the session ended: {reason}"))
+
+    def _on_media_inactive(self, seconds: float) -> None:
+        """No RTP for ``seconds`` (the media's inactivity timer): S-P-ABORT, with a BYE
+        that tells the peer why."""
+        if self.state in (State.STA01, State.STA02A, State.STA08):
+            return
+        text = f"RTP inactivity ({seconds:g} s)"
+        self._provider_fault = (408, text)
+        self.call.ua.spawn(self.call.hangup(text, cause=408))
+
+    # === tokens ===========================================================================
+
+    async def give_tokens(self, tokens: Tokens = Tokens.DATA) -> None:
+        """S-TOKEN-GIVE request. The data token moves by a re-INVITE (UPDATE with
+        ``use_update``) that makes us ``recvonly``; the others in a GIVE TOKENS SPDU."""
+        self.machine.token_give_request(tokens)
+        await self._carry("S-TOKEN-GIVE request", local_ok=True)
+        if tokens & Tokens.DATA:
+            try:
+                await self._offer(Direction.RECVONLY)
+            except BaseException:
+                self.machine.held |= Tokens.DATA
+                raise
+
+    async def please_tokens(self, tokens: Tokens = Tokens.DATA, data: bytes = b"") -> None:
+        """S-TOKEN-PLEASE request: a PLEASE TOKENS SPDU (no SIP method does this)."""
+        self._needs_package("S-TOKEN-PLEASE request")
+        self.machine.token_please_request(tokens, data)
+        await self._carry("S-TOKEN-PLEASE request")
+
+    async def give_control(self) -> None:
+        """S-CONTROL-GIVE request: every token, in a GIVE TOKENS CONFIRM SPDU (the peer's
+        SPM acknowledges), and the data token's direction by re-INVITE."""
+        self._needs_package("S-CONTROL-GIVE request")
+        data = bool(self.machine.available & Tokens.DATA)
+        self.machine.control_give_request()
+        await self._carry("S-CONTROL-GIVE request")
+        if data:
+            await self._offer(Direction.RECVONLY)
+
+    async def _offer(self, direction: Direction | None, *, hold: bool | None = None) -> None:
+        """One offer/answer of ours (re-INVITE or UPDATE) with the direction wished."""
+        negotiation = self.call.negotiation
+        previous = negotiation.direction_wish
+        if direction is not None:
+            negotiation.direction_wish = direction
+        self._offering = True
+        try:
+            if self.use_update:
+                await self.call.update(hold=hold)
+            else:
+                await self.call.reinvite(hold=hold)
+        except Exception as error:
+            negotiation.direction_wish = previous
+            raise self._exception(error) from error
+        finally:
+            self._offering = False
+            self._direction = negotiation.direction
+            self._remote_hold = self.call.remote_hold
+
+    def _on_media(self, agreed: object) -> None:
+        """The peer's offer changed the media: the data token moved to us, or the peer
+        interrupted (hold) or resumed the activity."""
+        if self._offering or self.state in (State.STA01, State.STA02A, State.STA08):
+            return
+        negotiation = self.call.negotiation
+        before, now = self._direction, negotiation.direction
+        held_before, held_now = self._remote_hold, self.call.remote_hold
+        self._direction, self._remote_hold = now, held_now
+        half = bool(self.functional_units & FunctionalUnit.HALF_DUPLEX)
+        if half:
+            interrupted = now is Direction.INACTIVE and before is not Direction.INACTIVE
+            resumed = before is Direction.INACTIVE and now is not Direction.INACTIVE
+        else:
+            interrupted, resumed = held_now and not held_before, held_before and not held_now
+        if interrupted:
+            self._pause()
+            self._emit(self.machine.activity_interrupt_indication(ReasonCode.NO_SPECIFIC_REASON))
+            return
+        if resumed:
+            event = self.machine.activity_resume_indication()
+            if event is not None:
+                self._emit(event)
+        if half and now is Direction.SENDONLY and not self.machine.held & Tokens.DATA:
+            negotiation.direction_wish = Direction.SENDONLY
+            self._emit(self.machine.token_give_indication(Tokens.DATA))
+        elif half and now is Direction.RECVONLY:
+            negotiation.direction_wish = Direction.RECVONLY
+
+    # === activities ========================================================================
+
+    async def activity_start(self, activity: bytes | str, data: bytes = b"") -> None:
+        """S-ACTIVITY-START request: a named unit of media work begins (ACTIVITY START
+        SPDU; a local mark with a peer without the package)."""
+        name = activity.encode() if isinstance(activity, str) else activity
+        self.machine.activity_start_request(name, data)
+        self.timeline = {0: 0}
+        self._written = 0
+        await self._carry("S-ACTIVITY-START request", local_ok=True)
+
+    async def activity_end(self, data: bytes = b"") -> p.ActivityEndConfirm:
+        """S-ACTIVITY-END request: ACTIVITY END SPDU, confirmed by the peer."""
+        serial = self.machine.activity_end_request(data)
+        self.timeline[serial] = self.position
+        return await self._confirmed(
+            "S-ACTIVITY-END request", p.ActivityEndConfirm, spdu.sync_ack(Kind.AEA, serial)
+        )
+
+    async def activity_discard(
+        self, reason: int = ReasonCode.NO_SPECIFIC_REASON
+    ) -> p.ActivityDiscardConfirm:
+        """S-ACTIVITY-DISCARD request: the activity's queued media is dropped and the
+        peer told (ACTIVITY DISCARD SPDU)."""
+        self.machine.activity_discard_request(reason)
+        media = self.media
+        if media is not None:
+            media.flush()
+        return await self._confirmed(
+            "S-ACTIVITY-DISCARD request", p.ActivityDiscardConfirm, spdu.plain(Kind.ADA)
+        )
+
+    async def activity_interrupt(self) -> p.ActivityInterruptConfirm:
+        """S-ACTIVITY-INTERRUPT request (``hold``): the activity's media stops where it
+        is (that position is kept) and a re-INVITE puts the peer on hold (``sendonly``,
+        ``inactive`` in a half-duplex session); its 2xx is the confirm."""
+        self.machine.activity_interrupt_request()
+        self._pause()
+        try:
+            await self._offer(None, hold=True)
+        except BaseException:
+            self.machine.activity_interrupt_failed()
+            raise
+        event = self.machine.activity_interrupt_confirm()
+        assert isinstance(event, p.ActivityInterruptConfirm)
+        self._emit(event)
+        return event
+
+    hold = activity_interrupt
+
+    async def activity_resume(
+        self, activity: bytes | str | None = None, old: bytes | str | None = None
+    ) -> int:
+        """S-ACTIVITY-RESUME request (``resume``): the interrupted activity again, by a
+        re-INVITE back to ``sendrecv``; returns the serial number it resumes from. A new
+        identifier travels in an ACTIVITY RESUME SPDU (the re-INVITE has no room)."""
+        interrupted = self.machine.interrupted
+        old_id = _octets(old) if old is not None else next(reversed(interrupted), None)
+        if old_id is None:
+            self.machine.activity_resume_request(b"?")  # raises: nothing to resume
+            raise AssertionError
+        new_id = _octets(activity) if activity is not None else old_id
+        serial = self.machine.activity_resume_request(new_id, old_id)
+        units = self.machine.take_outgoing()
+        if new_id != old_id:
+            self.machine.outgoing.extend(units)
+            await self._carry("S-ACTIVITY-RESUME request")
+        await self._offer(None, hold=False)
+        return serial
+
+    resume = activity_resume
+
+    # === synchronization ==================================================================
+
+    @property
+    def position(self) -> int:
+        """Samples of the activity's audio sent so far (written minus still queued)."""
+        media = self.media
+        queued = getattr(getattr(media, "stream", None), "queued", None)
+        waiting = int(queued() * SAMPLE_RATE) if callable(queued) else 0
+        return max(0, self._written - waiting)
+
+    async def sync_minor(self, *, confirm: bool = True, data: bytes = b"") -> int:
+        """S-SYNC-MINOR request: a checkpoint at the media's position; returns its serial
+        number (the confirm, if asked for, comes as an event)."""
+        serial = self.machine.sync_minor_request(confirm=confirm, data=data)
+        self.timeline[serial] = self.position
+        if not await self._carry("S-SYNC-MINOR request", local_ok=True) and confirm:
+            self._emit(self.machine.receive([spdu.sync_ack(Kind.MIA, serial)])[0])
+        return serial
+
+    async def sync_major(self, data: bytes = b"") -> p.SyncMajorConfirm:
+        """S-SYNC-MAJOR request: a checkpoint the peer confirms (MAJOR SYNC ACK); media
+        may not be sent until then (X.215 §14.3)."""
+        serial = self.machine.sync_major_request(data)
+        self.timeline[serial] = self.position
+        return await self._confirmed(
+            "S-SYNC-MAJOR request", p.SyncMajorConfirm, spdu.sync_ack(Kind.MAA, serial)
+        )
+
+    async def resynchronize(
+        self, kind: ResyncType = ResyncType.RESTART, serial: int | None = None
+    ) -> p.ResynchronizeConfirm:
+        """S-RESYNCHRONIZE request: restart (media goes back to the sync point, by
+        default the last one confirmed), abandon or set; returns the confirm."""
+        if kind is ResyncType.RESTART and serial is None:
+            serial = max(self.machine.va - 1, self.machine.vr)
+        serial = self.machine.resynchronize_request(kind, serial)
+        confirm = await self._confirmed(
+            "S-RESYNCHRONIZE request", p.ResynchronizeConfirm, spdu.sync_ack(Kind.RA, serial)
+        )
+        self._resynchronized(kind, serial)
+        return confirm
+
+    def _resynchronized(self, kind: ResyncType, serial: int) -> None:
+        media = self.media
+        if media is not None:
+            media.flush()
+        if kind is ResyncType.RESTART:
+            self._written = self.timeline.get(serial, 0)
+        self.timeline = {k: v for k, v in self.timeline.items() if k < serial}
+        self.timeline[serial] = self._written
+
+    def _pause(self) -> None:
+        """Stop the media where it is; what was sent is the position kept."""
+        self._written = self.position
+        media = self.media
+        if media is not None:
+            media.flush()
+
+    # === data =============================================================================
+
+    async def send_data(self, pcm: bytes) -> None:
+        """S-DATA request: audio (16-bit PCM, 8 kHz) into the RTP stream, with the data
+        token in a half-duplex session."""
+        self.machine.data_request()
+        media = self.media
+        if media is None:
+            raise NotCarried("S-DATA request: the call has no media stream")
+        await media.write(pcm)
+        self._written += len(pcm) // 2
+
+    async def play(self, pcm: bytes, *, frame: int = 320) -> None:
+        """S-DATA requests for the activity's audio from the position kept: after an
+        interruption or a resynchronization it goes on from there, not from the start.
+        Returns once everything is written (or the activity stopped)."""
+        while self._written * 2 < len(pcm):
+            if self.state is not State.STA713 or (
+                self.functional_units & FunctionalUnit.ACTIVITY_MANAGEMENT
+                and self.machine.activity is None
+            ):
+                return
+            start = self._written * 2
+            await self.send_data(pcm[start : start + frame])
+
+    async def send_expedited(self, digits: str) -> str:
+        """S-EXPEDITED-DATA request (DTMF): RFC 4733 events when negotiated, otherwise
+        INFO ``application/dtmf-relay``; returns which carried it (``"rtp"``/``"info"``)."""
+        self.machine.expedited_data_request()
+        media = self.media
+        agreed = self.call.agreed
+        if media is not None and agreed and agreed[0].telephone_event is not None:
+            media.send_dtmf(digits)
+            return "rtp"
+        for digit in digits:
+            body = f"Signal={digit}\r\nDuration=160\r\n".encode()
+            await self._sip(self.call.info(body, DTMF_RELAY))
+        return "info"
+
+    async def send_typed(
+        self, data: bytes | str, content_type: str = "text/plain", *, method: str = "MESSAGE"
+    ) -> None:
+        """S-TYPED-DATA request: in-dialog MESSAGE (or INFO)."""
+        self.machine.typed_data_request()
+        body = data.encode() if isinstance(data, str) else data
+        if method == "INFO":
+            await self._sip(self.call.info(body, content_type))
+        else:
+            await self._sip(self.call.message(body, content_type))
+
+    async def capability_data(self) -> p.CapabilityDataConfirm:
+        """S-CAPABILITY-DATA request: in-dialog OPTIONS; the confirm holds the peer's
+        Allow, Accept and Supported."""
+        self.machine.capability_data_request()
+        try:
+            response = await self._sip(self.call.options())
+        except BaseException:
+            self.machine.capability_data_failed()
+            raise
+        confirm = p.CapabilityDataConfirm(
+            _list(response.headers.get_all("Allow")),
+            _list(response.headers.get_all("Accept")),
+            _list(response.headers.get_all("Supported")),
+        )
+        self._emit(self.machine.capability_data_confirm(confirm))
+        return confirm
+
+    async def report_exception(
+        self, reason: int = ReasonCode.NO_SPECIFIC_REASON, text: str = ""
+    ) -> None:
+        """S-U-EXCEPTION-REPORT request: an EXCEPTION DATA SPDU."""
+        self._needs_package("S-U-EXCEPTION-REPORT request")
+        self.machine.u_exception_report_request(reason, text.encode())
+        await self._carry("S-U-EXCEPTION-REPORT request")
+
+    def _on_info(self, request: Request) -> None:
+        content_type = request.content_type
+        mime = content_type.mime if content_type is not None else ""
+        if mime == DTMF_RELAY:
+            signal = _dtmf_signal(request.body)
+            if signal:
+                self._emit(p.ExpeditedDataIndication(signal, "info"))
+            return
+        self._emit(p.TypedDataIndication(request.body, mime, "INFO"))
+
+    def _on_message(self, request: Request) -> None:
+        content_type = request.content_type
+        mime = content_type.mime if content_type is not None else ""
+        self._emit(p.TypedDataIndication(request.body, mime, "MESSAGE"))
+
+    def _on_dtmf(self, digit: object) -> None:
+        self._emit(p.ExpeditedDataIndication(str(getattr(digit, "digit", digit)), "rtp"))
+
+    # === responses to the peer's confirmed primitives =====================================
+
+    async def sync_minor_response(self, serial: int) -> None:
+        self.machine.sync_minor_response(serial)
+        await self._carry("S-SYNC-MINOR response")
+
+    async def sync_major_response(self) -> None:
+        self.machine.sync_major_response()
+        await self._carry("S-SYNC-MAJOR response")
+
+    async def resynchronize_response(self) -> None:
+        resync = self.machine._resync
+        self.machine.resynchronize_response()
+        if resync is not None:
+            self._resynchronized(*resync)
+        await self._carry("S-RESYNCHRONIZE response")
+
+    async def activity_end_response(self) -> None:
+        self.machine.activity_end_response()
+        await self._carry("S-ACTIVITY-END response")
+
+    async def activity_discard_response(self) -> None:
+        self.machine.activity_discard_response()
+        media = self.media
+        if media is not None:
+            media.flush()
+        await self._carry("S-ACTIVITY-DISCARD response")
+
+    def _auto_response(self, event: SessionEvent) -> Callable[[], Any] | None:
+        if isinstance(event, p.SyncMinorIndication) and event.confirm:
+            return lambda: self.sync_minor_response(event.serial)
+        responses: dict[type[SessionEvent], Callable[[], Any]] = {
+            p.SyncMajorIndication: self.sync_major_response,
+            p.ResynchronizeIndication: self.resynchronize_response,
+            p.ActivityEndIndication: self.activity_end_response,
+            p.ActivityDiscardIndication: self.activity_discard_response,
+        }
+        return responses.get(type(event))
+
+    # === SPDUs in INFO ====================================================================
+
+    def _on_spdus(self, request: Request) -> None:
+        """An INFO of the package: its TSDU into the machine; a malformed or misplaced
+        SPDU is an S-P-EXCEPTION-REPORT here and a 400 saying why to the peer."""
+        content_type = request.content_type
+        if content_type is None or content_type.mime != SPDU_CONTENT_TYPE:
+            raise SipError(415, f"{INFO_PACKAGE} carries {SPDU_CONTENT_TYPE}")
+        try:
+            events = self.machine.receive(self.machine.decode(request.body))
+        except ProtocolError as error:
+            self._emit(p.PExceptionReportIndication(400, f"SPDU refused: {error}"))
+            raise SipError(400, f"Bad SPDU: {error}"[:120]) from None
+        for event in events:
+            self._emit(event)
+            if isinstance(event, p.ResynchronizeIndication | p.ActivityDiscardIndication):
+                self._pause()
+            respond = self._auto_response(event) if self.auto_respond else None
+            if respond is not None:
+                self.call.ua.spawn(self._respond(respond))
+        if self.machine.outgoing:  # what the SPM answers itself (GIVE TOKENS ACK)
+            self.call.ua.spawn(self._carry("SPM", local_ok=True))
+
+    async def _respond(self, respond: Callable[[], Any]) -> None:
+        with contextlib.suppress(SessionError):
+            await respond()
+
+    def _needs_package(self, primitive: str) -> None:
+        if not self.peer_takes_spdus:
+            raise NotCarried(
+                f"{primitive}: the peer does not take the {INFO_PACKAGE} Info Package and"
+                " the primitive has no SIP-only meaning"
+            )
+
+    async def _carry(self, primitive: str, *, local_ok: bool = False) -> bool:
+        """Send what the machine queued, one TSDU per INFO, in order; returns True if it
+        went to the peer. Without the package: a ``"fallback"`` (``local_ok``) or
+        :class:`NotCarried`."""
+        units = self.machine.take_outgoing()
+        if not units:
+            return self.peer_takes_spdus
+        if not self.peer_takes_spdus:
+            text = f"the peer does not take the {INFO_PACKAGE} Info Package"
+            if not local_ok:
+                raise NotCarried(f"{primitive}: {text}; it has no SIP-only meaning")
+            self._fallback(primitive, f"{text}: done locally, the peer was not told")
+            return False
+        async with self._sending:
+            for unit in units:
+                body = spdu.encode(unit)
+                headers = [("Info-Package", INFO_PACKAGE)]
+                await self._sip(self.call.info(body, SPDU_CONTENT_TYPE, headers=headers))
+        return True
+
+    async def _confirmed(self, primitive: str, kind: type[E], ack: Spdu) -> E:
+        """Carry a confirmed primitive's SPDU and wait for its confirm; without the
+        package the confirm is made here, from ``ack``, and a fallback reported."""
+        future = self._future(kind)
+        if not await self._carry(primitive, local_ok=True):
+            for event in self.machine.receive([ack]):
+                self._emit(event)
+        return await future
+
+    def _future(self, kind: type[E]) -> asyncio.Future[E]:
+        future: asyncio.Future[E] = asyncio.get_running_loop().create_future()
+        self._waiters.append((kind, future))
+        return future
+
+    async def _sip(self, request: Any) -> Any:
+        """Await an in-dialog request; a failure becomes an exception report."""
+        try:
+            return await request
+        except Exception as error:
+            raise self._exception(error) from error
+
+    def _exception(self, error: Exception) -> ExceptionReported:
+        """S-U-EXCEPTION-REPORT for the peer's error response (its Reason or phrase,
+        Warning), S-P-EXCEPTION-REPORT for a fault of the provider (no response)."""
+        response = getattr(error, "response", None)
+        status = int(getattr(error, "status", 500))
+        indication: p.UExceptionReportIndication | p.PExceptionReportIndication
+        if response is not None and not _made_by_provider(response):
+            _, text = _reason_of(response.headers.get("Reason"))
+            indication = p.UExceptionReportIndication(
+                status,
+                text or response.reason_phrase,
+                response.headers.get("Warning") or "",
+            )
+        else:
+            indication = p.PExceptionReportIndication(status, str(error))
+        self._emit(indication)
+        return ExceptionReported(indication)
+
+    async def events_of(self, kind: type[E]) -> AsyncIterator[E]:
+        """Each indication or confirm of ``kind`` as it comes."""
+        while self.state is not State.STA01:
+            yield await self.wait_for(kind)
+
+
+def _made_by_provider(response: Any) -> bool:
+    """The user agent's own final response for a request that timed out (Timer B/F,
+    408) or could not be sent (503), as ``UserAgent`` words them."""
+    phrase = str(response.reason_phrase)
+    return (response.status == 408 and phrase == "Request Timeout") or (
+        response.status == 503 and phrase.startswith("Service Unavailable (")
+    )
+
+
+def _takes_spdus(values: list[str]) -> bool:
+    names = {name.strip().lower() for value in values for name in value.split(",")}
+    return INFO_PACKAGE in names
+
+
+def _reason_of(value: str | None) -> tuple[int | None, str]:
+    """``SIP;cause=408;text="…"`` (RFC 3326 §2) → (408, "…")."""
+    if not value:
+        return None, ""
+    cause: int | None = None
+    text = ""
+    for part in value.split(";")[1:]:
+        key, _, raw = part.strip().partition("=")
+        if key.lower() == "cause":
+            with contextlib.suppress(ValueError):
+                cause = int(raw)
+        elif key.lower() == "text":
+            text = raw.strip().strip('"')
+    return cause, text
+
+
+def _list(values: list[str]) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def _dtmf_signal(body: bytes) -> str:
+    for line in body.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "signal":
+            return value.strip()
+    return ""
+
+
+def _octets(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
