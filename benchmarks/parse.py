@@ -537,8 +537,8 @@ def report_text(cases: list[Case], impls: list[Impl], repeats: int, seconds: flo
     print(f"messages: {sizes}; row msg+sdp also parses the SDP body with the library's parser")
     if ours is not None and ours.variant:
         print(
-            f"voip-session SIP syntax core: {ours.variant}"
-            " (compiled by mypyc when built with it; VOIP_PURE_PYTHON=1 runs pure Python)"
+            f"voip-session's SIP syntax core ran as: {ours.variant}"
+            " (mypyc-compiled when the install built it; VOIP_PURE_PYTHON=1 forces pure Python)"
         )
     print()
     headers = (
