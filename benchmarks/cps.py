@@ -155,6 +155,22 @@ def _seconds(value: str) -> float:
 
 
 def run_trial(runner: str, rate: int, options: Options) -> Trial:
+    """One trial; again (with other free ports) when a port picked was taken meanwhile
+    by another program on the machine, before SIPp placed any call."""
+    for attempt in range(3):
+        try:
+            return _run_trial(runner, rate, options)
+        except NoCallPlaced:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class NoCallPlaced(RuntimeError):
+    """SIPp ended without placing a call (a port clash, a bad command line)."""
+
+
+def _run_trial(runner: str, rate: int, options: Options) -> Trial:
     calls = max(1, round(rate * options.duration))
     uas, port = start_uas(runner, options.log_dir)
     hold = options.hold_ms / 1000
@@ -193,7 +209,7 @@ def run_trial(runner: str, rate: int, options: Options) -> Trial:
         uas.stop(timeout=3.0)
     stats = command.result(returncode or 0).stats
     if not stats or _int(stats, "TotalCallCreated") == 0:
-        raise RuntimeError(
+        raise NoCallPlaced(
             f"sipp placed no call: {' '.join(command.argv)}\n"
             + "\n".join(command.logs.stdout.read_text(errors="replace").splitlines()[-10:])
         )

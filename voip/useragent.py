@@ -152,7 +152,7 @@ class UserAgent(AsyncIOEventEmitter):
         challenger: Challenger | None = None,
         session_timers: SessionTimerPolicy | None = DEFAULT_SESSION_TIMERS,
         keepalive_interval: float | None = None,
-        overload_after: float | None = 0.25,
+        overload_after: float | None = 0.5,
         rtp_ports: PortAllocator | tuple[int, int] | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
@@ -169,9 +169,10 @@ class UserAgent(AsyncIOEventEmitter):
         ``overload_after``: once the agent has been behind the UDP datagrams arriving for
         this long (seconds), a new INVITE is refused at once with 503 and Retry-After
         (RFC 3261 §21.5.4), before it costs a call, so that calls in progress finish and
-        the peers' retransmissions do not pile up; None never refuses. The default rides
-        out a pause of the garbage collector or of the scheduler and still answers within
-        T1 (0.5 s), before the peers retransmit.
+        the peers' retransmissions do not pile up; None never refuses. The default, T1
+        (0.5 s, when the peers start to retransmit), rides out a pause of the garbage
+        collector or of a busy machine's scheduler, which sheds calls that a moment later
+        would have been answered.
 
         ``rtp_ports``: the range (low, high) or :class:`PortAllocator` the calls' RTP and
         RTCP ports come from (even RTP ports; 40000 to 59999 by default)."""
