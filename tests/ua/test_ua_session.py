@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support.session import connect
 from support.ua import TIMEOUT, answer_calls, uri_of
 
 from sdp import Direction
@@ -26,30 +27,6 @@ from voip.session import (
 from voip.session import primitives as p
 from voip.sip.transaction import Timers
 from voip.useragent import UserAgent
-
-
-def sessions_for(ua: UserAgent) -> asyncio.Queue[Session]:
-    """Accept every incoming call as a session (S-CONNECT response, positive)."""
-    queue: asyncio.Queue[Session] = asyncio.Queue()
-
-    async def on_call(call: Call) -> None:
-        session = Session.incoming(call)
-        await session.accept()
-        queue.put_nowait(session)
-
-    ua.on("incoming_call", on_call)
-    return queue
-
-
-async def connect(
-    alice: UserAgent, bob: UserAgent, *, half_duplex: bool = False
-) -> tuple[Session, Session]:
-    queue = sessions_for(bob)
-    caller = await asyncio.wait_for(
-        Session.connect(alice, uri_of(bob), half_duplex=half_duplex), TIMEOUT
-    )
-    callee = await asyncio.wait_for(queue.get(), TIMEOUT)
-    return caller, callee
 
 
 async def until(condition: object, what: str = "") -> None:

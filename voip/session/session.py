@@ -117,6 +117,7 @@ class Session:
         #: media positions (samples of the activity's audio sent) of its sync points
         self.timeline: dict[int, int] = {0: 0}
         self._written = 0  # samples of the activity's audio written to the media
+        self._epoch = 0  # counts the flushes that drop what is queued
         self._waiters: list[tuple[type[SessionEvent], asyncio.Future[Any]]] = []
         self._taken: set[int] = set()  # history entries a waiter has had
         self._sending = asyncio.Lock()
@@ -421,6 +422,7 @@ class Session:
         self.machine.activity_start_request(name, data)
         self.timeline = {0: 0}
         self._written = 0
+        self._epoch += 1
         await self._carry("S-ACTIVITY-START request", local_ok=True)
 
     async def activity_end(self, data: bytes = b"") -> p.ActivityEndConfirm:
@@ -489,10 +491,11 @@ class Session:
     @property
     def position(self) -> int:
         """Samples of the activity's audio sent so far (written minus still queued)."""
-        media = self.media
-        queued = getattr(getattr(media, "stream", None), "queued", None)
-        waiting = int(queued() * SAMPLE_RATE) if callable(queued) else 0
-        return max(0, self._written - waiting)
+        stream = getattr(self.media, "stream", None)
+        queued = getattr(stream, "queued", 0.0)
+        seconds = queued() if callable(queued) else float(queued)
+        rate = int(getattr(stream, "sample_rate", SAMPLE_RATE))
+        return max(0, self._written - round(seconds * rate))
 
     async def sync_minor(self, *, confirm: bool = True, data: bytes = b"") -> int:
         """S-SYNC-MINOR request: a checkpoint at the media's position; returns its serial
@@ -527,9 +530,7 @@ class Session:
         return confirm
 
     def _resynchronized(self, kind: ResyncType, serial: int) -> None:
-        media = self.media
-        if media is not None:
-            media.flush()
+        self._pause()
         if kind is ResyncType.RESTART:
             self._written = self.timeline.get(serial, 0)
         self.timeline = {k: v for k, v in self.timeline.items() if k < serial}
@@ -538,6 +539,7 @@ class Session:
     def _pause(self) -> None:
         """Stop the media where it is; what was sent is the position kept."""
         self._written = self.position
+        self._epoch += 1
         media = self.media
         if media is not None:
             media.flush()
@@ -551,8 +553,10 @@ class Session:
         media = self.media
         if media is None:
             raise NotCarried("S-DATA request: the call has no media stream")
+        epoch = self._epoch
         await media.write(pcm)
-        self._written += len(pcm) // 2
+        if epoch == self._epoch:  # not dropped by an interruption or a resync meanwhile
+            self._written += len(pcm) // 2
 
     async def play(self, pcm: bytes, *, frame: int = 320) -> None:
         """S-DATA requests for the activity's audio from the position kept: after an
