@@ -25,8 +25,18 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 import sdp
 from voip.negotiation import SDP, Negotiation, default_audio
-from voip.sip import CSeq, Request, Response, SipError, make_response
+from voip.sip import CSeq, RAck, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
+from voip.sip.reliable import (
+    OPTION_TAG,
+    ProvisionalSequence,
+    Rel100,
+    ReliableProvisionals,
+    Retransmit,
+    Verdict,
+    is_reliable,
+    requested,
+)
 from voip.sip.sessiontimer import RefreshDue, SessionExpired, SessionTimer
 from voip.sip.transaction import ClientTransaction, ServerTransaction
 from voip.transport import Endpoint
@@ -84,7 +94,8 @@ class Call:
     transfer (:mod:`voip.transfer`): ``"refer"`` (a TransferRequest to reject or let be),
     ``"transfer_call"`` (the call a REFER made), ``"transfer_progress"`` /
     ``"transferred"`` / ``"transfer_failed"`` (TransferProgress of our REFER),
-    ``"replaced"`` (the call that took this one's place), ``"ended"`` (:class:`EndReason`)."""
+    ``"replaced"`` (the call that took this one's place), ``"prack"`` (request: the
+    caller acknowledged a reliable 1xx, RFC 3262), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
         self.events = AsyncIOEventEmitter()
@@ -126,6 +137,14 @@ class Call:
         self.peer_allow: tuple[str, ...] = ()
         #: forks whose 2xx lost to the first (§13.2.2.4): To tag → their ACK, once sent
         self._forks_ended: dict[str, tuple[Request, Target] | None] = {}
+        #: what the INVITE says about reliable provisional responses (RFC 3262)
+        self.rel100 = Rel100.SUPPORTED
+        #: the INVITE's offer/answer exchange was completed by a reliable 1xx and its PRACK
+        self._early_exchange = False
+        self._rseqs: dict[str, ProvisionalSequence] = {}  # UAC: per early dialog (§4)
+        self._reliable: ReliableProvisionals | None = None  # UAS: our reliable 1xx (§3)
+        self._reliable_timer: asyncio.TimerHandle | None = None
+        self._pracked = asyncio.Event()
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
@@ -175,6 +194,7 @@ class Call:
 
         if self.dialog is not None:
             self.dialog.terminate()
+        self._close_reliable()
         self.ua.calls.pop((self.call_id, self.local_tag), None)
         if not self.outgoing and self.invite is not None:
             self.ua.invites.pop(merge_key(self.invite), None)
@@ -213,9 +233,13 @@ class Call:
         to: str | None = None,
         session_expires: int | None = None,
         min_se: int | None = None,
+        rel100: Rel100 = Rel100.SUPPORTED,
     ) -> Call:
         """``session_expires`` and ``min_se`` (seconds) override the agent's session
-        timer policy for this call (RFC 4028)."""
+        timer policy for this call (RFC 4028). ``rel100``: whether the INVITE says
+        "Supported: 100rel" (the default) or "Require: 100rel", so that the callee's
+        provisional responses come reliably and are acknowledged with PRACK (RFC 3262
+        §4), or neither."""
         call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", []))
         call._offer_in_invite = offer
         timer = call.session_timer
@@ -228,7 +252,13 @@ class Call:
                     min_se=min_se or policy.min_se,
                 )
             )
-        ua.spawn(call._dial(uri, media_port, list(headers), to))
+        call.rel100 = rel100
+        headers = list(headers)
+        if rel100 is not Rel100.DISABLED:
+            headers.append(("Supported", OPTION_TAG))
+        if rel100 is Rel100.REQUIRED:
+            headers.append(("Require", OPTION_TAG))
+        ua.spawn(call._dial(uri, media_port, headers, to))
         return call
 
     async def _dial(
@@ -306,6 +336,7 @@ class Call:
         self._provisional.set()
         tag = response.to.tag
         assert self.invite is not None
+        dialog: Dialog | None = None
         if tag and response.contact:
             dialog = self.early.get(tag)
             if dialog is None:
@@ -313,16 +344,68 @@ class Call:
                 if _has_sdp(self.invite):
                     dialog.sent_offer(self.invite.body)  # answered by the 2xx (RFC 6337 §2.2)
             self.state = CallState.RINGING
-        if _has_sdp(response) and self.negotiation.offer is not None:
-            try:
-                agreed = self.negotiation.receive_early_answer(response.body)
-            except (sdp.SdpError, sdp.OfferAnswerError):
-                pass  # early media we cannot use; the final answer may still do
-            else:
-                if self.media is not None:
-                    self.media.update(agreed)  # early media plays from the 18x on
-                self.emit("early_media", agreed)
+        rack = None
+        if dialog is not None and self.rel100 is not Rel100.DISABLED and is_reliable(response):
+            verdict, rack = self._rseqs.setdefault(tag or "", ProvisionalSequence()).receive(
+                response
+            )
+            if verdict is not Verdict.NEW:
+                return  # RFC 3262 §4: a retransmission, or out of order: not processed
+        prack_body = b""
+        if _has_sdp(response):
+            prack_body = self._early_sdp(response, dialog if rack is not None else None)
+        if dialog is not None and rack is not None:
+            self.ua.spawn(self._prack(dialog, rack, prack_body))
         self.emit("ringing", response)
+
+    def _early_sdp(self, response: Response, reliable: Dialog | None) -> bytes:
+        """SDP in a provisional response. Unreliable: a preview of the answer, for early
+        media until the 2xx (RFC 3261 §13.2.1). Reliable (``reliable`` is its early
+        dialog): the answer to the INVITE's offer for good, or the callee's offer when
+        the INVITE had none, whose answer goes in the PRACK, returned (RFC 3262 §5)."""
+        negotiation = self.negotiation
+        try:
+            if reliable is None:
+                if negotiation.offer is not None:
+                    self._early_media(negotiation.receive_early_answer(response.body))
+                return b""
+            if negotiation.offer is not None:
+                agreed = negotiation.receive_answer(response.body)
+                reliable.received_answer(response.body)
+                self._early_exchange = True
+                self._early_media(agreed)
+            elif not self._early_exchange:
+                reliable.received_offer(response.body)
+                answer = negotiation.receive_offer(response.body)
+                reliable.sent_answer(answer)
+                self._early_exchange = True
+                self._early_media(negotiation.agreed)
+                return answer
+        except (sdp.SdpError, sdp.OfferAnswerError, SipError) as error:
+            log.info("unusable SDP in %s: %s", response.status, error)
+        return b""
+
+    def _early_media(self, agreed: list[sdp.NegotiatedMedia]) -> None:
+        if self.media is not None:
+            self.media.update(agreed)  # early media plays from the 18x on
+        self.emit("early_media", agreed)
+
+    async def _prack(self, dialog: Dialog, rack: RAck, body: bytes) -> None:
+        """Acknowledge a reliable provisional response (RFC 3262 §4, §7.2), with the
+        answer to an offer it carried."""
+        from voip.useragent import RequestFailed
+
+        try:
+            await self._request(
+                "PRACK",
+                body,
+                SDP if body else None,
+                [("RAck", str(rack))],
+                dialog=dialog,
+                ends_dialog=False,
+            )
+        except (RequestFailed, SipError) as error:
+            log.info("PRACK for RSeq %d failed: %s", rack.rseq, error)
 
     def _on_2xx(self, response: Response) -> None:
         assert self.invite is not None
@@ -353,7 +436,8 @@ class Call:
         self.early.clear()
         body: bytes = b""
         try:
-            if self.negotiation.offer is not None:
+            negotiation = self.negotiation
+            if negotiation.offer is not None:
                 if _has_sdp(response):
                     self._media_changed(self.negotiation.receive_answer(response.body))
                 elif self.negotiation.remote is not None:
@@ -363,6 +447,8 @@ class Call:
                     )
                 else:
                     raise sdp.OfferAnswerError("the 2xx carries no answer")
+            elif self._early_exchange:
+                self._media_changed(negotiation.agreed)  # agreed in a reliable 1xx (RFC 3262 §5)
             elif _has_sdp(response):
                 body = self.negotiation.receive_offer(response.body)  # answer in the ACK
                 self._media_changed(self.negotiation.agreed)
@@ -449,6 +535,7 @@ class Call:
         call = cls(ua, outgoing=False, negotiation=Negotiation("0.0.0.0", []))
         call.invite = request
         call.local_tag = new_tag()
+        call.rel100 = requested(request)
         call._invite_server = transaction
         call.peer_allow = request.allow
         call._register()
@@ -497,19 +584,140 @@ class Call:
             media.on("inactive", lambda seconds: self.emit("media_inactive", seconds))
         return self.media.port
 
-    async def ring(self, *, early_media: bool = False, media_port: int = 0) -> None:
-        """180 Ringing (or 183 Session Progress with the answer, for early media)."""
+    async def ring(
+        self, *, early_media: bool = False, media_port: int = 0, reliable: bool | None = None
+    ) -> None:
+        """180 Ringing, or 183 Session Progress with the answer, for early media.
+
+        Sent reliably (RFC 3262: retransmitted until the caller's PRACK) when the INVITE
+        requires 100rel; when it only supports it, if ``reliable`` is True, and by default
+        for early media. A reliable 183 carries the answer to the INVITE's offer for good
+        (the 2xx then carries no SDP), or our offer when the INVITE had none, answered in
+        the PRACK (§5). An INVITE without 100rel gets unreliable responses whatever
+        ``reliable`` says."""
         if self.state is not CallState.INCOMING or self._invite_server is None:
             return
+        assert self.invite is not None
+        reliably = self._reliably(early_media, reliable)
         body = b""
         if early_media:
             self._prepare_media(media_port)
-            body = self._answer_invite_offer() or b""
+            if _has_sdp(self.invite) or not reliably:
+                body = self._answer_invite_offer() or b""
+            elif not self._early_exchange and self.negotiation.offer is None:
+                body = self.negotiation.create_offer()
         response = self._response(183 if early_media else 180, body=body)
-        self._uas_dialog(response)
-        self.ua.respond(self._invite_server, response)
-        if body and self.media is not None:
-            self.media.update(self.negotiation.agreed)  # early media from the 183 on
+        dialog = self._uas_dialog(response)
+        if not reliably:
+            self.ua.respond(self._invite_server, response)
+            if body and self.media is not None:
+                self.media.update(self.negotiation.agreed)  # early media from the 183 on
+            return
+        if body and dialog.offer_answer is OfferAnswer.REMOTE_OFFER:
+            dialog.sent_answer(body)  # the INVITE's exchange is complete (RFC 3262 §5)
+            self._early_exchange = True
+            self._media_changed(self.negotiation.agreed)
+        elif body and self.negotiation.offer is not None:
+            dialog.sent_offer(body)  # answered in the PRACK
+        self._send_reliably(response)
+
+    def _reliably(self, early_media: bool, reliable: bool | None) -> bool:
+        """Whether a provisional response goes reliably (RFC 3262 §3)."""
+        if self.rel100 is Rel100.REQUIRED:
+            return True  # §3: MUST
+        if self.rel100 is Rel100.DISABLED or OPTION_TAG not in self.ua.policy.extensions:
+            return False
+        return early_media if reliable is None else reliable
+
+    def _send_reliably(self, response: Response) -> None:
+        assert self.invite is not None and self._invite_server is not None
+        if self._reliable is None:
+            self._reliable = ReliableProvisionals(
+                self.invite,
+                t1=self.ua.transactions.timers.t1,
+                retransmit=not self._invite_server.reliable,
+            )
+        sent = self._reliable.send(response, self.ua.now())
+        if sent is not None:
+            self.ua.respond(self._invite_server, sent)
+        self._arm_reliable()
+
+    def _arm_reliable(self) -> None:
+        """One timer for the reliable 1xx's retransmissions and patience (§3)."""
+        if self._reliable_timer is not None:
+            self._reliable_timer.cancel()
+        reliable = self._reliable
+        deadline = reliable.next_deadline() if reliable is not None else None
+        self._reliable_timer = (
+            None if deadline is None else self.ua.loop.call_at(deadline, self._on_reliable_timer)
+        )
+        if reliable is None or not reliable.outstanding:
+            self._pracked.set()
+        else:
+            self._pracked.clear()
+
+    def _on_reliable_timer(self) -> None:
+        self._reliable_timer = None
+        if self._reliable is None:
+            return
+        for event in self._reliable.handle_timers(self.ua.now()):
+            if isinstance(event, Retransmit):
+                if self.state is CallState.INCOMING and self._invite_server is not None:
+                    self.ua.respond(self._invite_server, event.response)
+            else:  # §3: 64·T1 without PRACK: reject the INVITE with a 5xx
+                self.reject_now(500, "No PRACK for the reliable provisional response")
+        self._arm_reliable()
+
+    def _close_reliable(self) -> None:
+        """The INVITE has its final response: no more reliable 1xx (§3)."""
+        if self._reliable is not None:
+            self._reliable.close()
+        self._arm_reliable()
+
+    def _on_prack(self, transaction: ServerTransaction, dialog: Dialog, request: Request) -> None:
+        """A PRACK (RFC 3262 §3): 200 when its RAck names our unacknowledged reliable
+        1xx, else 481; an answer to the offer in that 1xx, or a new offer answered in
+        the 200 (§5)."""
+        rack = request.rack
+        if rack is None:
+            self.ua.respond(transaction, make_response(request, 400, "PRACK without RAck"))
+            return
+        if self._reliable is None:
+            self.ua.respond(transaction, make_response(request, 481, "No Reliable Provisional"))
+            return
+        try:
+            _, following = self._reliable.prack(rack, self.ua.now())
+        except SipError as error:
+            self.ua.respond(transaction, make_response(request, error.status, error.reason))
+            return
+        body = b""
+        try:
+            if _has_sdp(request) and dialog.offer_answer is OfferAnswer.LOCAL_OFFER:
+                agreed = self.negotiation.receive_answer(request.body)
+                dialog.received_answer(request.body)
+                self._early_exchange = True
+                self._media_changed(agreed)
+            elif _has_sdp(request):
+                dialog.received_offer(request.body)
+                body = self.negotiation.receive_offer(request.body)
+                dialog.sent_answer(body)
+                self._media_changed(self.negotiation.agreed)
+        except SipError as error:
+            self.ua.respond(transaction, make_response(request, error.status, error.reason))
+        except (sdp.SdpError, sdp.OfferAnswerError) as error:
+            dialog.offer_failed()
+            self.ua.respond(transaction, make_response(request, 488, str(error)[:100]))
+        else:
+            response = make_response(request, 200)
+            if body:
+                response.headers.add("Content-Type", SDP)
+                response.body = body
+            self.ua.respond(transaction, response)
+            self.emit("prack", request)
+        if following is not None and self.state is CallState.INCOMING:
+            assert self._invite_server is not None
+            self.ua.respond(self._invite_server, following)
+        self._arm_reliable()
 
     def _answer_invite_offer(self) -> bytes | None:
         assert self.invite is not None
@@ -535,6 +743,10 @@ class Call:
         if self.state is not CallState.INCOMING or self._invite_server is None:
             raise SipError(481, f"call is {self.state.value}, not incoming")
         assert self.invite is not None
+        if self._reliable is not None and self._reliable.outstanding:
+            await self._pracked.wait()  # RFC 3262 §3: the 2xx waits for the PRACKs
+            if self.state is not CallState.INCOMING:
+                raise SipError(481, f"call is {self.state.value}, not incoming")
         if not self.negotiation.media:
             self._prepare_media(media_port)
         try:
@@ -543,16 +755,19 @@ class Call:
         except (sdp.SdpError, sdp.OfferAnswerError) as error:
             self.reject_now(488, "Not Acceptable Here")
             raise SipError(488, f"cannot answer the offer: {error}") from None
-        response = self._response(200, body=body)
+        response = self._response(200, body=b"" if self._early_exchange else body)
         dialog = self._uas_dialog(response)
         self._session_timer_answer(self.invite, response)
-        if answer is not None:
+        if self._early_exchange:
+            pass  # agreed in a reliable 1xx and its PRACK: the 2xx has no SDP (RFC 3262 §5)
+        elif answer is not None:
             dialog.sent_answer(body)
         else:
             dialog.sent_offer(body)  # the answer comes in the ACK
         self.state = CallState.ANSWERED
+        self._close_reliable()
         self.ua.respond(self._invite_server, response)
-        if answer is not None:
+        if answer is not None or self._early_exchange:
             self._media_changed(self.negotiation.agreed)
         if not self._answered.done():
             self._answered.set_result(None)
@@ -623,6 +838,8 @@ class Call:
             ua.respond(transaction, make_response(request, 200))
             self.emit("bye", request)  # its Reason (RFC 3326) says why, if it says
             self._end("remote", 200, "BYE")
+        elif method == "PRACK":
+            self._on_prack(transaction, dialog, request)
         elif method == "UPDATE" or (method == "INVITE" and answered):
             self._on_reoffer(transaction, dialog, request)
         elif method == "INVITE":
@@ -744,6 +961,7 @@ class Call:
         sent: Callable[[Request], None] | None = None,
         *,
         dialog: Dialog | None = None,
+        ends_dialog: bool = True,
     ) -> Response:
         """Send a request within the dialog (the call's, or ``dialog``, an early one) and
         wait for its final response (§12.2.1); ``sent`` sees the request as it is built
@@ -765,8 +983,9 @@ class Call:
         except RequestFailed as error:
             _follow_cseq(dialog, error.response)
             # §12.2.1.2: 481 or 408 to a request in the dialog ends it; not so for a
-            # NOTIFY, whose failure ends only its subscription (RFC 5057 §5.1)
-            if error.status in (408, 481) and method not in ("BYE", "NOTIFY"):
+            # NOTIFY, whose failure ends only its subscription (RFC 5057 §5.1), nor for a
+            # PRACK in an early dialog
+            if error.status in (408, 481) and method not in ("BYE", "NOTIFY") and ends_dialog:
                 self.ua.spawn(self._bye_and_end("provider", error.status, error.reason))
             raise
         _follow_cseq(dialog, response)

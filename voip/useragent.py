@@ -84,8 +84,9 @@ ALLOWED_METHODS = (
     "UPDATE",
     "REFER",
     "NOTIFY",
+    "PRACK",
 )
-SUPPORTED = ("replaces", "norefersub", "timer")
+SUPPORTED = ("100rel", "replaces", "norefersub", "timer")
 ACCEPT = "application/sdp"
 DEFAULT_USER_AGENT = "voip-session/0.1"
 #: RFC 4028 as §4 and §5 recommend: 1800 s asked for, 90 s at least, refresh by UPDATE

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from support.messages import INVITE, invite
 
 from voip.sip import Request, Response, SipError, make_response, parse_message
 from voip.sip.dialog import Dialog, DialogState, OfferAnswer
 
 VIA = "SIP/2.0/UDP 192.0.2.10:5060;rport"
-
-INVITE = (
-    "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK74bf9\r\n"
-    "Max-Forwards: 70\r\n"
-    "From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n"
-    "To: Bob <sip:bob@biloxi.example.com>\r\n"
-    "Call-ID: 3848276298220188511@atlanta.example.com\r\n"
-    "CSeq: 1 INVITE\r\n"
-    "Contact: <sip:alice@192.0.2.10>\r\n"
-    "{extra}"
-    "Content-Length: 0\r\n\r\n"
-)
-
-
-def invite(extra: str = "") -> Request:
-    message = parse_message(INVITE.format(extra=extra).encode())
-    assert isinstance(message, Request)
-    return message
 
 
 def answer(

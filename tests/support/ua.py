@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from voip.call import Call
+from voip.sip import Request, Response
 from voip.useragent import UserAgent
 
 TIMEOUT = 10.0
@@ -54,3 +55,17 @@ async def ringing(alice: UserAgent, bob: UserAgent, **ring: Any) -> tuple[Call, 
         while not caller.early and caller.dialog is None:
             await asyncio.sleep(0.01)
     return caller, callee
+
+
+def received(ua: UserAgent) -> list[Request | Response]:
+    """Every message that reaches ``ua``'s transaction layer from now on, in order."""
+    messages: list[Request | Response] = []
+    layer = ua.transactions
+    receive = layer.receive
+
+    def spy(message: Any, *args: Any, **kwargs: Any) -> None:
+        messages.append(message)
+        receive(message, *args, **kwargs)
+
+    layer.receive = spy  # type: ignore[method-assign]
+    return messages
