@@ -273,7 +273,9 @@ class Call:
                 headers = [*headers, ("Allow", ", ".join(_allowed()))]
             if self.session_timer is not None:
                 headers = [*headers, *self.session_timer.request_headers()]
-            request = ua.new_request("INVITE", uri, headers=[*headers, *self._recv_info()])
+            request = ua.new_request(
+                "INVITE", uri, headers=_one_supported([*headers, *self._recv_info()])
+            )
             if to is not None:
                 request.headers.set("To", to)
             self.invite = request
@@ -1361,6 +1363,23 @@ def _retry_delay(error: Exception, *, owner: bool) -> float | None:
             with contextlib.suppress(ValueError):
                 return min(float(retry_after.split(";")[0].split("(")[0]), 10.0)
     return None
+
+
+def _one_supported(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The option tags of every Supported field in one, where the first stood: RFC 3261
+    §7.3.1 allows several fields, but some peers (SIPp's ereg) read only the first."""
+    fields = [value for name, value in headers if name.lower() == "supported"]
+    if len(fields) < 2:
+        return headers
+    tags = dict.fromkeys(tag.strip() for value in fields for tag in value.split(",") if tag.strip())
+    merged: list[tuple[str, str]] = []
+    for name, value in headers:
+        if name.lower() != "supported":
+            merged.append((name, value))
+        elif tags:
+            merged.append(("Supported", ", ".join(tags)))
+            tags = {}
+    return merged
 
 
 def _allowed() -> tuple[str, ...]:

@@ -39,6 +39,7 @@ async def test_the_invite_says_supported_100rel(alice: UserAgent, bob: UserAgent
     caller, callee = await ringing(alice, bob)
     invite = requests(seen, "INVITE")[0]
     assert "100rel" in invite.supported and "100rel" not in invite.require
+    assert len(invite.headers.get_all("Supported")) == 1  # with "timer": one field for all
     assert "PRACK" in callee._response(180).allow
     await asyncio.wait_for(caller.cancel(), TIMEOUT)
 
