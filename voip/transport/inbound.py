@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import cast
 
 from voip.sip.errors import SipError
-from voip.sip.message import Request, Response
+from voip.sip.message import Message, Request, Response
 from voip.sip.parser import parse_message
 from voip.transport.counters import TransportCounters
 from voip.transport.endpoint import Endpoint
@@ -22,6 +22,9 @@ from voip.transport.via import stamp_received
 OnMessage = Callable[[Request | Response, Endpoint, Endpoint], None]
 OnMalformed = Callable[[bytes, SipError, Endpoint, Endpoint], None]
 OnError = Callable[[Endpoint, Exception], None]
+#: ``tracer(direction, message, peer, local)``: "out" with the message or its octets as
+#: sent, "in" with the parsed message received (TransportLayer.add_tracer)
+Tracer = Callable[[str, Message | bytes, Endpoint, Endpoint], None]
 
 # Octets a keep-alive datagram is made of: CRLF (RFC 5626 §3.5.1 names CRLF keep-alives;
 # UAs send them over UDP too), and the NULs and spaces some NAT keep-alives carry.
@@ -31,7 +34,7 @@ _BLANK = b"\r\n\0 \t"
 class Inbound:
     """Delivers received messages to the layer above (``on_message``/``on_malformed``)."""
 
-    __slots__ = ("_loop", "_on_malformed", "_on_message", "counters")
+    __slots__ = ("_loop", "_on_malformed", "_on_message", "counters", "tracers")
 
     def __init__(
         self,
@@ -39,8 +42,10 @@ class Inbound:
         on_malformed: OnMalformed | None,
         counters: TransportCounters,
         loop: asyncio.AbstractEventLoop,
+        tracers: list[Tracer] | None = None,
     ) -> None:
         self._on_message = on_message
+        self.tracers = tracers if tracers is not None else []
         self._on_malformed = on_malformed
         self.counters = counters
         self._loop = loop
@@ -67,6 +72,12 @@ class Inbound:
             except SipError as error:
                 self.malformed(bytes(message), error, source, local)
                 return
+        if self.tracers:
+            for tracer in self.tracers:
+                try:
+                    tracer("in", message, source, local)
+                except Exception as error:
+                    self.callback_failed(error, "tracer")
         try:
             self._on_message(message, source, local)
         except Exception as error:

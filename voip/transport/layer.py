@@ -10,9 +10,11 @@ one connection serves every transaction and dialog with that peer (RFC 3261 §18
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
+from collections.abc import Callable
 
 from voip.sip.message import Message, Request
 from voip.transport.counters import TransportCounters
@@ -26,7 +28,7 @@ from voip.transport.endpoint import (
     is_wildcard,
     unbracket,
 )
-from voip.transport.inbound import Inbound, OnError, OnMalformed, OnMessage
+from voip.transport.inbound import Inbound, OnError, OnMalformed, OnMessage, Tracer
 from voip.transport.limits import StreamLimits
 from voip.transport.source import SourceAddresses
 from voip.transport.stream import StreamConnection
@@ -54,6 +56,9 @@ class TransportLayer:
     ``on_malformed(data, error, source, local)`` gets what could not be read.
     ``on_error(destination, error)`` hears of sends and connections that failed; it is
     never called from inside :meth:`send`.
+
+    Tracers (:meth:`add_tracer`) see every message handed to a socket and every message
+    received, for SIP traces and ladder diagrams (:mod:`voip.trace`).
     """
 
     def __init__(
@@ -75,6 +80,9 @@ class TransportLayer:
         self.limits = limits or StreamLimits()
         self.keepalive_interval = keepalive_interval
         self.counters = TransportCounters()
+        #: ``tracer(direction, message, peer, local)`` for each message sent ("out", the
+        #: message or its octets) and received ("in", parsed); see :meth:`add_tracer`
+        self.tracers: list[Tracer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbound: Inbound | None = None
         self._addresses = SourceAddresses()
@@ -99,7 +107,7 @@ class TransportLayer:
         if inbound is None:
             self._loop = asyncio.get_running_loop()
             inbound = self._inbound = Inbound(
-                self._on_message, self._on_malformed, self.counters, self._loop
+                self._on_message, self._on_malformed, self.counters, self._loop, self.tracers
             )
         return inbound
 
@@ -185,8 +193,9 @@ class TransportLayer:
             return  # a retransmission timer firing during shutdown: nothing to send on
         data = message if type(message) is bytes else bytes(message)
         if destination.transport == UDP:
+            datagram = self._datagram_socket(destination, local)
             try:
-                self._datagram_socket(destination, local).sendto(data, destination)
+                datagram.sendto(data, destination)
             except BlockingIOError:
                 self.counters.datagrams_dropped += 1
                 return
@@ -194,6 +203,8 @@ class TransportLayer:
                 self._report_later(destination, error)
                 return
             self.counters.datagrams_out += 1
+            if self.tracers:
+                self._trace_out(message, destination, datagram.local)
             return
         connection = self._connections.get(destination) or self._connect(destination, server_name)
         if connection is None:
@@ -204,6 +215,32 @@ class TransportLayer:
             self._report_later(destination, error)
             return
         self.counters.stream_messages_out += 1
+        if self.tracers:
+            self._trace_out(message, destination, connection.local)
+
+    def add_tracer(self, tracer: Tracer) -> Callable[[], None]:
+        """Show ``tracer`` every message from now on; returns what removes it again.
+
+        A tracer gets ``("out", message, destination, local)`` for each message handed
+        to a socket (the message as given to :meth:`send`: a :class:`Message` or its
+        octets), and ``("in", message, source, local)`` for each message received and
+        parsed, before the layer above sees it. Retransmissions appear each time they
+        leave. An exception raised by a tracer goes to the loop's exception handler.
+        """
+        self.tracers.append(tracer)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.tracers.remove(tracer)
+
+        return remove
+
+    def _trace_out(self, message: Message | bytes, destination: Endpoint, local: Endpoint) -> None:
+        for tracer in self.tracers:
+            try:
+                tracer("out", message, destination, local)
+            except Exception as error:
+                self._ready().callback_failed(error, "tracer")
 
     async def connect(
         self, destination: Endpoint, *, server_name: str | None = None

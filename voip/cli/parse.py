@@ -1,4 +1,4 @@
-"""The ``voip`` command line: a headless softphone's tools.
+"""``voip parse``: a SIP message or an SDP, read and judged as a user agent would.
 
 ``voip parse`` reads a SIP message (or, with ``--sdp``, a session description) and
 prints it parsed. Its exit status is 0 when the input is acceptable and 1 when not, in
@@ -174,13 +174,7 @@ def _status_line(error: SipError) -> str:
     return f"status: {error.status} {error.reason}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="voip-session")
-def main() -> None:
-    """A SIP user agent and RTP media engine: a headless softphone and call-bot kit."""
-
-
-@main.command("parse")
+@click.command("parse")
 @click.argument("source", type=click.File("rb"), default="-")
 @click.option("--sdp", "is_sdp", is_flag=True, help="Read an SDP (RFC 8866) instead of SIP.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -248,7 +242,3 @@ def _parse_sdp(data: bytes, as_json: bool) -> None:
     else:
         click.echo(str(description).rstrip("\r\n").replace("\r\n", "\n"))
     click.echo("status: valid")
-
-
-if __name__ == "__main__":
-    main()
