@@ -1,0 +1,47 @@
+"""Scoring received audio against what was sent: alignment by cross-correlation, then the
+correlation coefficient and PESQ (ITU-T P.862, PyPI ``pesq``) on the aligned parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pesq import pesq
+
+__all__ = ["Score", "align", "score"]
+
+
+def _samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+
+
+def align(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The overlapping parts of both signals once the delay between them is taken out,
+    and that delay in samples (positive: ``degraded`` lags ``reference``)."""
+    size = 1 << (len(reference) + len(degraded)).bit_length()
+    spectrum = np.fft.rfft(degraded, size) * np.conj(np.fft.rfft(reference, size))
+    correlation = np.fft.irfft(spectrum, size)
+    lag = int(np.argmax(correlation))
+    if lag > size // 2:
+        lag -= size
+    if lag >= 0:
+        degraded = degraded[lag:]
+    else:
+        reference = reference[-lag:]
+    length = min(len(reference), len(degraded))
+    return reference[:length], degraded[:length], lag
+
+
+@dataclass(frozen=True)
+class Score:
+    correlation: float
+    pesq: float
+    delay: float  # seconds
+    seconds: float  # length of the aligned audio
+
+
+def score(reference: bytes, degraded: bytes, rate: int = 8000) -> Score:
+    ref, deg, lag = align(_samples(reference), _samples(degraded))
+    correlation = float(np.corrcoef(ref, deg)[0, 1])
+    mos = float(pesq(rate, ref, deg, "nb" if rate == 8000 else "wb"))
+    return Score(correlation, mos, lag / rate, len(ref) / rate)
