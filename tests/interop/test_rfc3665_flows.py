@@ -137,18 +137,37 @@ def assert_plays(
     *,
     deduplicate: bool = True,
     skip: Callable[[Traced], bool] | None = None,
+    either_order: frozenset[tuple[str, str]] = frozenset(),
 ) -> None:
     """The toolkit's messages for one call (or registration) match ``role``'s part of the
     flow. ``deduplicate`` leaves retransmissions out; ``skip`` drops messages the flow's
-    path has no place for (said why by the caller)."""
+    path has no place for (said why by the caller); ``either_order`` names (label, CSeq
+    method) pairs of adjacent messages on different transactions whose order on the wire
+    no rule fixes."""
     messages = _deduplicated(trace) if deduplicate else list(trace)
     expected = _shape(part_of(section, role))
-    actual = _shape(t for t in messages if skip is None or not skip(t))
+    actual = _in_flow_order(
+        _shape(t for t in messages if skip is None or not skip(t)), expected, either_order
+    )
     assert _ladder(actual) == _ladder(expected), f"RFC 3665 {section} as {role}"
     for number, (want, got) in enumerate(zip(expected, actual, strict=True), start=1):
         what = f"RFC 3665 {section} as {role}, message {number} {_ladder([want])[0]}"
         assert want[4] <= got[4], f"{what}: headers {sorted(want[4] - got[4])} missing"
         assert want[5] == got[5], f"{what}: body {'expected' if want[5] else 'not expected'}"
+
+
+def _in_flow_order(
+    actual: Shape, expected: Shape, either_order: frozenset[tuple[str, str]]
+) -> Shape:
+    """``actual`` with adjacent pairs named by ``either_order`` put in the flow's order."""
+    actual = list(actual)
+    for i in range(min(len(actual), len(expected)) - 1):
+        pair = actual[i : i + 2]
+        if pair[::-1] == expected[i : i + 2] and all(
+            (label, method) in either_order for _, label, method, *_ in pair
+        ):
+            actual[i : i + 2] = pair[::-1]
+    return actual
 
 
 def _ladder(shape: Shape) -> list[str]:
@@ -375,8 +394,11 @@ async def test_3_8_unsuccessful_no_answer_both_roles(kamailio: Kamailio) -> None
         assert (await within(callee.ended())).status == 487
         await within(trace.wait_for("487", "in"))
         await within(bob_trace.wait_for("ACK", "in"))
-        assert_plays(trace.of(call.call_id), "3.8", "Alice")
-        assert_plays(bob_trace.of(call.call_id), "3.8", "Bob")
+        # The 200 to the CANCEL and the 487 to the INVITE end two transactions; through the
+        # proxy either may arrive first (RFC 3261 §9.2 orders neither).
+        cancel_answers = frozenset({("200", "CANCEL"), ("487", "INVITE")})
+        assert_plays(trace.of(call.call_id), "3.8", "Alice", either_order=cancel_answers)
+        assert_plays(bob_trace.of(call.call_id), "3.8", "Bob", either_order=cancel_answers)
 
 
 async def test_3_9_unsuccessful_busy_both_roles(kamailio: Kamailio) -> None:
