@@ -6,9 +6,12 @@ the queued audio has gone out."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
+from typing import Any
 
-from support.session import connect
-from support.ua import TIMEOUT
+from support.session import connect, sessions_for
+from support.ua import TIMEOUT, uri_of
 
 from voip.rtp import CallMedia
 from voip.session import ResyncType, Session, Tokens
@@ -113,3 +116,30 @@ async def test_s_release_sends_the_queued_audio_before_the_bye(
     await asyncio.wait_for(caller.release(), TIMEOUT)
     await asyncio.wait_for(callee.wait_for(p.ReleaseIndication), TIMEOUT)
     assert received and received[0] - before >= 10
+
+
+async def test_the_readme_session_example_runs_between_two_agents(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"<!-- session-example -->\n```python\n(.*?)```", text, re.S)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(code.group(1), namespace)
+    callees = sessions_for(bob)
+    prompt = bytes(range(200)) * 200  # 2.5 s
+    await asyncio.wait_for(
+        namespace["prompt_with_checkpoints"](alice, uri_of(bob), prompt), TIMEOUT * 2
+    )
+    callee = await asyncio.wait_for(callees.get(), TIMEOUT)
+    primitives = [event.primitive for event in callee.history]
+    assert primitives == [
+        "S-CONNECT indication",
+        "S-ACTIVITY-START indication",
+        "S-SYNC-MAJOR indication",
+        "S-RESYNCHRONIZE indication",
+        "S-ACTIVITY-INTERRUPT indication",
+        "S-ACTIVITY-RESUME indication",
+        "S-ACTIVITY-END indication",
+        "S-RELEASE indication",
+    ]

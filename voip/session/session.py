@@ -247,6 +247,9 @@ class Session:
         """S-CONNECT response, positive: 200 with the SDP answer (``call.accept``)."""
         if self.state is not State.STA08:
             self.machine.connect_response(True, FunctionalUnit.NONE, Tokens.NONE)  # raises
+        # X.225: the responder is in data transfer once its ACCEPT (the 2xx) is sent;
+        # the caller may send SPDUs right behind its ACK
+        options["wait_ack"] = False
         await self.call.accept(**options)
         self._connected()
 
