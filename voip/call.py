@@ -284,7 +284,9 @@ class Call:
             self._targets = await ua.resolve(ua.first_hop(request))
             local = ua.local_endpoint(self._targets[0])
             self.negotiation.address = local.host
-            self.negotiation.media = [default_audio(self._open_media(local.host, media_port))]
+            self.negotiation.media = [
+                default_audio(self._open_media(local.host, media_port), self.ua.codecs)
+            ]
             if self._offer_in_invite:
                 request.body = self.negotiation.create_offer()
                 request.headers.set("Content-Type", SDP)
@@ -576,7 +578,9 @@ class Call:
         assert isinstance(source, Endpoint)
         local = self.ua.transport.local_endpoint(source.transport, source)
         self.negotiation.address = local.host
-        self.negotiation.media = [default_audio(self._open_media(local.host, media_port))]
+        self.negotiation.media = [
+            default_audio(self._open_media(local.host, media_port), self.ua.codecs)
+        ]
 
     def _open_media(self, host: str, media_port: int) -> int:
         """Open the call's RTP stream on ``host``; its port goes into the SDP."""

@@ -91,7 +91,7 @@ class Ladder:
         width = _TIME_WIDTH + _GAP * (len(self.parties) - 1) + 20
         lines = [
             _centred_row(self.parties, width),
-            _centred_row([a.removeprefix("udp:") for a in self.addresses], width),
+            _centred_row(self.addresses, width),
         ]
         lines.append(_lifelines(len(self.parties), width))
         for arrow in self.arrows:

@@ -8,7 +8,7 @@ into offers and answers, reads the peer's, and keeps what was agreed as
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sdp
@@ -22,17 +22,26 @@ from sdp import (
     TelephoneEvent,
 )
 
-__all__ = ["SDP", "Negotiation", "default_audio"]
+__all__ = ["AUDIO_CODECS", "SDP", "Negotiation", "default_audio"]
 
 SDP = "application/sdp"
 
 
-def default_audio(port: int) -> MediaCapabilities:
-    """Audio with PCMU, PCMA and RFC 4733 telephone events, 20 ms packets."""
+#: the audio codecs the media engine has (voip.rtp.codecs), in order of preference
+AUDIO_CODECS = ("PCMU", "PCMA")
+
+
+def default_audio(port: int, codecs: Sequence[str] | None = None) -> MediaCapabilities:
+    """Audio with PCMU and PCMA (or ``codecs``, a choice among them in order of
+    preference) and RFC 4733 telephone events, 20 ms packets."""
+    names = [name.upper() for name in codecs] if codecs else list(AUDIO_CODECS)
+    unknown = [name for name in names if name not in AUDIO_CODECS]
+    if unknown:
+        raise ValueError(f"unknown codecs {unknown}: the engine has {', '.join(AUDIO_CODECS)}")
     return MediaCapabilities(
         "audio",
         port,
-        [Codec("PCMU", 8000), Codec("PCMA", 8000)],
+        [Codec(name, 8000) for name in names],
         telephone_event=TelephoneEvent(),
         ptime=20,
     )

@@ -189,6 +189,9 @@ class UserAgent(AsyncIOEventEmitter):
         self.resolver = resolver
         self.user_agent = user_agent
         self.session_timers = session_timers
+        #: the audio codecs offered and accepted, in order of preference (None: all the
+        #: media engine has, voip.negotiation.AUDIO_CODECS)
+        self.codecs: tuple[str, ...] | None = None
         self.overload_after = overload_after
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(

@@ -1,0 +1,396 @@
+"""The ``voip`` command line, run as a process (``python -m voip.cli``), against real
+peers on loopback: Kamailio (register, wrong password, calls through it), a SIPp UAS
+(answered, busy) and UAC (calls to ``voip serve``), baresip (calls both ways)."""
+
+from __future__ import annotations
+
+import asyncio
+import audioop
+import json
+import os
+import sys
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.peers import Baresip, Kamailio, Sipp
+from support.peers._process import free_port
+
+from voip.cli.exits import ExitCode
+from voip.trace import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+BOTS = ROOT / "tests" / "cli" / "bots.py"
+TIMEOUT = 60.0
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __str__(self) -> str:
+        return f"exit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def clean_environment(home: Path, **variables: str) -> dict[str, str]:
+    """The environment of a ``voip`` run: no VOIP_* of the caller's, a HOME of its own
+    (so no ~/.config/voip/config.toml of the user's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOIP_")}
+    env["HOME"] = str(home)
+    env.update(variables)
+    return env
+
+
+async def voip(*args: str, env: dict[str, str], timeout: float = TIMEOUT) -> Run:
+    """Run ``python -m voip.cli ARGS`` without blocking the loop (peers run on it)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voip.cli", *args,
+        cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        raise AssertionError(f"voip {' '.join(args)} did not finish:\n{err.decode()}") from None
+    return Run(proc.returncode or 0, out.decode(), err.decode())
+
+
+def start_voip(*args: str, env: dict[str, str]) -> asyncio.Task[Run]:
+    return asyncio.ensure_future(voip(*args, env=env))
+
+
+def rms(path: Path) -> int:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
+        return audioop.rms(wav.readframes(wav.getnframes()), 2)
+
+
+def seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+def labels(trace: Path) -> list[str]:
+    return [str(record) for record in read_jsonl(trace)]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def tone_wav(tmp_path: Path) -> Path:
+    from voip.rtp import tone
+
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(tone(440, 2.0))
+    return path
+
+
+def registrar_args(kamailio: Kamailio, user: str) -> list[str]:
+    return ["--user", user, "--domain", kamailio.domain, "--listen", "127.0.0.1:0"]
+
+
+# --- voip register ----------------------------------------------------------------------------
+
+
+async def test_register_with_the_right_password_binds_then_unbinds(
+    kamailio: Kamailio, home: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "register.jsonl"
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "register", kamailio.uri(), *registrar_args(kamailio, "alice"), "--trace", str(trace),
+        env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    assert run.stdout.startswith(f"registered sip:alice@{kamailio.domain} at "), run
+    assert "(this agent)" in run.stdout
+    # challenged, authorized, then un-registered on the way out (RFC 3261 §10.2.2)
+    assert labels(trace) == ["> REGISTER", "< 401", "> REGISTER", "< 200", "> REGISTER", "< 200"]
+    last_register = [r for r in read_jsonl(trace) if r.label == "REGISTER"][-1]
+    assert last_register.message.headers.get("Expires") == "0"
+    assert await kamailio.contacts("alice") == []
+
+
+async def test_register_with_a_wrong_password_exits_with_the_auth_failure_code(
+    kamailio: Kamailio, home: Path
+) -> None:
+    env = clean_environment(home, VOIP_PASSWORD="not-" + kamailio.users["alice"])
+    run = await voip("register", kamailio.uri(), *registrar_args(kamailio, "alice"), env=env)
+    assert run.returncode == ExitCode.AUTH_FAILED, run
+    assert "401 Unauthorized" in run.stderr
+    assert "the server refused the password of 'alice'" in run.stderr
+    assert "Check the password" in run.stderr
+    assert await kamailio.contacts("alice") == []
+
+
+async def test_register_refused_with_403_is_an_auth_failure(
+    kamailio_factory: Callable[..., Kamailio], home: Path
+) -> None:
+    strict = kamailio_factory(auth_fail_403=True)
+    env = clean_environment(home, VOIP_PASSWORD="not-" + strict.users["bob"])
+    run = await voip("register", strict.uri(), *registrar_args(strict, "bob"), env=env)
+    assert run.returncode == ExitCode.AUTH_FAILED, run
+    assert "403 Forbidden" in run.stderr
+
+
+async def test_register_without_a_password_says_how_to_give_one(
+    kamailio: Kamailio, home: Path
+) -> None:
+    run = await voip(
+        "register", kamailio.uri(), *registrar_args(kamailio, "alice"), env=clean_environment(home)
+    )
+    assert run.returncode == ExitCode.AUTH_FAILED, run
+    assert "none was given" in run.stderr
+    assert "VOIP_PASSWORD" in run.stderr
+
+
+async def test_register_takes_the_account_from_a_toml_file_and_the_password_from_its_file(
+    kamailio: Kamailio, home: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "carol.password"
+    secret.write_text(kamailio.users["carol"] + "\n", encoding="utf-8")
+    config = tmp_path / "voip.toml"
+    config.write_text(
+        "[accounts.office]\n"
+        'user = "carol"\n'
+        f'domain = "{kamailio.domain}"\n'
+        f'registrar = "{kamailio.uri()}"\n'
+        f'password_file = "{secret}"\n',
+        encoding="utf-8",
+    )
+    env = clean_environment(home, VOIP_CONFIG=str(config), VOIP_ACCOUNT="office")
+    run = await voip("register", "--listen", "127.0.0.1:0", env=env)
+    assert run.returncode == ExitCode.OK, run
+    assert f"registered sip:carol@{kamailio.domain}" in run.stdout
+
+
+async def test_register_at_a_silent_address_is_unreachable(home: Path) -> None:
+    port = free_port("udp")
+    run = await voip(
+        "register", f"sip:127.0.0.1:{port}", "--user", "alice", "--timeout", "1",
+        "--listen", "127.0.0.1:0", env=clean_environment(home, VOIP_PASSWORD="x"),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.UNREACHABLE, run
+    assert "no response in 1 s" in run.stderr
+
+
+# --- voip options -----------------------------------------------------------------------------
+
+
+async def test_options_pings_kamailio_and_times_each_answer(kamailio: Kamailio, home: Path) -> None:
+    run = await voip(
+        "options", kamailio.uri(), "--count", "3", "--interval", "0.1",
+        "--listen", "127.0.0.1:0", env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    lines = run.stdout.splitlines()
+    answers = [line for line in lines if line.startswith("200 Keepalive from sip:127.0.0.1:")]
+    assert len(answers) == 3, run
+    assert all(line.endswith(" ms") for line in answers)
+    assert "  Server: " in run.stdout  # who answered: kamailio names itself
+    assert lines[-1].startswith("3 answered: min ")
+
+
+# --- voip call --------------------------------------------------------------------------------
+
+
+async def test_call_to_a_sipp_uas_plays_records_the_echo_and_reports_quality(
+    sipp: Sipp, home: Path, tmp_path: Path, tone_wav: Path
+) -> None:
+    uas = sipp.start("uas_call", calls=1, rtp_echo=True)
+    recording = tmp_path / "echo.wav"
+    svg = tmp_path / "call.svg"
+    run = await voip(
+        "call", uas.uri("sipp"), "--play", str(tone_wav), "--record", str(recording),
+        "--listen", "127.0.0.1:0", "--ladder", "--svg", str(svg), env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()
+    report = run.stdout.splitlines()
+    assert report[0].startswith("Call quality: P")
+    sent = next(line.split() for line in report if line.strip().startswith("sent "))
+    received = next(line.split() for line in report if line.strip().startswith("received "))
+    assert int(received[1]) > 50  # the echo of two seconds of tone
+    assert float(received[-1]) > 3.5  # a MOS for a clean loopback call
+    assert int(sent[1]) >= 100
+    assert "INVITE (SDP)" in run.stdout and "200 OK (BYE)" in run.stdout
+    assert svg.read_text(encoding="utf-8").count('class="message"') >= 5
+    assert rms(recording) > 500  # SIPp echoed our tone back
+    assert "answered (P" in run.stderr
+
+
+async def test_call_to_a_busy_sipp_uas_exits_with_the_busy_code(sipp: Sipp, home: Path) -> None:
+    uas = sipp.start("uas_busy", calls=1)
+    run = await voip(
+        "call", uas.uri("sipp"), "--listen", "127.0.0.1:0", env=clean_environment(home)
+    )
+    assert run.returncode == ExitCode.BUSY, run
+    assert "486 Busy Here" in run.stderr
+    assert "try again later" in run.stderr
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()
+
+
+async def test_call_to_a_closed_port_over_tcp_is_unreachable(home: Path) -> None:
+    port = free_port("tcp")
+    run = await voip(
+        "call", f"sip:bob@127.0.0.1:{port}", "--transport", "tcp", "--timeout", "5",
+        "--listen", "127.0.0.1:0", env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.UNREACHABLE, run
+    assert "Check the address and port" in run.stderr
+
+
+async def test_call_to_baresip_through_kamailio_plays_a_wav_and_records_the_answer(
+    kamailio: Kamailio,
+    baresip_factory: Callable[..., Baresip],
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    bob = baresip_factory("bob", registrar=kamailio)
+    await kamailio.wait_registered("bob")
+    recording = tmp_path / "bob.wav"
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "call", "bob", *registrar_args(kamailio, "alice"),
+        "--proxy", kamailio.outbound_proxy("udp"),
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "3",
+        env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    await bob.wait_closed()
+    bob.stop()  # closes its recordings
+    assert rms(recording) > 300  # baresip's speech file
+    assert seconds(recording) > 2.0
+    (heard,) = bob.received_recordings()
+    assert rms(heard) > 300  # our tone, decoded by baresip
+    assert "Call quality: " in run.stdout
+
+
+# --- voip serve and voip answer -------------------------------------------------------------------
+
+
+def bot_log(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+async def test_serve_runs_the_bot_for_each_sipp_call_concurrently(
+    sipp: Sipp, home: Path, tmp_path: Path
+) -> None:
+    port = free_port("udp")
+    log = tmp_path / "bot.jsonl"
+    env = clean_environment(home, VOIP_TEST_BOT_LOG=str(log))
+    server = start_voip(
+        "serve", "--bot", f"{BOTS}:echo", "--listen", f"127.0.0.1:{port}", "--calls", "2",
+        "--user", "carol", env=env,
+    )  # fmt: skip
+    await asyncio.sleep(1.5)  # the interpreter starting
+    assert not server.done(), server.result()
+    # two calls at once: each holds 2 s with RTP (SIPp plays its PCMA pcap)
+    result = await sipp.run(
+        "uac_call_audio", ("127.0.0.1", port), service="carol", calls=2, rate=10
+    )
+    assert result.ok, result.report()
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    entries = bot_log(log)
+    starts = [e for e in entries if e["event"] == "start"]
+    ends = [e for e in entries if e["event"] == "end"]
+    assert len(starts) == len(ends) == 2, (entries, run)
+    assert max(float(str(s["time"])) for s in starts) < min(float(str(e["time"])) for e in ends)
+    assert all(int(str(e["frames"])) > 50 for e in ends)  # SIPp's audio reached each bot
+    assert run.stdout.count("Call quality: ") == 2
+
+
+async def test_serve_registered_at_kamailio_answers_baresip_and_runs_the_bot(
+    kamailio: Kamailio, baresip_factory: Callable[..., Baresip], home: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "bot.jsonl"
+    env = clean_environment(home, VOIP_TEST_BOT_LOG=str(log), VOIP_PASSWORD=kamailio.users["carol"])
+    server = start_voip(
+        "serve", "--bot", f"{BOTS}:greet", "--calls", "1", "--register",
+        "--registrar", kamailio.uri(), *registrar_args(kamailio, "carol"),
+        env=env,
+    )  # fmt: skip
+    await kamailio.wait_registered("carol")
+    bob = baresip_factory("bob", registrar=kamailio)
+    await bob.dial(kamailio.aor("carol"))
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    await bob.wait_closed()
+    bob.stop()
+    entries = bot_log(log)
+    assert [e["event"] for e in entries] == ["start", "end"]
+    assert entries[1]["released"] == "ReleaseConfirm"  # S-RELEASE: BYE, 200
+    (heard,) = bob.received_recordings()
+    assert rms(heard) > 300  # the bot's tone
+    assert await kamailio.contacts("carol") == []  # un-registered on the way out
+
+
+async def test_answer_records_a_sipp_call_and_exits_after_it(
+    sipp: Sipp, home: Path, tmp_path: Path
+) -> None:
+    port = free_port("udp")
+    recording = tmp_path / "message.wav"
+    server = start_voip(
+        "answer", "--listen", f"127.0.0.1:{port}", "--calls", "1", "--record", str(recording),
+        "--user", "carol", env=clean_environment(home),
+    )  # fmt: skip
+    await asyncio.sleep(1.5)
+    result = await sipp.run("uac_call_audio", ("127.0.0.1", port), service="carol", calls=1)
+    assert result.ok, result.report()
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    assert rms(recording) > 300  # SIPp's PCMA pcap
+    assert "call 1 from sip:" in run.stderr
+
+
+def readme_bot(path: Path) -> Path:
+    """The README's bot, as a module file."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    (code,) = [b for b in blocks if "async def handle(session)" in b]
+    path.write_text(code, encoding="utf-8")
+    return path
+
+
+async def test_the_readme_bot_greets_and_echoes_a_caller(
+    home: Path, tmp_path: Path, tone_wav: Path
+) -> None:
+    bot = readme_bot(tmp_path / "mybot.py")
+    port = free_port("udp")
+    server = start_voip(
+        "serve", "--bot", f"{bot}:handle", "--listen", f"127.0.0.1:{port}", "--calls", "1",
+        env=clean_environment(home),
+    )  # fmt: skip
+    await asyncio.sleep(1.5)
+    recording = tmp_path / "heard.wav"
+    run = await voip(
+        "call", f"sip:bot@127.0.0.1:{port}", "--play", str(tone_wav), "--duration", "4",
+        "--record", str(recording), "--listen", "127.0.0.1:0", env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    served = await asyncio.wait_for(server, TIMEOUT)
+    assert served.returncode == ExitCode.OK, served
+    with wave.open(str(recording), "rb") as wav:
+        pcm = wav.readframes(wav.getnframes())
+    second = 16000
+    assert audioop.rms(pcm[: second // 2], 2) > 1000  # the greeting's tone
+    assert audioop.rms(pcm[second + second // 2 : 3 * second], 2) > 1000  # our tone, echoed

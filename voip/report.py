@@ -1,0 +1,176 @@
+"""A call's quality report: codec, duration, and per direction packets, loss, jitter and
+an estimated MOS, from the media engine's statistics (:class:`voip.rtp.StreamStatistics`).
+
+The received direction is measured here (RFC 3550 A.3 loss, A.8 jitter); the sent one is
+what the peer said about our packets in its RTCP receiver reports (RFC 3550 §6.4), so it
+is known only when the peer sent one. The MOS is the ITU-T G.107 E-model's estimate
+(Annex B: R to MOS) for G.711 (Ie = 0) with packet-loss concealment (Bpl = 25.1,
+ITU-T G.113 Appendix I), random loss, and a one-way delay of half the RTCP round trip
+plus the packetization and playout delay: a planning figure, not a listening test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from voip.rtp.stats import StreamStatistics
+
+if TYPE_CHECKING:
+    from voip.call import Call
+
+__all__ = ["DirectionQuality", "QualityReport", "mos_from_r", "r_factor"]
+
+# G.107 defaults: R0 - Is with every other parameter at its default value.
+_R_BASE = 93.2
+# G.113 Appendix I, G.711 with packet loss concealment.
+_BPL_G711 = 25.1
+# Packetization (one frame) and the jitter buffer's usual two frames, ms, for 20 ms frames.
+_MEDIA_DELAY_MS = 60.0
+
+
+def r_factor(
+    loss: float, one_way_delay_ms: float, ie: float = 0.0, bpl: float = _BPL_G711
+) -> float:
+    """The E-model's transmission rating R (G.107 §7) for ``loss`` (a fraction, random
+    loss) and a mouth-to-ear delay: R = R0 - Is - Id - Ie,eff (A = 0)."""
+    ppl = 100.0 * loss
+    ie_eff = ie + (95.0 - ie) * ppl / (ppl + bpl)  # §7.4, BurstR = 1
+    d = one_way_delay_ms
+    idd = 0.024 * d + (0.11 * (d - 177.3) if d > 177.3 else 0.0)  # Idd simplified (G.108)
+    return _R_BASE - idd - ie_eff
+
+
+def mos_from_r(r: float) -> float:
+    """G.107 Annex B: the conversational MOS (1 to 4.5) estimated from R."""
+    if r <= 0:
+        return 1.0
+    if r >= 100:
+        return 4.5
+    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionQuality:
+    """One direction of the audio: packets that made it, packets lost, interarrival
+    jitter (seconds) and the MOS; the loss figures are None when not known."""
+
+    name: str
+    packets: int
+    lost: int | None
+    jitter: float | None
+    mos: float | None
+
+    @property
+    def loss(self) -> float | None:
+        """The fraction of packets lost."""
+        if self.lost is None:
+            return None
+        total = self.packets + self.lost if self.name == "received" else self.packets
+        return self.lost / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """What a call's audio was like, both ways."""
+
+    codec: str
+    duration: float  # seconds from answer to end
+    sent: DirectionQuality
+    received: DirectionQuality
+    round_trip: float | None  # seconds, RTCP-measured
+    concealed: float  # seconds of received audio made up for lost packets
+    dtmf_sent: int
+    dtmf_received: int
+
+    @classmethod
+    def from_statistics(
+        cls, stats: StreamStatistics, *, codec: str, duration: float, ptime: float = 0.02
+    ) -> QualityReport:
+        delay = _MEDIA_DELAY_MS * ptime / 0.02
+        if stats.round_trip is not None:
+            delay += 1000.0 * stats.round_trip / 2
+        # a packet that came too late to play is lost to the listener (G.107 Ppl)
+        lost_in = stats.lost + stats.late
+        total_in = stats.packets_received + stats.lost
+        received_loss = lost_in / total_in if total_in else 0.0
+        received = DirectionQuality(
+            "received",
+            stats.packets_received,
+            stats.lost,
+            stats.jitter,
+            mos_from_r(r_factor(received_loss, delay)) if total_in else None,
+        )
+        remote_lost = stats.remote_lost
+        sent_mos = None
+        if remote_lost is not None and stats.packets_sent:
+            sent_mos = mos_from_r(r_factor(max(0, remote_lost) / stats.packets_sent, delay))
+        sent = DirectionQuality(
+            "sent",
+            stats.packets_sent,
+            None if remote_lost is None else max(0, remote_lost),
+            stats.remote_jitter,
+            sent_mos,
+        )
+        return cls(
+            codec,
+            duration,
+            sent,
+            received,
+            stats.round_trip,
+            stats.concealed,
+            stats.dtmf_sent,
+            stats.dtmf_received,
+        )
+
+    @classmethod
+    def of_call(cls, call: Call, duration: float) -> QualityReport | None:
+        """The report of ``call``'s media; None when it had none (never answered)."""
+        media = call.media
+        if media is None or media.agreed is None:
+            return None
+        agreed = media.agreed
+        codec = "?"
+        if agreed.codecs:
+            first = agreed.codecs[0]
+            codec = f"{first.name}/{first.clock_rate}"
+        ptime = (agreed.ptime or 20) / 1000.0
+        return cls.from_statistics(media.statistics(), codec=codec, duration=duration, ptime=ptime)
+
+    def text(self) -> str:
+        """The report for a terminal."""
+        lines = [
+            f"Call quality: {self.codec}, {self.duration:.1f} s answered",
+            f"  {'direction':<10} {'packets':>8} {'lost':>6} {'loss':>7} {'jitter':>9} {'MOS':>5}",
+        ]
+        for direction in (self.sent, self.received):
+            loss = direction.loss
+            lines.append(
+                f"  {direction.name:<10} {direction.packets:>8} "
+                f"{_or_dash(direction.lost):>6} "
+                f"{'-' if loss is None else f'{100 * loss:.1f}%':>7} "
+                f"{'-' if direction.jitter is None else f'{1000 * direction.jitter:.1f} ms':>9} "
+                f"{'-' if direction.mos is None else f'{direction.mos:.2f}':>5}"
+            )
+        if self.sent.lost is None:
+            lines.append("  (sent: the peer sent no RTCP report on our packets)")
+        extra = []
+        if self.round_trip is not None:
+            extra.append(f"round trip {1000 * self.round_trip:.1f} ms")
+        if self.concealed:
+            extra.append(f"{self.concealed:.2f} s concealed")
+        if self.dtmf_sent or self.dtmf_received:
+            extra.append(f"DTMF {self.dtmf_sent} sent, {self.dtmf_received} received")
+        if extra:
+            lines.append("  " + ", ".join(extra))
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sent"]["loss"] = self.sent.loss
+        out["received"]["loss"] = self.received.loss
+        return out
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
