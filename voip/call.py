@@ -304,6 +304,11 @@ class Call:
             self._on_provisional(response)
         elif status < 300:
             self._on_2xx(response)
+        elif self.state is CallState.ANSWERED:
+            # the INVITE transaction waits out Timer M after its 2xx (RFC 6026 §8.4); a
+            # transport failure meanwhile (its TCP flow lost) is no answer to the INVITE
+            # and does not end the confirmed dialog
+            return
         elif status == 422 and self._retry_after_422(transaction.request, response):
             return
         else:

@@ -132,6 +132,8 @@ class UserAgent(AsyncIOEventEmitter):
     """One SIP user agent: transports, transactions, dialogs and the calls on them.
 
     Events (pyee): ``"incoming_call"`` (a :class:`~voip.call.Call` to answer or reject),
+    ``"transport_error"`` (the :class:`~voip.transport.Endpoint` and the error of a send
+    or connection that failed: a lost TCP/TLS flow),
     ``"message"`` (a MESSAGE request out of dialog), ``"options"`` (an OPTIONS request,
     already answered).
     """
@@ -581,6 +583,8 @@ class UserAgent(AsyncIOEventEmitter):
     def _on_transport_error(self, destination: Endpoint, error: Exception) -> None:
         self.transactions.transport_error(destination, error)
         self._pump()
+        # a lost TCP/TLS flow: the layers above may mend it (voip.session's recovery)
+        self.emit("transport_error", destination, error)
 
     def _on_stray(self, response: Response) -> None:
         self.counters.stray_responses += 1

@@ -20,6 +20,7 @@ from voip.session import (
     PrimitiveNotAllowed,
     ResyncType,
     Session,
+    SessionError,
     State,
     TokenNotHeld,
     Tokens,
@@ -108,15 +109,16 @@ async def test_s_u_abort_before_the_answer_is_a_cancel(alice: UserAgent, bob: Us
         incoming.put_nowait(Session.incoming(call))
 
     bob.on("incoming_call", ring)
-    connecting = asyncio.ensure_future(Session.connect(alice, uri_of(bob)))
+    caller = Session.dial(alice, uri_of(bob))
+    assert caller.state is State.STA02A
     callee = await asyncio.wait_for(incoming.get(), TIMEOUT)
-    caller_call = next(iter(alice.calls.values()))
-    await until(lambda: caller_call.early)
-    caller_call.ua.spawn(caller_call.cancel())  # what Session.abort does in STA02A
+    await until(lambda: caller.call.early)
+    await asyncio.wait_for(caller.abort("changed my mind"), TIMEOUT)  # CANCEL
+    assert caller.state is State.STA01
     event = await asyncio.wait_for(callee.wait_for(p.UAbortIndication), TIMEOUT)
-    assert event.status == 487
-    with pytest.raises(ConnectRefused):
-        await asyncio.wait_for(connecting, TIMEOUT)
+    assert event.status == 487 and callee.state is State.STA01
+    with pytest.raises(SessionError, match="aborted by this side"):
+        await asyncio.wait_for(caller.connected(), TIMEOUT)
 
 
 async def test_s_p_abort_when_an_in_dialog_request_times_out() -> None:

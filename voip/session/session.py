@@ -126,6 +126,8 @@ class Session:
         self._remote_hold = False
         self._bye_reason: tuple[int, str] | None = None
         self._provider_fault: tuple[int, str] | None = None
+        self._aborted = False
+        self._resync_kind = ResyncType.RESTART
         call.info_packages[INFO_PACKAGE] = self._on_spdus
         call.on("ended", self._on_ended)
         call.on("bye", self._on_bye)
@@ -135,6 +137,12 @@ class Session:
         call.on("options", lambda request: self._emit(p.CapabilityDataIndication(request.body)))
         call.on("dtmf", self._on_dtmf)
         call.on("media_inactive", self._on_media_inactive)
+        self._recovering = False
+        #: how many times a lost TCP/TLS flow was mended under this session
+        self.recoveries = 0
+        ua = call.ua
+        ua.on("transport_error", self._on_transport_error)
+        call.on("ended", lambda _: ua.remove_listener("transport_error", self._on_transport_error))
 
     def __repr__(self) -> str:
         return f"<Session {self.state.name} {self.call!r}>"
@@ -196,33 +204,50 @@ class Session:
     # === S-CONNECT ========================================================================
 
     @classmethod
-    async def connect(
-        cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any
-    ) -> Session:
-        """S-CONNECT request (INVITE); returns after the positive S-CONNECT confirm (the
-        2xx), raises :class:`ConnectRefused` on a negative one. ``half_duplex``: offer
-        ``sendonly`` and hold the data token."""
+    def dial(cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any) -> Session:
+        """S-CONNECT request (INVITE), without waiting: the session is in STA02A until
+        :meth:`connected` has the confirm. ``half_duplex``: offer ``sendonly`` and hold
+        the data token. ``dial`` goes to ``UserAgent.dial``."""
         call = ua.dial(uri, **dial)
         session = cls(call, initiator=True)
         session.machine.connect_request()
         if half_duplex:
             call.negotiation.direction_wish = Direction.SENDONLY
+        return session
+
+    async def connected(self) -> p.ConnectConfirm:
+        """The S-CONNECT confirm: positive (the 2xx) is returned, negative raises
+        :class:`ConnectRefused` with the final status."""
+        call = self.call
         try:
             await call.answered()
         except Exception:
+            if self._aborted:
+                raise SessionError("S-CONNECT: aborted by this side (S-U-ABORT)") from None
             reason = call.end_reason
             status, text = (reason.status, reason.text) if reason else (500, "no answer")
-            confirm = session.machine.connect_confirm(
+            confirm = self.machine.connect_confirm(
                 False, FunctionalUnit.NONE, Tokens.NONE, status, text
             )
             assert isinstance(confirm, p.ConnectConfirm)
-            session._emit(confirm)
+            self._emit(confirm)
             raise ConnectRefused(confirm) from None
         answer = call.answer_response
-        session.peer_takes_spdus = answer is not None and _takes_spdus(
-            answer.headers.get_all("Recv-Info")
-        )
-        session._connected()
+        recv_info = answer.headers.get_all("Recv-Info") if answer is not None else []
+        self.peer_takes_spdus = _takes_spdus(recv_info)
+        self._connected()
+        event = self.history[-1]
+        assert isinstance(event, p.ConnectConfirm)
+        return event
+
+    @classmethod
+    async def connect(
+        cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any
+    ) -> Session:
+        """:meth:`dial` and :meth:`connected`: the session once the positive S-CONNECT
+        confirm (the 2xx) came; a refusal raises :class:`ConnectRefused`."""
+        session = cls.dial(ua, uri, half_duplex=half_duplex, **dial)
+        await session.connected()
         return session
 
     @classmethod
@@ -297,6 +322,7 @@ class Session:
         """S-U-ABORT request: CANCEL before the answer, BYE with ``Reason: SIP;cause=…``
         (RFC 3326) after; an unanswered incoming call is refused with 480."""
         self.machine.u_abort_request()
+        self._aborted = True
         media = self.media
         if media is not None:
             media.flush()
@@ -336,6 +362,55 @@ class Session:
         text = f"RTP inactivity ({seconds:g} s)"
         self._provider_fault = (408, text)
         self.call.ua.spawn(self.call.hangup(text, cause=408))
+
+    # === recovery: one session over several transport connections ===================
+
+    def _on_transport_error(self, destination: Any, error: Exception) -> None:
+        if destination.transport not in ("tcp", "tls") or self._recovering:
+            return
+        if self.state in (State.STA01, State.STA02A, State.STA08):
+            return
+        self._recovering = True
+        self.call.ua.spawn(self._recover(destination, error))
+
+    async def _recover(self, destination: Any, error: Exception) -> None:
+        """A TCP/TLS flow was lost (X.225's transport disconnect, which the session
+        survives): when it carried this call, open a new one by re-REGISTERing and
+        re-INVITEing (the same SDP, so media is untouched), then restart the activity's
+        media from its last confirmed sync point (S-RESYNCHRONIZE restart). If that
+        fails, S-P-ABORT."""
+        call, ua = self.call, self.call.ua
+        try:
+            dialog = call.dialog
+            if dialog is None:
+                return
+            targets = await ua.resolve(dialog.next_hop())
+            if not any(_same_place(target, destination) for target in targets):
+                return
+            self._emit(p.PExceptionReportIndication(503, f"transport lost: {error}"))
+            for registration in list(ua.registrations):
+                with contextlib.suppress(Exception):
+                    await registration.start()
+            try:
+                await self._offer(None)
+            except SessionError as failed:
+                text = f"transport lost and not recovered: {failed}"
+                self._provider_fault = (503, text)
+                await call.hangup(text, cause=503)
+                return
+            self.recoveries += 1
+            machine = self.machine
+            if (
+                machine.activity is not None
+                and machine.state is State.STA713
+                and machine.functional_units & FunctionalUnit.RESYNCHRONIZE
+                and machine.holds(Tokens.MAJOR_ACTIVITY)
+            ):
+                await self.resynchronize(ResyncType.RESTART, machine.vr)
+        except Exception as failure:  # recovery is best effort; the call may have ended
+            log.info("recovery of %s failed: %s", call, failure)
+        finally:
+            self._recovering = False
 
     # === tokens ===========================================================================
 
@@ -526,11 +601,10 @@ class Session:
         if kind is ResyncType.RESTART and serial is None:
             serial = max(self.machine.va - 1, self.machine.vr)
         serial = self.machine.resynchronize_request(kind, serial)
-        confirm = await self._confirmed(
+        self._resync_kind = kind
+        return await self._confirmed(
             "S-RESYNCHRONIZE request", p.ResynchronizeConfirm, spdu.sync_ack(Kind.RA, serial)
         )
-        self._resynchronized(kind, serial)
-        return confirm
 
     def _resynchronized(self, kind: ResyncType, serial: int) -> None:
         self._pause()
@@ -566,11 +640,14 @@ class Session:
         interruption or a resynchronization it goes on from there, not from the start.
         Returns once everything is written (or the activity stopped)."""
         while self._written * 2 < len(pcm):
-            if self.state is not State.STA713 or (
+            if self.state in (State.STA01, State.STA03) or (
                 self.functional_units & FunctionalUnit.ACTIVITY_MANAGEMENT
                 and self.machine.activity is None
             ):
                 return
+            if self.state is not State.STA713:  # a sync point or resync awaits its ack
+                await asyncio.sleep(0.01)
+                continue
             start = self._written * 2
             await self.send_data(pcm[start : start + frame])
 
@@ -695,7 +772,7 @@ class Session:
             self._emit(p.PExceptionReportIndication(400, f"SPDU refused: {error}"))
             raise SipError(400, f"Bad SPDU: {error}"[:120]) from None
         for event in events:
-            self._emit(event)
+            self._confirm(event)
             if isinstance(event, p.ResynchronizeIndication | p.ActivityDiscardIndication):
                 self._pause()
             respond = self._auto_response(event) if self.auto_respond else None
@@ -741,8 +818,14 @@ class Session:
         future = self._future(kind)
         if not await self._carry(primitive, local_ok=True):
             for event in self.machine.receive([ack]):
-                self._emit(event)
+                self._confirm(event)
         return await future
+
+    def _confirm(self, event: SessionEvent) -> None:
+        """A confirm: a resynchronization moves the media back before it is told."""
+        if isinstance(event, p.ResynchronizeConfirm):
+            self._resynchronized(self._resync_kind, event.serial)
+        self._emit(event)
 
     def _future(self, kind: type[E]) -> asyncio.Future[E]:
         future: asyncio.Future[E] = asyncio.get_running_loop().create_future()
@@ -778,6 +861,14 @@ class Session:
         """Each indication or confirm of ``kind`` as it comes."""
         while self.state is not State.STA01:
             yield await self.wait_for(kind)
+
+
+def _same_place(target: Any, endpoint: Any) -> bool:
+    return (target.transport, target.host, target.port) == (
+        endpoint.transport,
+        endpoint.host,
+        endpoint.port,
+    )
 
 
 def _made_by_provider(response: Any) -> bool:

@@ -1,0 +1,121 @@
+"""One session over several transport connections (issue 5, item 8): the TCP connection
+under a call is cut from the far side mid-prompt; the session re-INVITEs over a new one,
+the prompt restarts from the last major sync point, and the recording on the other side
+has no gap longer than the outage plus one second. Consecutive sessions reuse one
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import time
+import warnings
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from support.session import sessions_for
+
+from voip.session import Session, State
+from voip.session import primitives as p
+from voip.useragent import UserAgent
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def tcp_pair() -> AsyncIterator[tuple[UserAgent, UserAgent]]:
+    alice, bob = UserAgent("alice"), UserAgent("bob")
+    await alice.listen("tcp", "127.0.0.1", 0)
+    await bob.listen("tcp", "127.0.0.1", 0)
+    yield alice, bob
+    await alice.close()
+    await bob.close()
+
+
+def tcp_uri(ua: UserAgent) -> str:
+    endpoint = ua.listening[0]
+    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port};transport=tcp"
+
+
+def tone(seconds: float) -> bytes:
+    count = int(8000 * seconds)
+    return struct.pack(
+        f"<{count}h", *(int(6000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(count))
+    )
+
+
+def longest_silence(path: Path) -> float:
+    """Seconds of the longest run of silent 20 ms frames between the first and the last
+    frame with sound."""
+    with wave.open(str(path)) as recording:
+        pcm = recording.readframes(recording.getnframes())
+    loud = [audioop.rms(pcm[i : i + 320], 2) > 500 for i in range(0, len(pcm) - 319, 320)]
+    first, last = loud.index(True), len(loud) - 1 - loud[::-1].index(True)
+    run = longest = 0
+    for frame in loud[first : last + 1]:
+        run = 0 if frame else run + 1
+        longest = max(longest, run)
+    return longest * 0.02
+
+
+async def test_a_cut_tcp_connection_is_mended_and_the_prompt_restarts_at_the_major_sync_point(
+    tcp_pair: tuple[UserAgent, UserAgent], tmp_path: Path
+) -> None:
+    alice, bob = tcp_pair
+    callees = sessions_for(bob)
+    caller = await asyncio.wait_for(Session.connect(alice, tcp_uri(bob)), TIMEOUT)
+    callee = await asyncio.wait_for(callees.get(), TIMEOUT)
+    assert callee.call.media is not None
+    recorder = callee.call.media.record(tmp_path / "bob.wav")
+    prompt = tone(3.0)
+    await caller.activity_start("prompt")
+    await caller.send_data(prompt[:16000])  # 1 s
+    major = await asyncio.wait_for(caller.sync_major(), TIMEOUT)
+    checkpoint = caller.timeline[major.serial]
+    # the checkpoint is what had been sent: at most the 10 queued frames short of 1 s
+    assert 8000 - 10 * 160 <= checkpoint <= 8000
+    restarted_at: list[int] = []
+    caller.on("S-RESYNCHRONIZE confirm", lambda _: restarted_at.append(caller.position))
+    playing = asyncio.ensure_future(caller.play(prompt))
+    await asyncio.sleep(0.5)
+    cut = time.monotonic()
+    for connection in bob.transport.connections:
+        connection.abort()  # the far side drops every connection under the call
+    restart = await asyncio.wait_for(caller.wait_for(p.ResynchronizeConfirm), TIMEOUT)
+    outage = time.monotonic() - cut
+    assert restart.serial == major.serial
+    assert caller.recoveries == 1 and caller.state is State.STA713
+    assert any(isinstance(e, p.PExceptionReportIndication) for e in caller.history)
+    indication = await asyncio.wait_for(callee.wait_for(p.ResynchronizeIndication), TIMEOUT)
+    assert indication.serial == major.serial
+    await asyncio.wait_for(playing, TIMEOUT)  # the rest of the prompt, from the checkpoint
+    assert caller.call.media is not None
+    await caller.call.media.drain()
+    await asyncio.sleep(0.3)
+    recorder.close()
+    assert restarted_at == [checkpoint]  # the prompt went back to the major sync point
+    assert caller._written == len(prompt) // 2
+    assert longest_silence(tmp_path / "bob.wav") < outage + 1.0
+    assert await asyncio.wait_for(caller.activity_end(), TIMEOUT) == p.ActivityEndConfirm(2)
+    await asyncio.wait_for(caller.release(), TIMEOUT)
+
+
+async def test_consecutive_sessions_reuse_one_tcp_connection(
+    tcp_pair: tuple[UserAgent, UserAgent],
+) -> None:
+    alice, bob = tcp_pair
+    callees = sessions_for(bob)
+    used = []
+    for _ in range(3):
+        caller = await asyncio.wait_for(Session.connect(alice, tcp_uri(bob)), TIMEOUT)
+        await asyncio.wait_for(callees.get(), TIMEOUT)
+        used.append(alice.transport.connections)
+        await asyncio.wait_for(caller.release(), TIMEOUT)
+    assert len(used[0]) == 1 and used[0] == used[1] == used[2]
