@@ -5,10 +5,10 @@ peers on loopback: Kamailio (register, wrong password, calls through it), a SIPp
 from __future__ import annotations
 
 import asyncio
-import audioop
 import json
 import os
 import sys
+import warnings
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +20,10 @@ from support.peers._process import free_port
 
 from voip.cli.exits import ExitCode
 from voip.trace import read_jsonl
+
+with warnings.catch_warnings():  # audioop: the stdlib's up to 3.12 (audioop-lts after)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTS = ROOT / "tests" / "cli" / "bots.py"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from voip.cli.demo import demo_command
 from voip.cli.exits import EXIT_CODES_HELP
 from voip.cli.parse import parse_command
 from voip.cli.phone import (
@@ -34,6 +35,7 @@ def main() -> None:
 
 
 for command in (
+    demo_command,
     call_command,
     answer_command,
     serve_command,

@@ -29,6 +29,7 @@ from voip.cli.agent import (
     trace_options,
 )
 from voip.cli.exits import EXIT_CODES_HELP, CommandFailed, ExitCode
+from voip.cli.live import live_status
 from voip.negotiation import AUDIO_CODECS
 from voip.registration import Registration
 from voip.report import QualityReport
@@ -92,6 +93,11 @@ def media_options(function: Any) -> Any:
     show_default=True,
     help="Seconds to let it ring before giving up (CANCEL).",
 )
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="Live status while the call lasts (default: when stderr is a terminal).",
+)
 @account_options
 @trace_options
 def call_command(uri: str, **params: Any) -> None:
@@ -104,6 +110,8 @@ def call_command(uri: str, **params: Any) -> None:
       VOIP_PASSWORD=secret voip call bob --user alice --domain pbx.example.com \\
           --proxy sip:pbx.example.com --dtmf 12# --duration 10
     """
+    if params["live"] is None:
+        params["live"] = sys.stderr.isatty()
     asyncio.run(_call(uri, params))
 
 
@@ -197,7 +205,8 @@ async def _converse(
     if duration is not None:
         jobs.append(asyncio.ensure_future(asyncio.sleep(duration)))
     try:
-        await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+        async with live_status(call, enabled=bool(params.get("live"))):
+            await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for job in jobs:
             job.cancel()
