@@ -393,3 +393,19 @@ async def test_an_info_for_a_package_the_peer_did_not_advertise_gets_469(
         await caller.activity_start("x")
     assert reported.value.indication.status == 469
     assert isinstance(reported.value.indication, p.UExceptionReportIndication)
+
+
+async def test_the_data_token_moves_by_update_when_asked(alice: UserAgent, bob: UserAgent) -> None:
+    caller, callee = await connect(alice, bob, half_duplex=True)
+    caller.use_update = True
+    sent: list[str] = []
+    alice.transport.add_tracer(
+        lambda way, message, *_: (
+            sent.append(bytes(message).split(b" ", 1)[0].decode()) if way == "out" else None
+        )
+    )
+    await asyncio.wait_for(caller.give_tokens(Tokens.DATA), TIMEOUT)
+    assert "UPDATE" in sent and "INVITE" not in sent, sent
+    await asyncio.wait_for(callee.wait_for(p.TokenGiveIndication), TIMEOUT)
+    assert callee.call.negotiation.direction is Direction.SENDONLY
+    assert caller.call.negotiation.direction is Direction.RECVONLY

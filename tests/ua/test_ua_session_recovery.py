@@ -119,3 +119,16 @@ async def test_consecutive_sessions_reuse_one_tcp_connection(
         used.append(alice.transport.connections)
         await asyncio.wait_for(caller.release(), TIMEOUT)
     assert len(used[0]) == 1 and used[0] == used[1] == used[2]
+
+
+async def test_a_lost_connection_that_cannot_be_mended_is_an_s_p_abort(
+    tcp_pair: tuple[UserAgent, UserAgent],
+) -> None:
+    alice, bob = tcp_pair
+    callees = sessions_for(bob)
+    caller = await asyncio.wait_for(Session.connect(alice, tcp_uri(bob)), TIMEOUT)
+    await asyncio.wait_for(callees.get(), TIMEOUT)
+    await bob.transport.close()  # the peer is gone for good: nothing listens any more
+    event = await asyncio.wait_for(caller.wait_for(p.PAbortIndication), TIMEOUT)
+    assert event.status == 503 and "not recovered" in event.reason
+    assert caller.state is State.STA01 and caller.recoveries == 0
