@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -75,9 +75,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # --- one UAS process ---------------------------------------------------------------------
 
 
-def _uas_argv(runner: str, port: int, media_port: int) -> list[str]:
+def _uas_argv(runner: str, port: int, media_port: int, extra: Sequence[str] = ()) -> list[str]:
     if runner == "voip":
-        return [sys.executable, str(HERE / "uas_voip.py"), str(port)]
+        return [sys.executable, str(HERE / "uas_voip.py"), str(port), *extra]
     if runner == "aiosipua":
         return [sys.executable, str(HERE / "uas_aiosipua.py"), str(port)]
     if runner == "sipp":
@@ -98,11 +98,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def start_uas(runner: str, log_dir: Path) -> tuple[PeerProcess, int]:
+def start_uas(runner: str, log_dir: Path, extra: Sequence[str] = ()) -> tuple[PeerProcess, int]:
+    """A UAS process listening on a free port; ``extra``: more arguments of uas_voip.py."""
     port = free_port("udp")
     process = start_peer(
         f"uas-{runner}",
-        _uas_argv(runner, port, free_port_range(4)),
+        _uas_argv(runner, port, free_port_range(4), extra),
         log_path=log_dir / f"uas-{runner}.log",
     )
     deadline = time.monotonic() + 20.0
