@@ -7,6 +7,7 @@ typed classes here interpret a value on demand.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from sdp.errors import SdpError
@@ -80,6 +81,12 @@ class RtpMap:
 
     @classmethod
     def parse(cls, value: str) -> RtpMap:
+        if cls is RtpMap:
+            return _parse_rtpmap(value)
+        return cls._parse(value)
+
+    @classmethod
+    def _parse(cls, value: str) -> RtpMap:
         pt_text, _, encoding = value.strip().partition(" ")
         parts = encoding.strip().split("/")
         if len(parts) not in (2, 3) or not parts[0]:
@@ -95,6 +102,13 @@ class RtpMap:
     def __str__(self) -> str:
         channels = f"/{self.channels}" if self.channels != 1 else ""
         return f"{self.payload_type} {self.encoding_name}/{self.clock_rate}{channels}"
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_rtpmap(value: str) -> RtpMap:
+    """RtpMap.parse, remembered: the same few mappings come in call after call, and an
+    RtpMap is immutable (a malformed value raises each time: exceptions are not kept)."""
+    return RtpMap._parse(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ Telephone events (RFC 4733) match when the two event lists share an event.
 
 from __future__ import annotations
 
+import functools
+
 from sdp.attributes import fmtp_parameters
 
 # RFC 4733 §2.4: without fmtp, a receiver supports the DTMF events 0-15.
@@ -36,8 +38,11 @@ def fmtp_compatible(name: str, offered: str | None, local: str | None) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def telephone_events(fmtp: str | None) -> frozenset[int]:
-    """The events of an RFC 4733 fmtp list such as ``0-15,66,70``; bad items are ignored."""
+    """The events of an RFC 4733 fmtp list such as ``0-15,66,70``; bad items are ignored.
+
+    Remembered: peers send the same few lists call after call."""
     events: set[int] = set()
     for item in (fmtp if fmtp is not None else DEFAULT_TELEPHONE_EVENTS).split(","):
         low, dash, high = item.strip().partition("-")
@@ -53,6 +58,7 @@ def telephone_events(fmtp: str | None) -> frozenset[int]:
     return frozenset(events)
 
 
+@functools.lru_cache(maxsize=256)
 def format_telephone_events(events: frozenset[int]) -> str:
     """Events as the shortest list of ranges: {0..15, 66} -> ``0-15,66``."""
     items = []

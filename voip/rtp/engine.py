@@ -160,4 +160,9 @@ class CallMedia:
         """Stop media and give the ports back."""
         with contextlib.suppress(Exception):
             self.stream.close()
-        self.stream.events.emit("closed")
+        events = self.stream.events
+        events.emit("closed")
+        # Nothing is heard from a closed stream: its handlers (which hold the call that
+        # set them, and the call holds this) go, so that the call's objects are freed as
+        # soon as the call lets go of them rather than by the cyclic garbage collector.
+        events.remove_all_listeners()

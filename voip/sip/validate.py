@@ -57,57 +57,67 @@ class UaPolicy:
 
 DEFAULT_POLICY = UaPolicy()
 
-# Every typed property of Message; reading one parses and validates its field.
-_TYPED_FIELDS = (
-    "via",
-    "from_",
-    "to",
-    "call_id",
-    "cseq",
-    "max_forwards",
-    "contact",
-    "route",
-    "record_route",
-    "content_type",
-    "content_length",
-    "expires",
-    "min_expires",
-    "allow",
-    "supported",
-    "require",
-    "accept",
-    "www_authenticate",
-    "proxy_authenticate",
-    "authorization",
-    "proxy_authorization",
-    "reason",
-    "session_expires",
-    "min_se",
-    "rseq",
-    "rack",
-    "event",
-    "refer_to",
-    "replaces",
-    "date",
-)
+# Every typed property of Message, by the key of its header field; reading one parses
+# and validates its field.
+_TYPED_FIELDS = {
+    "via": "via",
+    "from": "from_",
+    "to": "to",
+    "call-id": "call_id",
+    "cseq": "cseq",
+    "max-forwards": "max_forwards",
+    "contact": "contact",
+    "route": "route",
+    "record-route": "record_route",
+    "content-type": "content_type",
+    "content-length": "content_length",
+    "expires": "expires",
+    "min-expires": "min_expires",
+    "allow": "allow",
+    "supported": "supported",
+    "require": "require",
+    "accept": "accept",
+    "www-authenticate": "www_authenticate",
+    "proxy-authenticate": "proxy_authenticate",
+    "authorization": "authorization",
+    "proxy-authorization": "proxy_authorization",
+    "reason": "reason",
+    "session-expires": "session_expires",
+    "min-se": "min_se",
+    "rseq": "rseq",
+    "rack": "rack",
+    "event": "event",
+    "refer-to": "refer_to",
+    "replaces": "replaces",
+    "date": "date",
+}
 
 
 def _parse_all(message: Message) -> None:
-    """Parse every typed field present; a malformed one raises its SipError (400)."""
-    headers = message.headers
-    for key in SINGLE_HEADERS:
-        if headers.count(key) > 1:
-            raise SipError(400, f"more than one {canonical_name(key)} header")
-    for name in _TYPED_FIELDS:
-        value = getattr(message, name)
-        if isinstance(value, FieldList):
-            len(value)  # a list is split at commas when first measured
+    """Parse every typed field present; a malformed one raises its SipError (400).
 
-    for contact in message.contact:
-        _ = contact.uri, contact.expires, contact.q
-    for value in (message.from_, message.to, *message.route, *message.record_route):
-        _ = value.uri
-    if message.refer_to is not None:
+    Only the fields the message has are read (an absent one cannot be malformed), in
+    the order of ``_TYPED_FIELDS``, so that a message with several faults is answered
+    for the same one whatever order its fields came in."""
+    keys = message.headers._keys
+    present = set(keys)
+    if len(present) < len(keys):
+        for key in SINGLE_HEADERS:
+            if key in present and keys.count(key) > 1:
+                raise SipError(400, f"more than one {canonical_name(key)} header")
+    for key, name in _TYPED_FIELDS.items():
+        if key in present:
+            value = getattr(message, name)
+            if isinstance(value, FieldList):
+                len(value)  # a list is split at commas when first measured
+    if "contact" in present:
+        for contact in message.contact:
+            _ = contact.uri, contact.expires, contact.q
+    _ = message.from_.uri, message.to.uri
+    if "route" in present or "record-route" in present:
+        for value in (*message.route, *message.record_route):
+            _ = value.uri
+    if "refer-to" in present and message.refer_to is not None:
         _ = message.refer_to.uri
 
 

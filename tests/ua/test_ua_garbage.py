@@ -1,0 +1,63 @@
+"""What an ended call leaves to the garbage collector: nothing.
+
+A UAS at a thousand calls a second must free each call by reference counting as soon as
+it ends. Objects caught in a reference cycle wait for the cyclic collector, are promoted
+while the call lasts, and pile up until a full collection, which walks every object of
+the process (tens of thousands of transactions waiting out their timers) and stops the
+agent meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from support.ua import TIMEOUT, connected
+
+from voip.useragent import UserAgent
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+async def test_callee_call_freed_by_reference_counting_after_bye(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, callee = await connected(alice, bob)
+    assert callee.media is not None
+    freed = {
+        "call": weakref.ref(callee),
+        "stream": weakref.ref(callee.media.stream),
+    }
+    ended = asyncio.ensure_future(callee.ended())
+    await caller.hangup()
+    await asyncio.wait_for(ended, TIMEOUT)
+    del callee, ended
+    await asyncio.sleep(0.05)  # the media clock drops the stream at its next tick
+    alive = [name for name, ref in freed.items() if ref() is not None]
+    assert alive == []
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+async def test_media_handlers_dropped_when_the_stream_closes(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    _, callee = await connected(alice, bob)
+    assert callee.media is not None
+    events = callee.media.stream.events
+    assert events.listeners("dtmf")
+    callee.media.close()
+    assert events.event_names() == set()
