@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.session import connect, sessions_for
 from support.ua import TIMEOUT, uri_of
 
 from voip.rtp import CallMedia
-from voip.session import ResyncType, Session, Tokens
+from voip.session import NoActivity, ResyncType, Session, Tokens
 from voip.session import primitives as p
 from voip.useragent import UserAgent
 
@@ -70,6 +71,18 @@ async def test_sync_points_sit_on_the_media_timeline_and_restart_goes_back_to_on
     playing = asyncio.ensure_future(caller.play(prompt[: FRAME * 30]))
     await asyncio.wait_for(playing, TIMEOUT)
     assert caller.position <= 30 * 160 and caller._written == 30 * 160
+
+
+async def test_play_outside_an_activity_raises_no_activity_instead_of_sending_nothing(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, _ = await connect(alice, bob)
+    with pytest.raises(NoActivity, match="activity_start"):
+        await caller.play(bytes(FRAME * 10))
+    await caller.activity_start("prompt")
+    await asyncio.wait_for(caller.play(bytes(FRAME * 10)), TIMEOUT)
+    await media(caller).drain()
+    assert counts(caller)[0] >= 10
 
 
 async def test_an_interrupted_activity_resumes_where_its_media_stopped(

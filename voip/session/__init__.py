@@ -19,6 +19,7 @@ from voip.session.session import (
     SPDU_CONTENT_TYPE,
     ConnectRefused,
     ExceptionReported,
+    NoActivity,
     NotCarried,
     Session,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ExceptionReported",
     "FunctionalUnit",
     "FunctionalUnitNotSelected",
+    "NoActivity",
     "NotCarried",
     "PrimitiveNotAllowed",
     "ProtocolError",

@@ -40,7 +40,13 @@ from pyee.asyncio import AsyncIOEventEmitter
 from sdp import Direction
 from voip.session import primitives as p
 from voip.session import spdu
-from voip.session.machine import ProtocolError, SessionError, SessionMachine, State
+from voip.session.machine import (
+    PrimitiveNotAllowed,
+    ProtocolError,
+    SessionError,
+    SessionMachine,
+    State,
+)
 from voip.session.primitives import FunctionalUnit, SessionEvent
 from voip.session.spdu import Kind, ReasonCode, ResyncType, Spdu, Tokens
 from voip.sip import Request, SipError
@@ -54,6 +60,7 @@ __all__ = [
     "SPDU_CONTENT_TYPE",
     "ConnectRefused",
     "ExceptionReported",
+    "NoActivity",
     "NotCarried",
     "Session",
 ]
@@ -79,6 +86,12 @@ class ConnectRefused(SessionError):
     def __init__(self, confirm: p.ConnectConfirm) -> None:
         super().__init__(f"S-CONNECT refused: {confirm.status} {confirm.reason}")
         self.confirm = confirm
+
+
+class NoActivity(PrimitiveNotAllowed):
+    """:meth:`Session.play` outside an activity: its audio is the activity's, played from
+    the position kept, so there must be one (``activity_start``); ``send_data`` sends
+    audio outside any activity."""
 
 
 class ExceptionReported(SessionError):
@@ -638,7 +651,18 @@ class Session:
     async def play(self, pcm: bytes, *, frame: int = 320) -> None:
         """S-DATA requests for the activity's audio from the position kept: after an
         interruption or a resynchronization it goes on from there, not from the start.
-        Returns once everything is written (or the activity stopped)."""
+        Returns once everything is written (or the activity stopped). Outside an
+        activity (when the session has activity management) it raises
+        :class:`NoActivity` rather than send nothing."""
+        if self.functional_units & FunctionalUnit.ACTIVITY_MANAGEMENT and (
+            self.machine.activity is None
+        ):
+            raise NoActivity(
+                "S-DATA request (play)",
+                self.state,
+                "play() sends an activity's audio from its position: call"
+                " activity_start(name) first, or send_data(pcm) outside an activity",
+            )
         while self._written * 2 < len(pcm):
             if self.state in (State.STA01, State.STA03) or (
                 self.functional_units & FunctionalUnit.ACTIVITY_MANAGEMENT

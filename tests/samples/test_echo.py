@@ -1,0 +1,37 @@
+"""samples/echo.py under ``voip serve``, called by baresip: what baresip sends comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from interop.test_media_interop import _finished_recording
+from support.peers import Baresip
+from support.quality import score
+from support.samples import TIMEOUT, serving
+
+from voip.cli.exits import ExitCode
+
+SECONDS = 6
+
+
+async def test_the_echo_bot_returns_baresips_speech_unchanged(
+    baresip_factory: Callable[..., Baresip], home: Path
+) -> None:
+    bob = baresip_factory("bob")
+    async with serving("echo:handle", home) as (uri, server):
+        await bob.dial(uri)
+        await bob.wait_established()
+        await asyncio.sleep(SECONDS)
+        await bob.hangup()
+        await bob.wait_closed()
+        run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    sent = await _finished_recording(bob.sent_recordings()[-1])
+    echoed = await _finished_recording(bob.received_recordings()[-1])
+    result = score(sent, echoed)
+    assert result.seconds >= SECONDS - 1, result
+    assert 0 < result.delay < 0.5, result  # a round trip through the bot, not a loop of ours
+    assert result.correlation > 0.9, result
+    assert result.pesq >= 3.5, result
