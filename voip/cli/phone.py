@@ -401,13 +401,13 @@ def serve_command(bot_name: str, **params: Any) -> None:
     """Answer every incoming call and run the bot on it, each call in its own task.
 
     The bot is ``async def bot(session)``: ``session`` is a :class:`voip.session.Session`
-    (S-CONNECT already accepted): ``await session.play(pcm)``, ``session.media.read()``,
+    (S-CONNECT already accepted): ``await session.send_data(pcm)``, ``session.media.read()``,
     ``await session.send_expedited("1")`` (DTMF), ``await session.release()`` ... When the
     bot returns, the call is released if it is still up.
 
     \b
     Example:
-      voip serve --bot samples.echo:bot --listen 127.0.0.1:5062
+      voip serve --bot samples.echo:handle --listen 127.0.0.1:5062
     """
     bot = load_bot(bot_name)
     asyncio.run(_serve(params, bot))
