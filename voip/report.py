@@ -14,40 +14,26 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from voip.rtp.emodel import CODEC_IMPAIRMENTS, EModel, mos_from_r
 from voip.rtp.stats import StreamStatistics
 
 if TYPE_CHECKING:
     from voip.call import Call
 
+G711_BPL = CODEC_IMPAIRMENTS["PCMU"][1]
+
 __all__ = ["DirectionQuality", "QualityReport", "mos_from_r", "r_factor"]
 
-# G.107 defaults: R0 - Is with every other parameter at its default value.
-_R_BASE = 93.2
-# G.113 Appendix I, G.711 with packet loss concealment.
-_BPL_G711 = 25.1
 # Packetization (one frame) and the jitter buffer's usual two frames, ms, for 20 ms frames.
 _MEDIA_DELAY_MS = 60.0
 
 
-def r_factor(
-    loss: float, one_way_delay_ms: float, ie: float = 0.0, bpl: float = _BPL_G711
-) -> float:
-    """The E-model's transmission rating R (G.107 §7) for ``loss`` (a fraction, random
-    loss) and a mouth-to-ear delay: R = R0 - Is - Id - Ie,eff (A = 0)."""
-    ppl = 100.0 * loss
-    ie_eff = ie + (95.0 - ie) * ppl / (ppl + bpl)  # §7.4, BurstR = 1
+def r_factor(loss: float, one_way_delay_ms: float, ie: float = 0.0, bpl: float = G711_BPL) -> float:
+    """The E-model's transmission rating R (G.107 §7, :class:`voip.rtp.EModel`) for ``loss``
+    (a fraction, random loss) and a mouth-to-ear delay, every other parameter at its
+    default."""
     d = one_way_delay_ms
-    idd = 0.024 * d + (0.11 * (d - 177.3) if d > 177.3 else 0.0)  # Idd simplified (G.108)
-    return _R_BASE - idd - ie_eff
-
-
-def mos_from_r(r: float) -> float:
-    """G.107 Annex B: the conversational MOS (1 to 4.5) estimated from R."""
-    if r <= 0:
-        return 1.0
-    if r >= 100:
-        return 4.5
-    return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    return EModel(ie=ie, bpl=bpl, ppl=100.0 * loss, t=d, ta=d, tr=2 * d).r
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,3 +352,24 @@ async def test_received_frames_iterate_until_the_stream_closes(
 
     await asyncio.wait_for(consume(), 10.0)
     assert frames >= 5
+
+
+async def test_quality_gives_an_e_model_mos_per_direction_during_the_call(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    for stream in (a, b):
+        stream.rtcp.min_interval = 0.1
+    assert a.quality().received.mos is None  # nothing heard yet
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(a, 40)
+    quality = a.quality()
+    assert quality.codec == "PCMU"
+    assert quality.received.packets >= 30 and quality.received.lost == 0
+    # no loss on loopback: G.711 at its best, a little below 93.2 for the playout delay
+    assert quality.received.mos is not None and quality.received.mos > 4.3
+    assert quality.sent.lost == 0 and quality.sent.mos is not None and quality.sent.mos > 4.3
+    a.close()
+    after = a.quality()  # still there once the call is over
+    assert after.received.packets >= quality.received.packets and after.received.mos is not None

@@ -6,26 +6,30 @@ from voip.rtp.audio import Resampler, WavRecorder, read_wav, silence, tone
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import AudioCodec, ComfortNoise, Pcma, Pcmu, UnsupportedCodec, codec_for
 from voip.rtp.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
+from voip.rtp.emodel import EModel, mos_from_r
 from voip.rtp.engine import CallMedia, MediaEngine
 from voip.rtp.jitterbuffer import JitterBuffer, JitterBufferCounters
 from voip.rtp.ports import PortAllocator, PortsExhausted, RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession, ntp_timestamp
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
-from voip.rtp.stats import StreamStatistics
+from voip.rtp.stats import DirectionQuality, MediaQuality, StreamStatistics
 from voip.rtp.stream import MediaStream
 
 __all__ = [
     "AudioCodec",
     "CallMedia",
     "ComfortNoise",
+    "DirectionQuality",
     "DtmfDigit",
     "DtmfReceiver",
     "DtmfSender",
+    "EModel",
     "JitterBuffer",
     "JitterBufferCounters",
     "MediaClock",
     "MediaEngine",
+    "MediaQuality",
     "MediaStream",
     "Pcma",
     "Pcmu",
@@ -43,6 +47,7 @@ __all__ = [
     "UnsupportedCodec",
     "WavRecorder",
     "codec_for",
+    "mos_from_r",
     "ntp_timestamp",
     "read_wav",
     "silence",

@@ -20,7 +20,7 @@ from voip.rtp.audio import WavRecorder, read_wav
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import UnsupportedCodec
 from voip.rtp.ports import PortAllocator, RtpPorts
-from voip.rtp.stats import StreamStatistics
+from voip.rtp.stats import MediaQuality, StreamStatistics
 from voip.rtp.stream import MediaStream
 from voip.transport.udp import bind_datagram_socket
 
@@ -154,7 +154,13 @@ class CallMedia:
         return recorder
 
     def statistics(self) -> StreamStatistics:
+        """Every counter of the stream (packets, loss, jitter, concealment...)."""
         return self.stream.statistics()
+
+    def stats(self) -> MediaQuality:
+        """Per direction (``.received``, ``.sent``): packets, loss, jitter, delay and the
+        ITU-T G.107 E-model MOS; works during the call and after it ended."""
+        return self.stream.quality()
 
     def close(self) -> None:
         """Stop media and give the ports back."""

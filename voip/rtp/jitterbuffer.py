@@ -44,6 +44,7 @@ class JitterBufferCounters:
     received: int = 0  # packets pushed
     played: int = 0  # packets popped for playout
     lost: int = 0  # missing at their turn while later packets had come
+    loss_bursts: int = 0  # runs of consecutive lost frames (for the E-model's BurstR)
     late: int = 0  # arrived after their turn
     duplicates: int = 0
     discarded: int = 0  # dropped to shrink the delay or on overflow
@@ -60,6 +61,7 @@ class JitterBuffer:
         "_above",
         "_calm",
         "_empty_run",
+        "_losing",
         "_next",
         "_packets",
         "_played",
@@ -90,6 +92,7 @@ class JitterBuffer:
         self._empty_run = 0
         self._above = 0
         self._calm = 0
+        self._losing = False  # the last frame due was lost
 
     def __len__(self) -> int:
         return len(self._packets)
@@ -163,6 +166,7 @@ class JitterBuffer:
         packet = packets.pop(self._next, None)
         if packet is not None:
             self._empty_run = 0
+            self._losing = False
             self._advance()
             counters.played += 1
             self._adapt()
@@ -170,6 +174,9 @@ class JitterBuffer:
         counters.concealed += 1
         if packets:
             counters.lost += 1  # later packets are here: this one is gone
+            if not self._losing:
+                counters.loss_bursts += 1
+                self._losing = True
             self._next += 1
             return None
         # underrun: hold the playout point, so the delay grows by this frame

@@ -1,10 +1,13 @@
-"""Per-stream statistics, available during and after a call."""
+"""Per-stream statistics, available during and after a call, and the quality of each
+direction with its ITU-T G.107 E-model MOS (:class:`MediaQuality`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StreamStatistics"]
+from voip.rtp.emodel import CODEC_IMPAIRMENTS, burst_ratio, estimate_r, mos_from_r
+
+__all__ = ["DirectionQuality", "MediaQuality", "StreamStatistics"]
 
 
 @dataclass(slots=True)
@@ -42,3 +45,98 @@ class StreamStatistics:
     rtcp_received: int = 0
     send_errors: int = 0
     skipped: int = 0  # clock periods skipped because the event loop was late
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionQuality:
+    """One direction of a call's audio.
+
+    ``packets``: RTP packets that arrived (received) or were sent (sent). ``lost``: packets
+    lost to the listener: for the received direction those missing at their playout turn
+    (lost in the network or arrived too late to play), for the sent direction what the
+    peer's last RTCP report said (None until it sent one). ``loss`` is the fraction of
+    packets lost, ``burst_ratio`` G.107's BurstR (1 for random loss; only measured on the
+    received side), ``jitter`` the RFC 3550 interarrival jitter in seconds,
+    ``one_way_delay`` the estimated mouth-to-ear delay in seconds, and ``r`` and ``mos`` the
+    E-model's rating and its MOS (G.107 Annex B), None when there is nothing to rate.
+    """
+
+    packets: int
+    lost: int | None
+    loss: float | None
+    burst_ratio: float
+    jitter: float | None
+    one_way_delay: float
+    r: float | None
+    mos: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaQuality:
+    """Both directions of a call's audio now (``CallMedia.stats()``), with the codec and the
+    RTCP round-trip time in seconds (None until measured)."""
+
+    codec: str
+    received: DirectionQuality
+    sent: DirectionQuality
+    round_trip: float | None
+
+
+def _rate(codec: str, loss: float, burst: float, delay: float) -> tuple[float | None, float | None]:
+    if codec.upper() not in CODEC_IMPAIRMENTS:
+        return None, None
+    r = estimate_r(codec, loss, burst=burst, one_way_delay=delay)
+    return r, mos_from_r(r)
+
+
+def media_quality(
+    stats: StreamStatistics,
+    *,
+    codec: str,
+    ptime: float,
+    played: int,
+    lost: int,
+    loss_bursts: int,
+    playout_delay: float,
+) -> MediaQuality:
+    """Rate both directions of a stream from its statistics and its jitter buffer's
+    ``played``, ``lost`` and ``loss_bursts`` frames and ``playout_delay`` (seconds).
+
+    The one-way delay is half the RTCP round trip (0 until measured) plus one packet time
+    (packetization) plus the playout delay; the peer's playout delay is not known, so ours
+    stands in for it in the sent direction."""
+    network = stats.round_trip / 2 if stats.round_trip is not None else 0.0
+    delay = network + ptime + playout_delay
+    due = played + lost
+    received_loss = lost / due if due else None
+    burst = burst_ratio(played, lost, loss_bursts)
+    r_in, mos_in = (None, None)
+    if received_loss is not None:
+        r_in, mos_in = _rate(codec, received_loss, burst, delay)
+    received = DirectionQuality(
+        stats.packets_received,
+        lost if due else None,
+        received_loss,
+        burst,
+        stats.jitter if stats.packets_received else None,
+        delay,
+        r_in,
+        mos_in,
+    )
+    remote_lost = None if stats.remote_lost is None else max(0, stats.remote_lost)
+    sent_loss = None
+    r_out, mos_out = (None, None)
+    if remote_lost is not None and stats.packets_sent:
+        sent_loss = min(1.0, remote_lost / stats.packets_sent)
+        r_out, mos_out = _rate(codec, sent_loss, 1.0, delay)
+    sent = DirectionQuality(
+        stats.packets_sent,
+        remote_lost,
+        sent_loss,
+        1.0,
+        stats.remote_jitter,
+        delay,
+        r_out,
+        mos_out,
+    )
+    return MediaQuality(codec, received, sent, stats.round_trip)

@@ -49,7 +49,7 @@ from voip.rtp.ports import RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
-from voip.rtp.stats import StreamStatistics
+from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -568,6 +568,19 @@ class MediaStream:
             stats.jitter = self.source.jitter_seconds
         stats.round_trip = self.rtcp.round_trip
         return stats
+
+    def quality(self) -> MediaQuality:
+        """Loss, jitter, delay and the G.107 E-model MOS of each direction, now."""
+        counters = self.jitter.counters
+        return media_quality(
+            self.statistics(),
+            codec=self.codec.name,
+            ptime=self.ptime,
+            played=counters.played,
+            lost=counters.lost,
+            loss_bursts=counters.loss_bursts,
+            playout_delay=self.jitter.target * self.ptime,
+        )
 
 
 def _same(pcm: bytes) -> bytes:
