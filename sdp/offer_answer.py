@@ -189,6 +189,10 @@ def _answer_media(
         crypto = _choose_crypto(offered.crypto, stream.crypto)
         if crypto is None:
             return None
+    elif stream.crypto and offered.crypto:
+        # best-effort SRTP: a=crypto in an RTP/AVP offer, answered in kind by an agent
+        # that has keys (what baresip's mediaenc=srtp and others send); None is plain RTP
+        crypto = _choose_crypto(offered.crypto, stream.crypto)
     formats = _answer_formats(offered, stream)
     if not formats:
         return None

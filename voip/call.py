@@ -25,6 +25,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 import sdp
 from voip.negotiation import SDP, Negotiation, default_audio
+from voip.rtp.srtp import SrtpMode
 from voip.sip import CSeq, RAck, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
 from voip.sip.reliable import (
@@ -234,13 +235,16 @@ class Call:
         session_expires: int | None = None,
         min_se: int | None = None,
         rel100: Rel100 = Rel100.SUPPORTED,
+        srtp: SrtpMode | str | None = None,
     ) -> Call:
         """``session_expires`` and ``min_se`` (seconds) override the agent's session
         timer policy for this call (RFC 4028). ``rel100``: whether the INVITE says
         "Supported: 100rel" (the default) or "Require: 100rel", so that the callee's
         provisional responses come reliably and are acknowledged with PRACK (RFC 3262
-        §4), or neither."""
-        call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", []))
+        §4), or neither. ``srtp`` overrides the agent's SRTP policy for this call
+        (:class:`~voip.rtp.srtp.SrtpMode`: ``"off"``, ``"optional"``, ``"required"``)."""
+        mode = SrtpMode(srtp or ua.srtp)
+        call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", [], srtp=mode))
         call._offer_in_invite = offer
         timer = call.session_timer
         if timer is not None and (session_expires is not None or min_se is not None):
@@ -285,7 +289,11 @@ class Call:
             local = ua.local_endpoint(self._targets[0])
             self.negotiation.address = local.host
             self.negotiation.media = [
-                default_audio(self._open_media(local.host, media_port), self.ua.codecs)
+                default_audio(
+                    self._open_media(local.host, media_port),
+                    self.ua.codecs,
+                    self.negotiation.srtp,
+                )
             ]
             if self._offer_in_invite:
                 request.body = self.negotiation.create_offer()
@@ -541,7 +549,8 @@ class Call:
     def from_invite(cls, ua: UserAgent, transaction: ServerTransaction, request: Request) -> Call:
         from voip.sip import new_tag
 
-        call = cls(ua, outgoing=False, negotiation=Negotiation("0.0.0.0", []))
+        negotiation = Negotiation("0.0.0.0", [], srtp=SrtpMode(ua.srtp))
+        call = cls(ua, outgoing=False, negotiation=negotiation)
         call.invite = request
         call.local_tag = new_tag()
         call.rel100 = requested(request)
@@ -584,7 +593,11 @@ class Call:
         local = self.ua.transport.local_endpoint(source.transport, source)
         self.negotiation.address = local.host
         self.negotiation.media = [
-            default_audio(self._open_media(local.host, media_port), self.ua.codecs)
+            default_audio(
+                self._open_media(local.host, media_port),
+                self.ua.codecs,
+                self.negotiation.srtp,
+            )
         ]
 
     def _open_media(self, host: str, media_port: int) -> int:

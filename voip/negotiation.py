@@ -21,6 +21,7 @@ from sdp import (
     SessionDescription,
     TelephoneEvent,
 )
+from voip.rtp.srtp import SrtpMode, SrtpRequired, check_agreed, local_crypto
 
 __all__ = ["AUDIO_CODECS", "SDP", "Negotiation", "default_audio"]
 
@@ -31,9 +32,13 @@ SDP = "application/sdp"
 AUDIO_CODECS = ("PCMU", "PCMA")
 
 
-def default_audio(port: int, codecs: Sequence[str] | None = None) -> MediaCapabilities:
+def default_audio(
+    port: int, codecs: Sequence[str] | None = None, srtp: SrtpMode = SrtpMode.OFF
+) -> MediaCapabilities:
     """Audio with PCMU and PCMA (or ``codecs``, a choice among them in order of
-    preference) and RFC 4733 telephone events, 20 ms packets."""
+    preference) and RFC 4733 telephone events, 20 ms packets. ``srtp`` other than off
+    draws fresh SDES keys (RFC 4568) and offers ``RTP/AVP`` with them (optional) or
+    ``RTP/SAVP`` (required)."""
     names = [name.upper() for name in codecs] if codecs else list(AUDIO_CODECS)
     unknown = [name for name in names if name not in AUDIO_CODECS]
     if unknown:
@@ -44,7 +49,17 @@ def default_audio(port: int, codecs: Sequence[str] | None = None) -> MediaCapabi
         [Codec(name, 8000) for name in names],
         telephone_event=TelephoneEvent(),
         ptime=20,
+        protos=_PROTOS[srtp],
+        crypto=local_crypto() if srtp is not SrtpMode.OFF else [],
     )
+
+
+# offers use the first; answers accept any (voip.rtp.srtp for the modes)
+_PROTOS = {
+    SrtpMode.OFF: ("RTP/AVP",),
+    SrtpMode.OPTIONAL: ("RTP/AVP", "RTP/SAVP"),
+    SrtpMode.REQUIRED: ("RTP/SAVP",),
+}
 
 
 @dataclass(slots=True)
@@ -67,6 +82,9 @@ class Negotiation:
     #: the direction our offers ask for when not on hold (``sendonly``/``recvonly`` for a
     #: half-duplex session, X.215's data token); None offers ``sendrecv``
     direction_wish: Direction | None = None
+    #: SRTP policy (voip.rtp.srtp): with ``required``, an answer or offer that agrees to
+    #: plain RTP raises :class:`SrtpRequired`
+    srtp: SrtpMode = SrtpMode.OFF
     #: o= sess-id: an NTP-style timestamp, as RFC 8866 §5.2 suggests
     session_id: str = field(default_factory=lambda: str(int(time.time()) + 2208988800))
 
@@ -110,6 +128,7 @@ class Negotiation:
             raise sdp.OfferAnswerError("an answer arrived with no offer outstanding")
         answer = sdp.parse(body)
         agreed = sdp.process_answer(self.offer, answer)
+        self._check_srtp(agreed)
         self.local, self.remote, self.offer = self.offer, answer, None
         self._agree(agreed)
         return agreed
@@ -123,9 +142,19 @@ class Negotiation:
             raise sdp.OfferAnswerError("an early answer arrived with no offer outstanding")
         answer = sdp.parse(body)
         agreed = sdp.process_answer(self.offer, answer)
+        check_agreed(agreed, self.srtp)
         self.remote = answer
         self._agree(agreed)
         return agreed
+
+    def _check_srtp(self, agreed: list[NegotiatedMedia]) -> None:
+        """An answer that agrees to plain RTP when SRTP is required, or to keys the
+        engine cannot use, fails our offer (the last agreed session stays)."""
+        try:
+            check_agreed(agreed, self.srtp)
+        except sdp.OfferAnswerError:
+            self.offer = None
+            raise
 
     def offer_rejected(self) -> None:
         """Our offer failed (non-2xx, 491): the last agreed session stays (RFC 3264 §8)."""
@@ -141,7 +170,10 @@ class Negotiation:
         answer = sdp.create_answer(offer, self._capabilities(self._wanted_for(offer)), self.local)
         agreed = sdp.negotiate(answer, offer)
         if not any(stream.accepted for stream in agreed):
+            if self.srtp is SrtpMode.REQUIRED:
+                raise SrtpRequired("SRTP is required: no RTP/SAVP stream with a usable a=crypto")
             raise sdp.OfferAnswerError("no offered stream can be accepted")
+        check_agreed(agreed, self.srtp)
         self.local, self.remote = answer, offer
         self._agree(agreed)
         return bytes(answer)

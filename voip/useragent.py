@@ -22,6 +22,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from voip.rtp.engine import MediaEngine
 from voip.rtp.ports import PortAllocator
+from voip.rtp.srtp import SrtpMode
 from voip.sip import (
     NameAddress,
     Request,
@@ -157,6 +158,7 @@ class UserAgent(AsyncIOEventEmitter):
         keepalive_interval: float | None = None,
         overload_after: float | None = 0.5,
         rtp_ports: PortAllocator | tuple[int, int] | None = None,
+        srtp: SrtpMode | str = SrtpMode.OFF,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -178,7 +180,12 @@ class UserAgent(AsyncIOEventEmitter):
         would have been answered.
 
         ``rtp_ports``: the range (low, high) or :class:`PortAllocator` the calls' RTP and
-        RTCP ports come from (even RTP ports; 40000 to 59999 by default)."""
+        RTCP ports come from (even RTP ports; 40000 to 59999 by default).
+
+        ``srtp``: the SRTP policy of calls (:class:`~voip.rtp.srtp.SrtpMode`, SDES
+        keying, RFC 4568): ``"off"`` (plain RTP), ``"optional"`` (SRTP when the peer
+        agrees) or ``"required"`` (plain offers refused with 488, plain answers end the
+        call); ``dial(srtp=...)`` overrides it per call."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -194,6 +201,8 @@ class UserAgent(AsyncIOEventEmitter):
         #: the audio codecs offered and accepted, in order of preference (None: all the
         #: media engine has, voip.negotiation.AUDIO_CODECS)
         self.codecs: tuple[str, ...] | None = None
+        #: the SRTP policy of calls (voip.rtp.srtp)
+        self.srtp = SrtpMode(srtp)
         self.overload_after = overload_after
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(

@@ -13,6 +13,7 @@ from voip.rtp.ports import PortAllocator, PortsExhausted, RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession, ntp_timestamp
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
+from voip.rtp.srtp import SrtpError, SrtpMode, SrtpRequired, SrtpTransform
 from voip.rtp.stats import DirectionQuality, MediaQuality, StreamStatistics
 from voip.rtp.stream import MediaStream
 
@@ -42,6 +43,10 @@ __all__ = [
     "RtcpSession",
     "RtpPorts",
     "RtpSender",
+    "SrtpError",
+    "SrtpMode",
+    "SrtpRequired",
+    "SrtpTransform",
     "StreamStatistics",
     "TelephoneEvent",
     "UnsupportedCodec",

@@ -20,6 +20,7 @@ from voip.rtp.audio import WavRecorder, read_wav
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import UnsupportedCodec
 from voip.rtp.ports import PortAllocator, RtpPorts
+from voip.rtp.srtp import SrtpError
 from voip.rtp.stats import MediaQuality, StreamStatistics
 from voip.rtp.stream import MediaStream
 from voip.transport.udp import bind_datagram_socket
@@ -108,7 +109,7 @@ class CallMedia:
             return
         try:
             self.stream.configure(audio)
-        except UnsupportedCodec as error:
+        except (UnsupportedCodec, SrtpError) as error:
             self.error = str(error)
             self.stream.hold()
             return

@@ -35,6 +35,7 @@ class StreamStatistics:
     underruns: int = 0
     ssrc_changes: int = 0
     malformed: int = 0  # datagrams that are not RTP/RTCP
+    auth_failures: int = 0  # SRTP/SRTCP packets that failed authentication or replay check
     unknown_payload: int = 0  # RTP with a payload type not negotiated
     foreign: int = 0  # RTP from an address other than the latched one
     silence_sent: int = 0  # frames sent as silence because the producer had none

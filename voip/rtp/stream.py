@@ -29,6 +29,7 @@ import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+import pylibsrtp
 from aiortc.rtp import RtpPacket, is_rtcp
 from pyee.asyncio import AsyncIOEventEmitter
 
@@ -49,6 +50,7 @@ from voip.rtp.ports import RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
+from voip.rtp.srtp import SrtpTransform
 from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
 
 with warnings.catch_warnings():
@@ -106,6 +108,7 @@ class MediaStream:
         self.local_telephone_event = local_telephone_event  # ours, for what we receive
         self.ptime = 0.02
         self.rtcp_mux = False
+        self.srtp: SrtpTransform | None = None  # SRTP/SRTCP when a=crypto was agreed
         self.sending = False
         self.receiving = False
         self.remote_rtp: Address | None = None
@@ -184,6 +187,7 @@ class MediaStream:
         if self.telephone_event is not None and self.local_telephone_event is None:
             self.local_telephone_event = self.telephone_event
         self.rtcp_mux = media.rtcp_mux
+        self.srtp = SrtpTransform.follow(self.srtp, media)
         self._to_user = _converter(codec.sample_rate, self.sample_rate)
         self._from_user = _converter(self.sample_rate, codec.sample_rate)
         remote: Address | None = None
@@ -309,13 +313,16 @@ class MediaStream:
         address = self.latched
         if address is None:
             return
+        size = len(data) - 12
         try:
+            if self.srtp is not None:
+                data = self.srtp.protect(data)
             self.ports.rtp.sendto(data, address)
-        except OSError:
+        except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
             return
         self.stats.packets_sent += 1
-        self.stats.octets_sent += len(data) - 12
+        self.stats.octets_sent += size
 
     def _send_rtcp(self, data: bytes) -> None:
         address = self.remote_rtcp
@@ -323,8 +330,10 @@ class MediaStream:
             return
         sock = self.ports.rtp if self.rtcp_mux else self.ports.rtcp
         try:
+            if self.srtp is not None:
+                data = self.srtp.protect_rtcp(data)
             sock.sendto(data, address)
-        except OSError:
+        except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
             return
         self.stats.rtcp_sent += 1
@@ -390,6 +399,12 @@ class MediaStream:
 
     def _on_rtp(self, data: bytes, address: Address) -> None:
         stats = self.stats
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect(data)
+            except pylibsrtp.Error:
+                stats.auth_failures += 1  # RFC 3711 §3.3: dropped, never played
+                return
         try:
             packet = RtpPacket.parse(data)
         except ValueError:
@@ -439,6 +454,12 @@ class MediaStream:
             self.jitter.push(packet)
 
     def _on_rtcp(self, data: bytes) -> None:
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                self.stats.auth_failures += 1  # RFC 3711 §3.4
+                return
         sources = {} if self.source is None else {self.source.ssrc: self.source}
         try:
             events = self.rtcp.receive(data, self.loop.time(), time.time(), sources)

@@ -1,0 +1,230 @@
+"""SRTP keyed by SDES (RFC 4568) between two agents on loopback: audio both ways under
+encryption, authentication failures dropped and counted, required SRTP never falls back
+to plain RTP, re-INVITEs keep or re-key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from support.ua import TIMEOUT, connected, uri_of
+
+from sdp import Crypto
+from voip.call import Call
+from voip.rtp import CallMedia, Pcmu, tone
+from voip.rtp.srtp import SrtpMode, SrtpTransform, local_crypto
+from voip.sip import SipError
+from voip.useragent import RequestFailed, UserAgent
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
+LOUD = 2000
+
+
+def refusals(ua: UserAgent) -> asyncio.Queue[SipError]:
+    """Try to accept every call; each refusal (the SipError of accept) goes in the queue."""
+    errors: asyncio.Queue[SipError] = asyncio.Queue()
+
+    async def on_call(call: Call) -> None:
+        try:
+            await call.accept()
+        except SipError as error:
+            errors.put_nowait(error)
+
+    ua.on("incoming_call", on_call)
+    return errors
+
+
+def _media(call: Call) -> CallMedia:
+    assert call.media is not None
+    return call.media
+
+
+def _transform(call: Call) -> SrtpTransform:
+    transform = _media(call).stream.srtp
+    assert transform is not None
+    return transform
+
+
+async def _loud_frames(media: CallMedia, frames: int) -> int:
+    loud = 0
+    for _ in range(frames):
+        frame = await asyncio.wait_for(media.read(), TIMEOUT)
+        loud += audioop.rms(frame, 2) > LOUD
+    return loud
+
+
+async def _both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int, int]:
+    """Tones each way at once; the loud frames heard by the callee and by the caller."""
+    for call in (caller, callee):
+        _media(call).flush()
+        while _media(call).stream._incoming:  # only what arrives from now on counts
+            _media(call).stream._incoming.popleft()
+    writers = [
+        asyncio.create_task(_media(caller).write(tone(440, 1.2))),
+        asyncio.create_task(_media(callee).write(tone(1000, 1.2))),
+    ]
+    heard = await asyncio.gather(
+        _loud_frames(_media(callee), frames), _loud_frames(_media(caller), frames)
+    )
+    await asyncio.gather(*writers)
+    return heard[0], heard[1]
+
+
+def _tap(call: Call) -> list[bytes]:
+    """Every datagram that reaches the call's RTP socket, as it was on the wire."""
+    stream = _media(call).stream
+    wire: list[bytes] = []
+    on_rtp: Callable[[bytes, tuple[str, int]], None] = stream._on_rtp
+
+    def tapped(data: bytes, address: tuple[str, int]) -> None:
+        wire.append(data)
+        on_rtp(data, address)
+
+    stream._on_rtp = tapped  # type: ignore[method-assign]
+    return wire
+
+
+@contextlib.asynccontextmanager
+async def _agents(caller_mode: str, callee_mode: str) -> AsyncIterator[tuple[UserAgent, UserAgent]]:
+    alice = UserAgent("alice", srtp=caller_mode)
+    bob = UserAgent("bob", srtp=callee_mode)
+    try:
+        await alice.listen("udp", "127.0.0.1", 0)
+        await bob.listen("udp", "127.0.0.1", 0)
+        yield alice, bob
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+@pytest.mark.parametrize(
+    ("caller_mode", "callee_mode", "proto"),
+    [
+        ("required", "required", "RTP/SAVP"),
+        ("required", "optional", "RTP/SAVP"),
+        ("optional", "optional", "RTP/AVP"),  # best effort: a=crypto in RTP/AVP
+    ],
+)
+async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload(
+    caller_mode: str, callee_mode: str, proto: str
+) -> None:
+    async with _agents(caller_mode, callee_mode) as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        agreed = _media(caller).agreed
+        assert agreed is not None and agreed.proto == proto
+        assert _transform(caller).local == _transform(callee).remote
+        assert _transform(caller).remote == _transform(callee).local
+        wire = _tap(callee)
+        at_callee, at_caller = await _both_ways(caller, callee)
+        assert at_callee >= 30 and at_caller >= 30
+        # what the callee got on the wire: headers in the clear, payload encrypted, a tag
+        encoded = Pcmu().encode(tone(440, 1.2))
+        plain_frames = {encoded[i : i + 160] for i in range(0, len(encoded) - 159, 160)}
+        audio = [data for data in wire if len(data) == 12 + 160 + 10]
+        assert len(audio) >= 30
+        assert not any(data[12:172] in plain_frames for data in audio)
+        assert not any(data[12:172] in encoded for data in audio)
+        for call in (caller, callee):
+            stats = _media(call).statistics()
+            assert stats.auth_failures == 0 and stats.malformed == 0
+        await caller.hangup()
+
+
+async def test_srtcp_reports_arrive_and_authenticate() -> None:
+    async with _agents("required", "required") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        reports: asyncio.Queue[object] = asyncio.Queue()
+        _media(callee).on("rtcp", reports.put_nowait)
+        await asyncio.wait_for(reports.get(), TIMEOUT)  # first report within ~2.5 s
+        assert _media(callee).statistics().rtcp_received >= 1
+        assert _media(callee).statistics().auth_failures == 0
+        await caller.hangup()
+
+
+async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -> None:
+    async with _agents("required", "required") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        right = _transform(callee)
+        wrong: Crypto = local_crypto()[0]
+        _media(callee).stream.srtp = SrtpTransform(right.local, wrong)
+        received = _media(callee).statistics().packets_received
+        at_callee, at_caller = await _both_ways(caller, callee)
+        assert at_callee == 0  # nothing that fails authentication is played
+        assert at_caller >= 30  # the other direction is untouched
+        stats = _media(callee).statistics()
+        assert stats.auth_failures >= 30
+        assert stats.packets_received == received  # none got past the check
+        assert not callee.end_reason and not caller.end_reason  # the call goes on
+        await caller.hangup()
+
+
+async def test_required_callee_refuses_a_plain_offer_with_488() -> None:
+    async with _agents("off", "required") as (alice, bob):
+        errors = refusals(bob)
+        with pytest.raises(RequestFailed) as refused:
+            await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+        assert refused.value.status == 488
+        error = await asyncio.wait_for(errors.get(), TIMEOUT)
+        assert error.status == 488 and "SRTP is required" in str(error)
+
+
+async def test_required_caller_is_refused_by_a_plain_callee_and_ends_with_488() -> None:
+    async with _agents("required", "off") as (alice, bob):
+        refusals(bob)
+        call = alice.dial(uri_of(bob))
+        with pytest.raises(RequestFailed):
+            await asyncio.wait_for(call.answered(), TIMEOUT)
+        reason = await asyncio.wait_for(call.ended(), TIMEOUT)
+        assert reason.status == 488
+
+
+async def test_dial_srtp_overrides_the_agent_policy() -> None:
+    async with _agents("off", "off") as (alice, bob):
+        refusals(bob)
+        call = alice.dial(uri_of(bob), srtp="required")
+        with pytest.raises(RequestFailed):
+            await asyncio.wait_for(call.answered(), TIMEOUT)
+        assert call.negotiation.srtp is SrtpMode.REQUIRED
+        assert (await asyncio.wait_for(call.ended(), TIMEOUT)).status == 488
+
+
+async def test_an_optional_caller_falls_back_to_plain_rtp_with_a_plain_callee() -> None:
+    async with _agents("optional", "off") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        assert _media(caller).stream.srtp is None and _media(callee).stream.srtp is None
+        at_callee, at_caller = await _both_ways(caller, callee)
+        assert at_callee >= 30 and at_caller >= 30
+        await caller.hangup()
+
+
+async def test_a_re_invite_keeps_the_keys_and_audio_goes_on() -> None:
+    async with _agents("required", "required") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        before = _transform(caller)
+        await asyncio.wait_for(caller.hold(), TIMEOUT)
+        await asyncio.wait_for(caller.resume(), TIMEOUT)
+        assert _transform(caller) is before  # same keys: the rollover state goes on
+        at_callee, at_caller = await _both_ways(caller, callee)
+        assert at_callee >= 30 and at_caller >= 30
+        assert _media(callee).statistics().auth_failures == 0
+        await caller.hangup()
+
+
+async def test_a_re_invite_with_a_new_key_rekeys_the_peer() -> None:
+    async with _agents("required", "required") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        old = _transform(callee).remote
+        # RFC 4568 §7.1.4: the offerer of a re-INVITE may send new keys
+        caller.negotiation.media[0].crypto = local_crypto()
+        await asyncio.wait_for(caller.reinvite(), TIMEOUT)
+        new = _transform(callee).remote
+        assert new != old and new == _transform(caller).local
+        at_callee, at_caller = await _both_ways(caller, callee)
+        assert at_callee >= 30 and at_caller >= 30
+        await caller.hangup()
