@@ -606,6 +606,8 @@ class Call:
             media = self.media = self.ua.media.open(host, media_port or None)
             media.on("dtmf", lambda digit: self.emit("dtmf", digit))
             media.on("inactive", lambda seconds: self.emit("media_inactive", seconds))
+            # with keys in the SDP, nothing is played until they are agreed
+            media.stream.awaiting_keys = self.negotiation.srtp is not SrtpMode.OFF
         return self.media.port
 
     async def ring(

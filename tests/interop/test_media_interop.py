@@ -10,13 +10,12 @@ SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the di
 from __future__ import annotations
 
 import asyncio
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.peers import Baresip, Sipp
-from support.quality import score
+from support.quality import finished_recording, read_recording, score
 
 from voip.call import Call
 from voip.rtp import CallMedia, read_wav
@@ -30,23 +29,6 @@ PESQ_TARGET = 4.0
 def _media(call: Call) -> CallMedia:
     assert call.media is not None
     return call.media
-
-
-def _read_recording(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
-        return wav.readframes(wav.getnframes())
-
-
-async def _finished_recording(path: Path) -> bytes:
-    """baresip writes the WAV header when the call's audio closes, a moment after the log
-    says the call closed."""
-    for _ in range(50):
-        try:
-            return _read_recording(path)
-        except (wave.Error, EOFError):
-            await asyncio.sleep(0.1)
-    return _read_recording(path)
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
@@ -72,7 +54,7 @@ async def test_speech_the_toolkit_plays_reaches_baresip_with_pesq_4(
     assert stats.silence_sent < 10  # the producer kept up: the speech went out unbroken
     recordings = bob.received_recordings()
     assert recordings, "baresip wrote no *-dec.wav"
-    result = score(speech, await _finished_recording(recordings[-1]))
+    result = score(speech, await finished_recording(recordings[-1]))
     assert result.seconds >= SECONDS - 0.5
     assert result.correlation > 0.95, result
     assert result.pesq >= PESQ_TARGET, result
@@ -95,7 +77,7 @@ async def test_speech_baresip_plays_is_recorded_by_the_toolkit_with_pesq_4(
         await call.hangup()
     assert stats.packets_received >= SECONDS * 50 * 0.9
     assert stats.lost == 0 and stats.late == 0
-    result = score(source, _read_recording(recording))
+    result = score(source, read_recording(recording))
     assert result.seconds >= SECONDS - 0.5
     assert result.correlation > 0.95, result
     assert result.pesq >= PESQ_TARGET, result

@@ -3,12 +3,15 @@ correlation coefficient and PESQ (ITU-T P.862, PyPI ``pesq``) on the aligned par
 
 from __future__ import annotations
 
+import asyncio
+import wave
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pesq import pesq
 
-__all__ = ["Score", "align", "score"]
+__all__ = ["Score", "align", "finished_recording", "read_recording", "score"]
 
 
 def _samples(pcm: bytes) -> np.ndarray:
@@ -45,3 +48,21 @@ def score(reference: bytes, degraded: bytes, rate: int = 8000) -> Score:
     correlation = float(np.corrcoef(ref, deg)[0, 1])
     mos = float(pesq(rate, ref, deg, "nb" if rate == 8000 else "wb"))
     return Score(correlation, mos, lag / rate, len(ref) / rate)
+
+
+def read_recording(path: Path) -> bytes:
+    """The PCM of a WAV recording, checked to be 8 kHz mono 16-bit."""
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 8000)
+        return wav.readframes(wav.getnframes())
+
+
+async def finished_recording(path: Path) -> bytes:
+    """A recording baresip writes: its WAV header comes when the call's audio closes, a
+    moment after the log says the call closed."""
+    for _ in range(50):
+        try:
+            return read_recording(path)
+        except (wave.Error, EOFError):
+            await asyncio.sleep(0.1)
+    return read_recording(path)

@@ -109,6 +109,9 @@ class MediaStream:
         self.ptime = 0.02
         self.rtcp_mux = False
         self.srtp: SrtpTransform | None = None  # SRTP/SRTCP when a=crypto was agreed
+        #: the SDP carries SRTP keys: until offer/answer completes, what arrives cannot be
+        #: authenticated and is dropped (the peer may send before its answer reaches us)
+        self.awaiting_keys = False
         self.sending = False
         self.receiving = False
         self.remote_rtp: Address | None = None
@@ -188,6 +191,7 @@ class MediaStream:
             self.local_telephone_event = self.telephone_event
         self.rtcp_mux = media.rtcp_mux
         self.srtp = SrtpTransform.follow(self.srtp, media)
+        self.awaiting_keys = False
         self._to_user = _converter(codec.sample_rate, self.sample_rate)
         self._from_user = _converter(self.sample_rate, codec.sample_rate)
         remote: Address | None = None
@@ -405,6 +409,9 @@ class MediaStream:
             except pylibsrtp.Error:
                 stats.auth_failures += 1  # RFC 3711 §3.3: dropped, never played
                 return
+        elif self.awaiting_keys:
+            stats.unkeyed += 1
+            return
         try:
             packet = RtpPacket.parse(data)
         except ValueError:
@@ -460,6 +467,9 @@ class MediaStream:
             except pylibsrtp.Error:
                 self.stats.auth_failures += 1  # RFC 3711 §3.4
                 return
+        elif self.awaiting_keys:
+            self.stats.unkeyed += 1
+            return
         sources = {} if self.source is None else {self.source.ssrc: self.source}
         try:
             events = self.rtcp.receive(data, self.loop.time(), time.time(), sources)

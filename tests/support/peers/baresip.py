@@ -175,6 +175,7 @@ def start_baresip(
     answermode: str = "auto",
     codecs: tuple[str, ...] = ("PCMA", "PCMU"),
     account_params: str = "",
+    modules: tuple[str, ...] = (),
     certificate: Path | None = None,
     cafile: Path | None = None,
     sip_trace: bool = True,
@@ -187,6 +188,9 @@ def start_baresip(
                   ``outbound_proxy`` carries every request. None: a direct account, no REGISTER.
     transport     "udp", "tcp" or "tls" towards the registrar (TLS trusts ``registrar.cafile``)
     answermode    "auto", "manual" or "early"
+    modules       more modules to load, e.g. ("srtp.so",) for SDES-SRTP with
+                  ``account_params="mediaenc=srtp-mand"`` (RTP/SAVP) or ``mediaenc=srtp``
+                  (best effort: a=crypto in RTP/AVP)
     certificate   a PEM with certificate and key, for calls to this baresip over TLS
     wait_registered  return only once the registrar answered 200 (when there is one)
     """
@@ -225,6 +229,7 @@ def start_baresip(
         ("module", "aufile.so"),
         ("module", "aubridge.so"),
         ("module", "sndfile.so"),
+        *(("module", name) for name in modules),
         ("module_tmp", "uuid.so"),
         ("module_tmp", "account.so"),
         ("module_app", "contact.so"),
