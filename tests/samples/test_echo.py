@@ -6,9 +6,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from interop.test_media_interop import _finished_recording
 from support.peers import Baresip
-from support.quality import score
+from support.quality import finished_recording, score
 from support.samples import TIMEOUT, serving
 
 from voip.cli.exits import ExitCode
@@ -28,8 +27,8 @@ async def test_the_echo_bot_returns_baresips_speech_unchanged(
         await bob.wait_closed()
         run = await asyncio.wait_for(server, TIMEOUT)
     assert run.returncode == ExitCode.OK, run
-    sent = await _finished_recording(bob.sent_recordings()[-1])
-    echoed = await _finished_recording(bob.received_recordings()[-1])
+    sent = await finished_recording(bob.sent_recordings()[-1])
+    echoed = await finished_recording(bob.received_recordings()[-1])
     result = score(sent, echoed)
     assert result.seconds >= SECONDS - 1, result
     assert 0 < result.delay < 0.5, result  # a round trip through the bot, not a loop of ours

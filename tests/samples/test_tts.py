@@ -7,9 +7,8 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from interop.test_media_interop import _finished_recording
 from support.peers import Baresip
-from support.quality import score
+from support.quality import finished_recording, score
 from support.samples import TIMEOUT, serving
 
 from samples.tts import speak
@@ -29,7 +28,7 @@ async def test_baresip_hears_the_text_spoken_by_espeak_then_the_bot_hangs_up(
     assert run.returncode == ExitCode.OK, run
     assert "session closed" in closed.group(0)  # ended by the far end, not by baresip
     speech = speak(TEXT)
-    heard = await _finished_recording(bob.received_recordings()[-1])
+    heard = await finished_recording(bob.received_recordings()[-1])
     result = score(speech, heard)
     assert result.seconds >= len(speech) / 16000 - 0.2, result  # all of it, not cut short
     assert result.correlation > 0.9, result

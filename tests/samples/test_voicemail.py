@@ -10,9 +10,8 @@ import wave
 from collections.abc import Callable
 from pathlib import Path
 
-from interop.test_media_interop import _finished_recording, _read_recording
 from support.peers import Baresip, Sipp
-from support.quality import score
+from support.quality import finished_recording, read_recording, score
 from support.samples import TIMEOUT, serving
 
 from voip.cli.exits import ExitCode
@@ -48,8 +47,8 @@ async def test_a_baresip_callers_speech_is_saved_as_wav_with_its_metadata(
     assert abs(float(str(entry["duration"])) - seconds) < 0.05
     assert MESSAGE - 0.5 < seconds < MESSAGE + 1.5, seconds
     # what baresip sent over the whole call, found again in the message
-    sent = await _finished_recording(bob.sent_recordings()[-1])
-    result = score(sent, _read_recording(wav))
+    sent = await finished_recording(bob.sent_recordings()[-1])
+    result = score(sent, read_recording(wav))
     assert result.correlation > 0.9, result
     assert result.seconds >= MESSAGE - 0.5, result
 
