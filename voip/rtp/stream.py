@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import socket
 import time
-import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
@@ -46,16 +45,13 @@ from voip.rtp.codecs import (
 )
 from voip.rtp.dtmf import DtmfReceiver, DtmfSender
 from voip.rtp.jitterbuffer import JitterBuffer
+from voip.rtp.plc import Concealer
 from voip.rtp.ports import RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
 from voip.rtp.srtp import SrtpTransform
 from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
 
 __all__ = ["MediaStream"]
 
@@ -64,7 +60,7 @@ RECEIVE_SIZE = 2048
 RELATCH_AFTER = 1.0
 QUEUED_FRAMES = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
 RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
-CONCEAL_FRAMES = 3  # a missing frame repeats the last one, fading, this many times
+CONCEAL_FRAMES = 3  # missing frames in a row made up before silence (60 ms at 20 ms)
 DTMF_DURATION = 0.1
 DTMF_GAP = 0.05
 
@@ -133,8 +129,7 @@ class MediaStream:
         self._dtmf_queue: deque[str] = deque()
         self._dtmf: DtmfSender | None = None
         self._dtmf_gap = 0
-        self._last_frame = b""
-        self._concealing = 0
+        self._plc = Concealer(8000, max_frames=CONCEAL_FRAMES)
         self._started_receiving = False
         self._last_received = 0.0
         self._latched_heard = 0.0
@@ -348,29 +343,29 @@ class MediaStream:
     def _play_frame(self) -> None:
         concealed = self.jitter.counters.concealed
         packet = self.jitter.pop()
-        frame: bytes
+        plc = self._plc
+        if plc.sample_rate != self.codec.sample_rate:
+            plc = self._plc = Concealer(self.codec.sample_rate, max_frames=CONCEAL_FRAMES)
+        samples = round(self.codec.sample_rate * self.ptime)
+        frame: bytes | None
         if packet is not None:
-            self._concealing = 0
             if packet.payload_type == CN_PAYLOAD_TYPE:
-                frame = self._noise.noise(
-                    packet.payload, round(self.codec.sample_rate * self.ptime)
-                )
+                frame = self._noise.noise(packet.payload, samples)
             else:
                 decoder = self._decoders.get(packet.payload_type, self.codec)
                 frame = decoder.decode(packet.payload)
-            self._last_frame = frame
+            frame = plc.good(frame)
         elif not self._started_receiving:
             return  # nothing ever arrived: no frames yet
         else:
-            size = 2 * round(self.codec.sample_rate * self.ptime)
-            missing = self.jitter.counters.concealed > concealed
-            if missing and self._concealing < CONCEAL_FRAMES and self._last_frame:
-                # packet loss concealment: the last frame again, fading (G.711 Appendix I in spirit)
-                self._concealing += 1
-                frame = audioop.mul(self._last_frame, 2, 0.5**self._concealing)[:size]
-                self.stats.concealed += self.ptime
-            else:
-                frame = bytes(size)
+            frame = None
+            if self.jitter.counters.concealed > concealed:
+                # packet loss concealment (G.711 Appendix I): pitch waveform substitution
+                frame = plc.missing(samples)
+                if frame is not None:
+                    self.stats.concealed += self.ptime
+            if frame is None:
+                frame = bytes(2 * samples)
         self._deliver(self._to_user(frame))
 
     def _deliver(self, frame: bytes) -> None:

@@ -190,7 +190,8 @@ def start_baresip(
     answermode    "auto", "manual" or "early"
     modules       more modules to load, e.g. ("srtp.so",) for SDES-SRTP with
                   ``account_params="mediaenc=srtp-mand"`` (RTP/SAVP) or ``mediaenc=srtp``
-                  (best effort: a=crypto in RTP/AVP)
+                  (best effort: a=crypto in RTP/AVP), ("plc.so",) for concealment; they
+                  load before sndfile, so its recording is what a filter such as plc made
     certificate   a PEM with certificate and key, for calls to this baresip over TLS
     wait_registered  return only once the registrar answered 200 (when there is one)
     """
@@ -224,12 +225,12 @@ def start_baresip(
         config["sip_cafile"] = str(cafile)
     if certificate is not None:
         config["sip_certificate"] = str(certificate)
-    modules = [
+    loaded = [
         ("module", "g711.so"),
         ("module", "aufile.so"),
         ("module", "aubridge.so"),
+        *[("module", name) for name in modules],  # codecs, and filters that run before
         ("module", "sndfile.so"),
-        *(("module", name) for name in modules),
         ("module_tmp", "uuid.so"),
         ("module_tmp", "account.so"),
         ("module_app", "contact.so"),
@@ -237,7 +238,7 @@ def start_baresip(
         ("module_app", "ctrl_tcp.so"),
     ]
     lines = [f"{key}\t\t{value}" for key, value in config.items()]
-    lines += [f"{key}\t\t{value}" for key, value in modules]
+    lines += [f"{key}\t\t{value}" for key, value in loaded]
     (config_dir / "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
     account = _account_line(
         user,
