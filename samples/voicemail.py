@@ -17,7 +17,7 @@ from pathlib import Path
 from samples.tts import speak
 from voip.call import CallState
 from voip.rtp import tone
-from voip.session import Session
+from voip.session import Session, SessionError
 from voip.session.primitives import ExpeditedDataIndication
 
 GREETING = "Nobody can take your call. Please leave a message after the tone."
@@ -37,7 +37,9 @@ async def handle(session: Session) -> None:
 
     session.on(ExpeditedDataIndication.primitive, on_digit)
     call.on("ended", lambda reason: done.set())
-    await session.send_data(await asyncio.to_thread(speak, GREETING) + tone(1000, 0.4))
+    greeting = await asyncio.to_thread(speak, GREETING) + tone(1000, 0.4)
+    with contextlib.suppress(SessionError):  # the caller may hang up during the greeting
+        await session.send_data(greeting)
     await media.drain()  # the greeting has gone out: now the message
 
     started = datetime.now(UTC)
