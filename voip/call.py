@@ -18,7 +18,7 @@ import enum
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pyee.asyncio import AsyncIOEventEmitter
@@ -65,11 +65,14 @@ class CallState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class EndReason:
-    """Why a call ended: who ended it, and the SIP status and text that said so."""
+    """Why a call ended: who ended it, and the SIP status and text that said so;
+    ``error`` is the typed error behind it when the toolkit ended the call over one
+    (e.g. :class:`~voip.rtp.srtp.SrtpRequired` for a plain-RTP answer)."""
 
     by: str  # "local", "remote" or "provider"
     status: int
     text: str
+    error: Exception | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.by}: {self.status} {self.text}"
@@ -182,11 +185,11 @@ class Call:
             assert self.invite is not None
             self.ua.invites[merge_key(self.invite)] = self
 
-    def _end(self, by: str, status: int, text: str) -> None:
+    def _end(self, by: str, status: int, text: str, error: Exception | None = None) -> None:
         if self.state is CallState.ENDED:
             return
         self.state = CallState.ENDED
-        self.end_reason = EndReason(by, status, text)
+        self.end_reason = EndReason(by, status, text, error)
         if self.session_timer is not None:
             self.session_timer.stop()
         self._arm_session_timer()
@@ -472,7 +475,7 @@ class Call:
         except (sdp.SdpError, sdp.OfferAnswerError) as error:
             self.state = CallState.ANSWERED
             self.ua.spawn(self._send_ack(body))
-            self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP: {error}"))
+            self.ua.spawn(self._bye_and_end("remote", 488, f"bad SDP: {error}", error=error))
             return
         self.state = CallState.ANSWERED
         dialog.offer_answer = OfferAnswer.STABLE  # the answer came in the 2xx or goes in the ACK
@@ -1337,7 +1340,13 @@ class Call:
             await self._bye_and_end("local", 200, reason or "BYE")
 
     async def _bye_and_end(
-        self, by: str, status: int, text: str, *, with_reason: bool = False
+        self,
+        by: str,
+        status: int,
+        text: str,
+        *,
+        with_reason: bool = False,
+        error: Exception | None = None,
     ) -> None:
         if self.state is CallState.ENDED:
             return
@@ -1346,7 +1355,7 @@ class Call:
         headers = reason if by != "local" or with_reason else []
         with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
             await self._request("BYE", headers=headers)
-        self._end(by, status, text)
+        self._end(by, status, text, error)
 
 
 def glare_backoff(

@@ -9,17 +9,19 @@ PESQ): SRTP must carry the audio as plain RTP would, with no authentication fail
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.peers import Baresip
+from support.peers import Baresip, Sipp
 from support.quality import finished_recording, read_recording, score
 
 from voip.call import Call
 from voip.rtp import CallMedia, read_wav
+from voip.rtp.srtp import SrtpRequired
 from voip.sip import SipError
-from voip.useragent import UserAgent
+from voip.useragent import RequestFailed, UserAgent
 
 TIMEOUT = 15.0
 SECONDS = 6.0
@@ -134,3 +136,21 @@ async def test_a_plain_baresip_is_refused_488_by_a_toolkit_that_requires_srtp(
         call = await asyncio.wait_for(ended.get(), TIMEOUT)
         assert call.end_reason is not None and call.end_reason.status == 488
         await bob.wait_for(r"488 Not Acceptable Here", since=mark)
+
+
+async def test_a_plain_answer_from_sipp_ends_the_toolkits_required_call_typed(
+    sipp: Sipp,
+) -> None:
+    # SIPp's uas_call answers RTP/AVP without a=crypto whatever the offer says
+    uas = sipp.start("uas_call", calls=1)
+    async with UserAgent("alice", srtp="required") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = ua.dial(uas.uri("sipp"))
+        with pytest.raises(RequestFailed, match="SRTP is required"):
+            await asyncio.wait_for(call.answered(), TIMEOUT)
+        reason = await asyncio.wait_for(call.ended(), TIMEOUT)
+        assert reason.status == 488 and isinstance(reason.error, SrtpRequired)
+        assert call.media is None or call.media.closed
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()  # SIPp got its ACK and then the BYE
+    assert re.search(r"BYE sip:.*\r?\n(?:.+\r?\n)*?Reason: SIP;cause=488", result.messages())
