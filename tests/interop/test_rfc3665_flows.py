@@ -36,7 +36,8 @@ from voip.useragent import RequestFailed, UserAgent
 
 TIMEOUT = 15.0
 T = TypeVar("T")
-FLOWS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "callflows" / "rfc3665"
+# Vendored from the shared corpus (tests/data/PROVENANCE.md): the flows are RFC vectors.
+FLOWS = Path(__file__).resolve().parents[1] / "data" / "callflows" / "rfc3665"
 KEY_HEADERS = (
     "Authorization",
     "Proxy-Authorization",

@@ -246,7 +246,9 @@ async def test_only_the_configured_methods_are_challenged(
     assert response.status == 200 and not trace.find("401")
     ua.challenger = Challenger.for_users(REALM, USERS, methods=("INVITE", "OPTIONS", "MESSAGE"))
     response = await asyncio.wait_for(alice.options(uri_of(ua)), TIMEOUT)
-    assert response.status == 200 and len(trace.find("401")) == 1
+    # one challenge; a retransmitted OPTIONS on a busy machine draws the same 401 again
+    challenges = {bytes(record.message) for record in trace.find("401")}
+    assert response.status == 200 and len(challenges) == 1
 
 
 def test_ack_and_cancel_are_never_challenged() -> None:
