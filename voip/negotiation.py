@@ -28,15 +28,18 @@ __all__ = ["AUDIO_CODECS", "SDP", "Negotiation", "default_audio"]
 SDP = "application/sdp"
 
 
-#: the audio codecs the media engine has (voip.rtp.codecs), in order of preference
-AUDIO_CODECS = ("PCMU", "PCMA")
+#: the audio codecs the media engine has (voip.rtp.codecs), in order of preference: G.711
+#: first (microseconds per packet, where G.722 and Opus through PyAV cost tens)
+AUDIO_CODECS = ("PCMU", "PCMA", "G722", "OPUS")
+#: their SDP formats (RFC 3551 §4.5.2: G.722 has an RTP clock of 8000; RFC 7587 §7: opus/48000/2)
+_FORMATS = {"PCMU": (8000, 1), "PCMA": (8000, 1), "G722": (8000, 1), "OPUS": (48000, 2)}
 
 
 def default_audio(
     port: int, codecs: Sequence[str] | None = None, srtp: SrtpMode = SrtpMode.OFF
 ) -> MediaCapabilities:
-    """Audio with PCMU and PCMA (or ``codecs``, a choice among them in order of
-    preference) and RFC 4733 telephone events, 20 ms packets. ``srtp`` other than off
+    """Audio with PCMU, PCMA, G.722 and Opus (or ``codecs``, a choice among them in order
+    of preference) and RFC 4733 telephone events, 20 ms packets. ``srtp`` other than off
     draws fresh SDES keys (RFC 4568) and offers ``RTP/AVP`` with them (optional) or
     ``RTP/SAVP`` (required)."""
     names = [name.upper() for name in codecs] if codecs else list(AUDIO_CODECS)
@@ -46,7 +49,7 @@ def default_audio(
     return MediaCapabilities(
         "audio",
         port,
-        [Codec(name, 8000) for name in names],
+        [Codec("opus" if name == "OPUS" else name, *_FORMATS[name]) for name in names],
         telephone_event=TelephoneEvent(),
         ptime=20,
         protos=_PROTOS[srtp],

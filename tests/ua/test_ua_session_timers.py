@@ -257,7 +257,7 @@ async def test_dial_options_override_the_agents_interval(agents: Agents) -> None
 def test_a_refresh_offer_repeats_the_last_description_sent_with_its_version() -> None:
     # the peer offered PCMA first: our answer differs from a fresh offer of ours, so a
     # refresh repeats the answer itself rather than offering anew (RFC 3264 §8)
-    peer = Negotiation("192.0.2.1", [default_audio(30000)])
+    peer = Negotiation("192.0.2.1", [default_audio(30000, ("PCMU", "PCMA"))])
     peer.media[0].codecs.reverse()
     ours = Negotiation("192.0.2.2", [default_audio(40000)])
     answer = ours.receive_offer(peer.create_offer())

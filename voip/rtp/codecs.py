@@ -4,6 +4,12 @@ G.711 (PCMU and PCMA, RFC 3551 §4.5.14) goes through ``audioop`` (the standard 
 3.12, the ``audioop-lts`` package from 3.13): about 1.6 µs to encode a 20 ms frame, where
 aiortc's PyAV-based G.711 costs 50 µs or more (PERF-FACTS.md). Comfort noise (RFC 3389) is
 decoded into noise at the level it announces.
+
+G.722 (RFC 3551 §4.5.2: 16 kHz audio, RTP clock 8000) and Opus (RFC 7587: opus/48000/2)
+go through aiortc's codec classes (``aiortc.codecs.get_encoder``/``get_decoder``, PyAV
+underneath). They take and give PCM at the stream's own rate: PyAV's resampler converts
+to and from the codec's rate (16 kHz, 48 kHz stereo), so the user's rate is independent
+of the codec.
 """
 
 from __future__ import annotations
@@ -17,12 +23,22 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
+import fractions
+from collections import deque
+
+import av
+from aiortc.codecs import get_decoder, get_encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
 from sdp import Codec
 
 __all__ = [
     "CN_PAYLOAD_TYPE",
+    "G722",
     "AudioCodec",
     "ComfortNoise",
+    "Opus",
     "Pcma",
     "Pcmu",
     "UnsupportedCodec",
@@ -98,12 +114,85 @@ class ComfortNoise:
         return audioop.mul(os.urandom(2 * samples), 2, min(gain, 1.0))
 
 
-_CODECS: dict[str, type[Pcmu] | type[Pcma]] = {"PCMU": Pcmu, "PCMA": Pcma}
+class _AiortcCodec:
+    """A codec of aiortc at ``sample_rate`` (the stream's PCM rate), one payload per frame."""
+
+    name: str = ""
+    clock_rate: int = 8000
+    channels: int = 1
+    mime_type: str = ""
+
+    def __init__(self, sample_rate: int = 8000) -> None:
+        self.sample_rate = sample_rate
+        parameters = RTCRtpCodecParameters(
+            mimeType=self.mime_type, clockRate=self.clock_rate, channels=self.channels
+        )
+        self._encoder = get_encoder(parameters)
+        self._decoder = get_decoder(parameters)
+        self._to_user = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+        self._pts = 0
+        self._time_base = fractions.Fraction(1, sample_rate)
+        self._payloads: deque[bytes] = deque()
+        # the resamplers hold back a few samples: one frame of silence first keeps one
+        # payload out per frame in from then on
+        self._encode(bytes(2 * (sample_rate // 50)))
+
+    def _encode(self, pcm: bytes) -> None:
+        samples = len(pcm) // 2
+        frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._pts
+        frame.time_base = self._time_base
+        self._pts += samples
+        payloads, _ = self._encoder.encode(frame)
+        self._payloads.extend(payloads)
+
+    def encode(self, pcm: bytes) -> bytes:
+        self._encode(pcm)
+        return self._payloads.popleft() if self._payloads else b""
+
+    def decode(self, payload: bytes) -> bytes:
+        out = []
+        for frame in self._decoder.decode(JitterFrame(payload, 0)):
+            for converted in self._to_user.resample(frame):  # type: ignore[arg-type]
+                out.append(bytes(converted.planes[0])[: 2 * converted.samples])
+        return b"".join(out)
 
 
-def codec_for(codec: Codec) -> AudioCodec:
-    """The toolkit's codec for a negotiated format; raises :class:`UnsupportedCodec`."""
+class G722(_AiortcCodec):
+    """G.722 at 64 kbit/s, static payload type 9: 16 kHz audio, an RTP clock of 8000
+    (RFC 3551 §4.5.2)."""
+
+    name = "G722"
+    clock_rate = 8000
+    mime_type = "audio/G722"
+
+
+class Opus(_AiortcCodec):
+    """Opus (RFC 7587): opus/48000/2 in SDP whatever is really sent, 20 ms frames."""
+
+    name = "opus"
+    clock_rate = 48000
+    channels = 2
+    mime_type = "audio/opus"
+
+
+_CODECS: dict[str, type[Pcmu] | type[Pcma] | type[G722] | type[Opus]] = {
+    "PCMU": Pcmu,
+    "PCMA": Pcma,
+    "G722": G722,
+    "OPUS": Opus,
+}
+
+
+def codec_for(codec: Codec, sample_rate: int = 8000) -> AudioCodec:
+    """The toolkit's codec for a negotiated format, for PCM at ``sample_rate`` where the
+    codec converts itself (G.722, Opus); raises :class:`UnsupportedCodec`."""
     kind = _CODECS.get(codec.name.upper())
-    if kind is None or codec.clock_rate != kind.clock_rate or codec.channels != 1:
+    channels = getattr(kind, "channels", 1)
+    if kind is None or codec.clock_rate != kind.clock_rate or codec.channels != channels:
         raise UnsupportedCodec(f"no codec for {codec.name}/{codec.clock_rate}/{codec.channels}")
+    if issubclass(kind, _AiortcCodec):
+        return kind(sample_rate)
     return kind()

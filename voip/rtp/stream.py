@@ -172,7 +172,7 @@ class MediaStream:
         codec = None
         for candidate in media.codecs:
             with contextlib.suppress(ValueError):
-                codec = codec_for(candidate)
+                codec = codec_for(candidate, self.sample_rate)
                 payload_type = candidate.payload_type
                 break
         if codec is None or payload_type is None:
@@ -180,7 +180,11 @@ class MediaStream:
         ptime = (media.ptime or 20) / 1000.0
         if type(codec) is not type(self.codec) or ptime != self.ptime:
             self.sender.talkspurt = True
+        else:
+            codec = self.codec  # the same codec goes on (it may keep state)
         self.codec, self.payload_type, self.ptime = codec, payload_type, ptime
+        if codec.name.upper() in ("G722", "OPUS"):
+            self._decoders[payload_type] = codec
         self.telephone_event = media.telephone_event_payload_type
         if self.telephone_event is not None and self.local_telephone_event is None:
             self.local_telephone_event = self.telephone_event
