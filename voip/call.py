@@ -102,7 +102,7 @@ class Call:
     caller acknowledged a reliable 1xx, RFC 3262), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
-        self.events = AsyncIOEventEmitter()
+        self._events: AsyncIOEventEmitter | None = None  # made when a handler is added
         self.ua = ua
         self.outgoing = outgoing
         self.negotiation = negotiation
@@ -150,12 +150,25 @@ class Call:
         self._reliable_timer: asyncio.TimerHandle | None = None
         self._pracked = asyncio.Event()
 
+    @property
+    def events(self) -> AsyncIOEventEmitter:
+        """The call's event emitter (pyee), made on first use: most calls of a busy UAS
+        have no handler, and an emitter (its lock, its tables) costs more than the rest
+        of the call object."""
+        if self._events is None:
+            self._events = AsyncIOEventEmitter()
+        return self._events
+
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """Call ``handler`` on each ``event`` (pyee; coroutine functions run as tasks)."""
         self.events.on(event, handler)
 
     def emit(self, event: str, *args: Any) -> None:
-        self.events.emit(event, *args)
+        events = self._events
+        if events is not None:
+            events.emit(event, *args)
+        elif event == "error":
+            self.events.emit(event, *args)  # pyee raises an unhandled error
 
     def __repr__(self) -> str:
         side = "outgoing" if self.outgoing else "incoming"

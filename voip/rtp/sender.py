@@ -1,21 +1,24 @@
 """The sending side of one RTP source (RFC 3550 §5.1): SSRC, sequence number, timestamp, marker.
 
-Sans-I/O: :meth:`RtpSender.packet` turns a payload into the bytes of one RTP packet through
-aiortc's :class:`aiortc.rtp.RtpPacket`, and keeps the counts an RTCP sender report carries
-(§6.4.1). The timestamp advances by the samples each packet covers, and also across the time
-no packet is sent (:meth:`RtpSender.advance`), so that it always follows the sampling clock.
+Sans-I/O: :meth:`RtpSender.packet` turns a payload into the bytes of one RTP packet (the
+12-byte fixed header of §5.1 packed directly: the toolkit sends no CSRC list and no header
+extension; aiortc's :class:`aiortc.rtp.RtpPacket` reads them back the same), and keeps the
+counts an RTCP sender report carries (§6.4.1). The timestamp advances by the samples each
+packet covers, and also across the time no packet is sent (:meth:`RtpSender.advance`), so
+that it always follows the sampling clock.
 """
 
 from __future__ import annotations
 
 import secrets
+import struct
 from dataclasses import dataclass, field
-
-from aiortc.rtp import RtpPacket
 
 __all__ = ["RtpSender", "random_ssrc"]
 
 SEQUENCE_MOD = 1 << 16
+_HEADER = struct.Struct("!BBHII")
+_VERSION_2 = 0x80  # V=2, P=0, X=0, CC=0
 TIMESTAMP_MOD = 1 << 32
 
 
@@ -50,19 +53,19 @@ class RtpSender:
     ) -> bytes:
         """The next packet, carrying ``payload`` at the current timestamp (or ``timestamp``:
         telephone events keep the timestamp of their start, RFC 4733 §2.5.1.2)."""
-        packet = RtpPacket(
-            payload_type=payload_type,
-            marker=int(marker or self.talkspurt),
-            sequence_number=self.sequence_number,
-            timestamp=self.timestamp if timestamp is None else timestamp,
-            ssrc=self.ssrc,
-            payload=payload,
+        marker = marker or self.talkspurt
+        header = _HEADER.pack(
+            _VERSION_2,
+            (0x80 if marker else 0) | (payload_type & 0x7F),
+            self.sequence_number,
+            self.timestamp if timestamp is None else timestamp,
+            self.ssrc,
         )
         self.talkspurt = False
         self.sequence_number = (self.sequence_number + 1) % SEQUENCE_MOD
         self.packet_count += 1
         self.octet_count += len(payload)
-        return packet.serialize()
+        return header + payload
 
     def advance(self, samples: int) -> None:
         """Move the timestamp on by ``samples`` of the RTP clock (sent or not)."""

@@ -139,6 +139,8 @@ class MediaStream:
         self._from_user: Callable[[bytes], bytes] = _same
         self._closed = False
         self._sinks: list[Callable[[bytes], None]] = []
+        self._silence_of: tuple[AudioCodec, float] | None = None
+        self._silence_payload = b""
         loop = self.loop
         loop.add_reader(ports.rtp.fileno(), self._drain, ports.rtp, False)
         loop.add_reader(ports.rtcp.fileno(), self._drain, ports.rtcp, True)
@@ -307,10 +309,20 @@ class MediaStream:
             if not outgoing:
                 self._drained.set()
         else:
-            pcm = bytes(2 * round(self.codec.sample_rate * self.ptime))
             stats.silence_sent += 1
+            self._sendto(self.sender.packet(self.payload_type, self._silence()))
+            return
         payload = self.codec.encode(pcm)
         self._sendto(self.sender.packet(self.payload_type, payload))
+
+    def _silence(self) -> bytes:
+        """A packet time of silence, encoded: the same payload every time for one codec
+        and packet time, so encoded once."""
+        codec, ptime = self.codec, self.ptime
+        if self._silence_of != (codec, ptime):
+            self._silence_payload = codec.encode(bytes(2 * round(codec.sample_rate * ptime)))
+            self._silence_of = (codec, ptime)
+        return self._silence_payload
 
     def _sendto(self, data: bytes) -> None:
         address = self.latched

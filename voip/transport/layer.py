@@ -346,7 +346,9 @@ class TransportLayer:
         the (stamped) top Via says."""
         if source.transport != UDP and source in self._connections:
             return source
-        return response_destination(request.via[0], source)
+        destination = response_destination(request.via[0], source)
+        # Usually the source itself: one object fewer for the transaction to keep.
+        return source if destination == source else destination
 
     # --- the connection table (ConnectionOwner) ------------------------------------------
 

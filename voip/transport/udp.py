@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 from voip.transport.endpoint import UDP, Endpoint, endpoint_of, is_wildcard
 from voip.transport.inbound import Inbound
@@ -48,6 +49,7 @@ class DatagramSocket:
         "_inbound",
         "_locals",
         "_loop",
+        "_sources",
         "behind_since",
         "local",
         "sock",
@@ -69,6 +71,9 @@ class DatagramSocket:
         # For a wildcard socket: the local endpoint a peer's datagrams arrive at, per
         # peer host, as the routing table says (bounded like the route cache).
         self._locals: dict[str, Endpoint] = {}
+        # The endpoint of each peer address heard from, shared by its datagrams (and by
+        # the transactions that keep it) instead of one per datagram; bounded likewise.
+        self._sources: dict[Any, Endpoint] = {}
         self._loop = loop
         #: when a drain last stopped at its cap with datagrams still waiting (None: the
         #: last drain emptied the socket): the process is behind what arrives
@@ -96,6 +101,7 @@ class DatagramSocket:
         counters = self._inbound.counters
         wildcard = self.wildcard
         local = self.local
+        sources = self._sources
         for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
             try:
                 data, address = recvfrom(RECEIVE_SIZE)
@@ -109,7 +115,11 @@ class DatagramSocket:
                 # datagram is lost already, the socket itself is fine.
                 continue
             counters.datagrams_in += 1
-            source = Endpoint(UDP, address[0], address[1])
+            source = sources.get(address)
+            if source is None:
+                if len(sources) >= 4096:
+                    sources.clear()
+                source = sources[address] = Endpoint(UDP, address[0], address[1])
             deliver(data, source, self.local_toward(source.host) if wildcard else local)
         if self.behind_since is None:
             self.behind_since = self._loop.time()
