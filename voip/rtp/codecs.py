@@ -36,6 +36,8 @@ from sdp import Codec
 __all__ = [
     "CN_PAYLOAD_TYPE",
     "G722",
+    "PCMA",
+    "PCMU",
     "AudioCodec",
     "ComfortNoise",
     "Opus",
@@ -178,6 +180,11 @@ class Opus(_AiortcCodec):
     mime_type = "audio/opus"
 
 
+#: The G.711 codecs hold no state (audioop does the work): one instance of each serves
+#: every stream.
+PCMU = Pcmu()
+PCMA = Pcma()
+
 _CODECS: dict[str, type[Pcmu] | type[Pcma] | type[G722] | type[Opus]] = {
     "PCMU": Pcmu,
     "PCMA": Pcma,
@@ -195,4 +202,4 @@ def codec_for(codec: Codec, sample_rate: int = 8000) -> AudioCodec:
         raise UnsupportedCodec(f"no codec for {codec.name}/{codec.clock_rate}/{codec.channels}")
     if issubclass(kind, _AiortcCodec):
         return kind(sample_rate)
-    return kind()
+    return PCMU if kind is Pcmu else PCMA

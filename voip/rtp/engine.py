@@ -19,6 +19,7 @@ from sdp import NegotiatedMedia
 from voip.rtp.audio import WavRecorder, read_wav
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import UnsupportedCodec
+from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import PortAllocator, RtpPorts
 from voip.rtp.srtp import SrtpError
 from voip.rtp.stats import MediaQuality, StreamStatistics
@@ -31,7 +32,7 @@ __all__ = ["CallMedia", "MediaEngine"]
 class MediaEngine:
     """RTP ports from ``ports`` (a range or an allocator) and one clock for all streams."""
 
-    __slots__ = ("_clock", "inactivity_timeout", "ports", "sample_rate")
+    __slots__ = ("_clock", "_poller", "inactivity_timeout", "ports", "sample_rate")
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class MediaEngine:
         self.sample_rate = sample_rate
         self.inactivity_timeout = inactivity_timeout
         self._clock: MediaClock | None = None
+        self._poller: SocketPoller | None = None
 
     @property
     def clock(self) -> MediaClock:
@@ -55,6 +57,14 @@ class MediaEngine:
         if self._clock is None or self._clock.loop is not loop:
             self._clock = MediaClock(loop)
         return self._clock
+
+    @property
+    def poller(self) -> SocketPoller:
+        """What watches every stream's sockets (one per loop, like the clock)."""
+        loop = asyncio.get_running_loop()
+        if self._poller is None or self._poller.loop is not loop:
+            self._poller = SocketPoller(loop)
+        return self._poller
 
     def open(self, host: str, port: int | None = None) -> CallMedia:
         """Media for a call whose SDP names ``host``: a port pair from the range, or
@@ -74,12 +84,16 @@ class MediaEngine:
             self.clock,
             sample_rate=self.sample_rate,
             inactivity_timeout=self.inactivity_timeout,
+            poller=self.poller,
         )
         return CallMedia(stream)
 
     def close(self) -> None:
         if self._clock is not None:
             self._clock.close()
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
 
 class CallMedia:

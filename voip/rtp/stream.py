@@ -1,6 +1,7 @@
 """One RTP audio stream on asyncio: the driver around the sans-I/O pieces of this package.
 
-Receiving: both sockets are drained from ``loop.add_reader``, at most
+Receiving: both sockets are drained when readable (the engine's :class:`SocketPoller`, or
+``loop.add_reader``), at most
 ``MAX_DATAGRAMS_PER_WAKEUP`` datagrams per wake-up (PERF-FACTS.md). RTP from the peer is
 accepted from wherever it really comes and the stream sends back there (symmetric RTP,
 RFC 4961): the first valid packet latches the address; packets from elsewhere are counted
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
 from collections import deque
@@ -36,16 +38,17 @@ from sdp import NegotiatedMedia
 from voip.rtp.clock import MediaClock, Registration
 from voip.rtp.codecs import (
     CN_PAYLOAD_TYPE,
+    PCMA,
+    PCMU,
     AudioCodec,
     ComfortNoise,
-    Pcma,
-    Pcmu,
     UnsupportedCodec,
     codec_for,
 )
 from voip.rtp.dtmf import DtmfReceiver, DtmfSender
 from voip.rtp.jitterbuffer import JitterBuffer
 from voip.rtp.plc import Concealer
+from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
 from voip.rtp.sender import RtpSender
@@ -65,6 +68,9 @@ DTMF_DURATION = 0.1
 DTMF_GAP = 0.05
 
 Address = tuple[str, int]
+#: What every stream decodes whatever was negotiated (stateless, shared by all streams)
+_DECODERS: dict[int, AudioCodec] = {0: PCMU, 8: PCMA}
+_NOISE = ComfortNoise()
 
 
 class MediaStream:
@@ -84,7 +90,10 @@ class MediaStream:
         cname: str | None = None,
         inactivity_timeout: float = 30.0,
         local_telephone_event: int | None = 101,
+        poller: SocketPoller | None = None,
     ) -> None:
+        """``poller``: the engine's :class:`SocketPoller` that watches the sockets; without
+        one they go to the loop's ``add_reader``."""
         self.ports = ports
         self.clock = clock
         self.loop = clock.loop
@@ -98,7 +107,7 @@ class MediaStream:
         self.dtmf = DtmfReceiver()
         self.source: ReceivedSource | None = None
         # negotiated
-        self.codec: AudioCodec = Pcmu()
+        self.codec: AudioCodec = PCMU
         self.payload_type = 0
         self.telephone_event: int | None = None  # the peer's number, for what we send
         self.local_telephone_event = local_telephone_event  # ours, for what we receive
@@ -113,8 +122,8 @@ class MediaStream:
         self.remote_rtp: Address | None = None
         self.remote_rtcp: Address | None = None
         self.latched: Address | None = None
-        self._decoders: dict[int, AudioCodec] = {0: Pcmu(), 8: Pcma()}
-        self._noise = ComfortNoise()
+        self._decoders = _DECODERS
+        self._noise = _NOISE
         # clocked state
         self._registration: Registration | None = None
         self._outgoing: deque[bytes] = deque()
@@ -141,9 +150,14 @@ class MediaStream:
         self._sinks: list[Callable[[bytes], None]] = []
         self._silence_of: tuple[AudioCodec, float] | None = None
         self._silence_payload = b""
-        loop = self.loop
-        loop.add_reader(ports.rtp.fileno(), self._drain, ports.rtp, False)
-        loop.add_reader(ports.rtcp.fileno(), self._drain, ports.rtcp, True)
+        self._poller = poller
+        if poller is None:
+            loop = self.loop
+            loop.add_reader(ports.rtp.fileno(), self._drain, ports.rtp, False)
+            loop.add_reader(ports.rtcp.fileno(), self._drain, ports.rtcp, True)
+        else:
+            poller.add(ports.rtp, functools.partial(self._drain, ports.rtp, False))
+            poller.add(ports.rtcp, functools.partial(self._drain, ports.rtcp, True))
 
     def __repr__(self) -> str:
         return f"<MediaStream {self.ports.host}:{self.ports.port} -> {self.remote_rtp}>"
@@ -586,8 +600,11 @@ class MediaStream:
         if self._registration is not None:
             self._registration.cancel()
             self._registration = None
+        poller = self._poller
         for sock in (self.ports.rtp, self.ports.rtcp):
-            if sock.fileno() >= 0:
+            if poller is not None:
+                poller.remove(sock)
+            elif sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
         self.ports.release()
         self._space.set()

@@ -121,10 +121,13 @@ def _parse_all(message: Message) -> None:
         _ = message.refer_to.uri
 
 
+# Max-Forwards may be absent: RFC 2543 peers omit it (RFC 4475 §3.4.1).
+_REQUIRED = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
+
+
 def _missing(message: Message) -> list[str]:
-    # Max-Forwards may be absent: RFC 2543 peers omit it (RFC 4475 §3.4.1).
-    names = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
-    return [name for key, name in names.items() if key not in message.headers]
+    keys = message.headers._keys
+    return [name for key, name in _REQUIRED.items() if key not in keys]
 
 
 def check_request(request: Request, policy: UaPolicy = DEFAULT_POLICY) -> None:
@@ -176,13 +179,12 @@ def uri_scheme(uri: object) -> str:
 
 
 def _check_session_body(request: Request, policy: UaPolicy) -> None:
-    accept_value = ", ".join(sorted(policy.session_types))
     content_type = request.content_type
     if request.body and content_type is not None and content_type.mime not in policy.session_types:
         raise SipError(
             415,
             f"body of type {content_type.mime} is not supported",
-            headers=(("Accept", accept_value),),
+            headers=(("Accept", ", ".join(sorted(policy.session_types))),),
         )
     encoding = request.headers.get("content-encoding")
     if request.body and encoding and encoding.strip().lower() != "identity":
