@@ -152,7 +152,7 @@ async def run(calls: int, concurrency: int, hold: float) -> float:
     ua = UserAgent("uas")
 
     def answer(call: Call) -> None:
-        ua.spawn(call.accept(wait_ack=False))
+        call.accept_now()
 
     ua.on("incoming_call", answer)
     local = await ua.listen("udp", HOST, 0)

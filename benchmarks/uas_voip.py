@@ -1,5 +1,6 @@
-"""The toolkit's UAS for benchmarks/cps.py: answer every call at once (200 with the SDP
-answer), nothing else; the peer's ACK and BYE are handled by the agent itself.
+"""The toolkit's UAS for benchmarks/cps.py: answer every call at once from the
+"incoming_call" handler (Call.accept_now: 200 with the SDP answer), nothing else; the
+peer's ACK and BYE are handled by the agent itself.
 
     python benchmarks/uas_voip.py PORT [--profile FILE]
 
@@ -51,7 +52,7 @@ async def serve(port: int) -> None:
     ua = UserAgent("uas")
 
     def answer(call: Call) -> None:
-        ua.spawn(call.accept(wait_ack=False))
+        call.accept_now()
 
     ua.on("incoming_call", answer)
     local = await ua.listen("udp", "127.0.0.1", port)

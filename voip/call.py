@@ -784,11 +784,23 @@ class Call:
         with ``wait_ack``, return once the ACK has come."""
         if self.state is not CallState.INCOMING or self._invite_server is None:
             raise SipError(481, f"call is {self.state.value}, not incoming")
-        assert self.invite is not None
         if self._reliable is not None and self._reliable.outstanding:
             await self._pracked.wait()  # RFC 3262 §3: the 2xx waits for the PRACKs
-            if self.state is not CallState.INCOMING:
-                raise SipError(481, f"call is {self.state.value}, not incoming")
+        self.accept_now(media_port=media_port)
+        if wait_ack:
+            await self._acked.wait()
+
+    def accept_now(self, *, media_port: int = 0) -> None:
+        """:meth:`accept` at once, without a task: for an ``"incoming_call"`` handler that
+        answers on the spot (a busy UAS saves scheduling a coroutine per call). Raises
+        SipError when the call is not incoming (481), when the offer cannot be answered
+        (488, after the 488 response), or while a reliable provisional response awaits
+        its PRACK (500: the 2xx must wait for it, RFC 3262 §3; :meth:`accept` does)."""
+        if self.state is not CallState.INCOMING or self._invite_server is None:
+            raise SipError(481, f"call is {self.state.value}, not incoming")
+        assert self.invite is not None
+        if self._reliable is not None and self._reliable.outstanding:
+            raise SipError(500, "a reliable provisional response awaits its PRACK")
         if not self.negotiation.media:
             self._prepare_media(media_port)
         try:
@@ -814,8 +826,6 @@ class Call:
         if not self._answered.done():
             self._answered.set_result(None)
         self.emit("answered")
-        if wait_ack:
-            await self._acked.wait()
 
     def reject_now(self, status: int = 486, reason: str | None = None) -> None:
         if self.state is not CallState.INCOMING or self._invite_server is None:
