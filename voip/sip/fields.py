@@ -169,6 +169,7 @@ class NameAddress:
             if uri is None:
                 uri = parse_uri(self._uri_text or "")
             self._uri = uri
+            self._match = None  # read: the match (and the text it holds) is not needed
         return uri
 
     @uri.setter
