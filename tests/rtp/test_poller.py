@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
 from collections.abc import Callable, Iterator
@@ -103,3 +104,27 @@ async def test_closing_the_poller_stops_watching(sockets: list[socket.socket]) -
     _send_to(sockets[0])
     await _settle()
     assert heard == []
+
+
+async def test_no_descriptor_is_held_once_the_last_socket_leaves(
+    sockets: list[socket.socket],
+) -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    poller = SocketPoller(asyncio.get_running_loop())
+    before = descriptors()
+    heard: list[tuple[int, bytes]] = []
+    for index, sock in enumerate(sockets[:2]):
+        poller.add(sock, _drainer(sock, heard, index))
+    assert descriptors() == before + 1  # one epoll set for both
+    poller.remove(sockets[0])
+    assert descriptors() == before + 1
+    poller.remove(sockets[1])
+    assert descriptors() == before
+    poller.add(sockets[2], _drainer(sockets[2], heard, 2))  # watched again from scratch
+    _send_to(sockets[2])
+    await _settle()
+    assert heard == [(2, b"x")]
+    poller.close()
+    assert descriptors() == before

@@ -20,50 +20,58 @@ __all__ = ["SocketPoller"]
 
 #: events taken from the epoll set per wake-up; more wait for the next one
 MAX_EVENTS = 512
+_EPOLL = hasattr(select, "epoll")
 
 
 class SocketPoller:
-    """Calls ``callback`` whenever its socket is readable (level-triggered, like the loop)."""
+    """Calls ``callback`` whenever its socket is readable (level-triggered, like the loop).
 
-    __slots__ = ("_callbacks", "_epoll", "_watching", "loop")
+    The epoll set exists while it watches a socket: made for the first, closed after the
+    last leaves, so that an agent without calls holds no descriptor for it."""
+
+    __slots__ = ("_callbacks", "_epoll", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._epoll: select.epoll | None = None
         self._callbacks: dict[int, Callable[[], None]] = {}
-        self._watching = False
 
     def __len__(self) -> int:
         return len(self._callbacks)
 
     def add(self, sock: socket.socket, callback: Callable[[], None]) -> None:
         fd = sock.fileno()
-        epoll = self._epoll
-        if epoll is None:
+        if not _EPOLL:
             self.loop.add_reader(fd, callback)
             return
+        epoll = self._epoll
+        if epoll is None:
+            epoll = self._epoll = select.epoll()
+            self.loop.add_reader(epoll.fileno(), self._ready)
         epoll.register(fd, select.EPOLLIN)
         self._callbacks[fd] = callback
-        if not self._watching:
-            self.loop.add_reader(epoll.fileno(), self._ready)
-            self._watching = True
 
     def remove(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` (before it is closed; a closed socket is ignored)."""
         fd = sock.fileno()
         if fd < 0:
             return
-        epoll = self._epoll
-        if epoll is None:
+        if not _EPOLL:
             self.loop.remove_reader(fd)
             return
-        if self._callbacks.pop(fd, None) is not None:
-            epoll.unregister(fd)
+        epoll = self._epoll
+        if epoll is None or self._callbacks.pop(fd, None) is None:
+            return
+        epoll.unregister(fd)
+        if not self._callbacks:
+            self.close()
 
     def _ready(self) -> None:
-        assert self._epoll is not None
+        epoll = self._epoll
+        if epoll is None:
+            return
         callbacks = self._callbacks
-        for fd, _ in self._epoll.poll(0, MAX_EVENTS):
+        for fd, _ in epoll.poll(0, MAX_EVENTS):
             callback = callbacks.get(fd)
             if callback is None:
                 continue  # removed by a callback earlier in this wake-up
@@ -75,11 +83,9 @@ class SocketPoller:
                 )
 
     def close(self) -> None:
-        epoll = self._epoll
-        if epoll is None or epoll.closed:
-            return
-        if self._watching:
-            self.loop.remove_reader(epoll.fileno())
-            self._watching = False
+        """Stop watching every socket and close the epoll set (a later add makes another)."""
+        epoll, self._epoll = self._epoll, None
         self._callbacks.clear()
-        epoll.close()
+        if epoll is not None:
+            self.loop.remove_reader(epoll.fileno())
+            epoll.close()
