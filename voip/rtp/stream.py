@@ -68,7 +68,8 @@ DTMF_DURATION = 0.1
 DTMF_GAP = 0.05
 
 Address = tuple[str, int]
-#: What every stream decodes whatever was negotiated (stateless, shared by all streams)
+#: What every stream decodes whatever was negotiated (stateless codecs: the instances are
+#: shared by all streams)
 _DECODERS: dict[int, AudioCodec] = {0: PCMU, 8: PCMA}
 _NOISE = ComfortNoise()
 
@@ -122,7 +123,7 @@ class MediaStream:
         self.remote_rtp: Address | None = None
         self.remote_rtcp: Address | None = None
         self.latched: Address | None = None
-        self._decoders = _DECODERS
+        self._decoders = dict(_DECODERS)  # a codec negotiated later joins (G.722, Opus)
         self._noise = _NOISE
         # clocked state
         self._registration: Registration | None = None
@@ -330,9 +331,12 @@ class MediaStream:
         self._sendto(self.sender.packet(self.payload_type, payload))
 
     def _silence(self) -> bytes:
-        """A packet time of silence, encoded: the same payload every time for one codec
-        and packet time, so encoded once."""
+        """A packet time of silence, encoded: for G.711 the same payload every time for
+        one packet time, so encoded once; a codec with state (G.722, Opus) encodes it
+        each time, its encoder's timeline going on."""
         codec, ptime = self.codec, self.ptime
+        if codec is not PCMU and codec is not PCMA:
+            return codec.encode(bytes(2 * round(codec.sample_rate * ptime)))
         if self._silence_of != (codec, ptime):
             self._silence_payload = codec.encode(bytes(2 * round(codec.sample_rate * ptime)))
             self._silence_of = (codec, ptime)
