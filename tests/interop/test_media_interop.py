@@ -18,21 +18,23 @@ from pathlib import Path
 import pytest
 from support.peers import Baresip, Sipp
 from support.peers._process import free_port_range
-from support.quality import finished_recording, read_recording, score
+from support.quality import (
+    finished_recording,
+    play_speech,
+    read_recording,
+    score,
+    until_recorded,
+)
 from support.relay import Impairment, RelayedPorts
+from support.ua import media_of
 
 from voip.call import Call, CallState
-from voip.rtp import CallMedia, WavRecorder, read_wav
+from voip.rtp import WavRecorder, read_wav
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
 SECONDS = 8.0
 PESQ_TARGET = 4.0
-
-
-def _media(call: Call) -> CallMedia:
-    assert call.media is not None
-    return call.media
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
@@ -46,12 +48,8 @@ async def test_speech_the_toolkit_plays_reaches_baresip_with_pesq_4(
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
         assert call.agreed[0].codecs[0].name == codec
         await bob.wait_established()
-        media = _media(call)
-        await media.write(bytes(1600))  # a moment of silence first
-        await media.write(speech)
-        await media.drain()
-        await media.write(bytes(8000))
-        await media.drain()
+        media = media_of(call)
+        await play_speech(media, speech)
         stats = media.statistics()
         await call.hangup()
         await bob.wait_closed()
@@ -74,10 +72,9 @@ async def test_speech_baresip_plays_is_recorded_by_the_toolkit_with_pesq_4(
     async with UserAgent("alice") as ua:
         await ua.listen("udp", "127.0.0.1", 0)
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
-        recorder = _media(call).record(recording)
-        while recorder.samples < SECONDS * 8000:
-            await asyncio.sleep(0.1)
-        stats = _media(call).statistics()
+        recorder = media_of(call).record(recording)
+        await until_recorded(recorder, SECONDS * 8000)
+        stats = media_of(call).statistics()
         await call.hangup()
     assert stats.packets_received >= SECONDS * 50 * 0.9
     assert stats.lost == 0 and stats.late == 0
@@ -105,7 +102,7 @@ async def test_rfc4733_digits_from_sipp_arrive_in_order_and_complete(sipp: Sipp)
         assert result.ok, result.report()
         call = await asyncio.wait_for(ended.get(), TIMEOUT)
     assert digits == ["1", "5", "9", "#"]
-    assert _media(call).statistics().dtmf_received == 4
+    assert media_of(call).statistics().dtmf_received == 4
 
 
 LOSS = 0.05
@@ -136,15 +133,10 @@ async def test_speech_both_ways_through_5_percent_loss_and_40_ms_jitter_keeps_pe
         await ua.listen("udp", "127.0.0.1", 0)
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
         await bob.wait_established()
-        media = _media(call)
+        media = media_of(call)
         recorder = media.record(recording)
-        await media.write(bytes(1600))
-        await media.write(speech)
-        await media.drain()
-        await media.write(bytes(8000))
-        await media.drain()
-        while recorder.samples < SECONDS * 8000:
-            await asyncio.sleep(0.1)
+        await play_speech(media, speech)
+        await until_recorded(recorder, SECONDS * 8000)
         assert call.state is CallState.ANSWERED  # the call carried on
         stats = media.statistics()
         quality = media.stats()
@@ -205,15 +197,10 @@ async def test_wideband_speech_both_ways_with_baresip_g722(
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
         assert call.agreed[0].codecs[0].name.upper() == codec.upper()
         await bob.wait_established()
-        media = _media(call)
+        media = media_of(call)
         recorder = media.record(recording)
-        await media.write(bytes(3200))
-        await media.write(speech)
-        await media.drain()
-        await media.write(bytes(16000))
-        await media.drain()
-        while recorder.samples < SECONDS * 16000:
-            await asyncio.sleep(0.1)
+        await play_speech(media, speech, rate=16000)
+        await until_recorded(recorder, SECONDS * 16000)
         quality = media.stats()
         await call.hangup()
         await bob.wait_closed()

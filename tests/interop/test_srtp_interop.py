@@ -15,10 +15,17 @@ from pathlib import Path
 
 import pytest
 from support.peers import Baresip, Sipp
-from support.quality import finished_recording, read_recording, score
+from support.quality import (
+    finished_recording,
+    play_speech,
+    read_recording,
+    score,
+    until_recorded,
+)
+from support.ua import media_of
 
 from voip.call import Call
-from voip.rtp import CallMedia, read_wav
+from voip.rtp import read_wav
 from voip.rtp.srtp import SrtpRequired
 from voip.sip import SipError
 from voip.useragent import RequestFailed, UserAgent
@@ -29,27 +36,17 @@ PESQ_TARGET = 4.0
 SRTP = ("srtp.so",)
 
 
-def _media(call: Call) -> CallMedia:
-    assert call.media is not None
-    return call.media
-
-
 async def _speech_both_ways(bob: Baresip, call: Call, speech_wav: Path, tmp_path: Path) -> None:
     """Once baresip has the call, the toolkit plays speech while it records what baresip
     sends; after the hangup both recordings are scored against their sources."""
     source = read_wav(speech_wav)[: int(2 * 8000 * (SECONDS + 10))]
     speech = source[: int(2 * 8000 * SECONDS)]
-    media = _media(call)
+    media = media_of(call)
     assert call.agreed[0].proto == "RTP/SAVP" and media.stream.srtp is not None
     await bob.wait_established()
     recorder = media.record(tmp_path / "received.wav")
-    await media.write(bytes(1600))
-    await media.write(speech)
-    await media.drain()
-    await media.write(bytes(8000))
-    await media.drain()
-    while recorder.samples < SECONDS * 8000:
-        await asyncio.sleep(0.1)
+    await play_speech(media, speech)
+    await until_recorded(recorder, SECONDS * 8000)
     await call.hangup()
     await bob.wait_closed()
     stats = media.statistics()
@@ -104,12 +101,11 @@ async def test_best_effort_srtp_from_baresip_is_taken_by_an_optional_toolkit(
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
         agreed = call.agreed[0]
         assert agreed.proto == "RTP/AVP" and agreed.remote_crypto is not None
-        assert _media(call).stream.srtp is not None
+        assert media_of(call).stream.srtp is not None
         await bob.wait_established()
-        recorder = _media(call).record(tmp_path / "received.wav")
-        while recorder.samples < 3 * 8000:
-            await asyncio.sleep(0.1)
-        stats = _media(call).statistics()
+        recorder = media_of(call).record(tmp_path / "received.wav")
+        await until_recorded(recorder, 3 * 8000)
+        stats = media_of(call).statistics()
         await call.hangup()
     assert stats.auth_failures <= 1 and stats.unkeyed <= 5 and stats.packets_received >= 100
     source = read_wav(speech_wav)[: 2 * 8000 * 15]

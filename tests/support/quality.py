@@ -11,7 +11,17 @@ from pathlib import Path
 import numpy as np
 from pesq import pesq
 
-__all__ = ["Score", "align", "finished_recording", "read_recording", "score"]
+from voip.rtp import CallMedia, WavRecorder
+
+__all__ = [
+    "Score",
+    "align",
+    "finished_recording",
+    "play_speech",
+    "read_recording",
+    "score",
+    "until_recorded",
+]
 
 
 def _samples(pcm: bytes) -> np.ndarray:
@@ -66,3 +76,19 @@ async def finished_recording(path: Path) -> bytes:
         except (wave.Error, EOFError):
             await asyncio.sleep(0.1)
     return read_recording(path)
+
+
+async def play_speech(media: CallMedia, speech: bytes, rate: int = 8000) -> None:
+    """``speech`` (16-bit PCM at ``rate``) played into a call whole: a tenth of a second of
+    silence before it, half a second after it, and everything sent before this returns."""
+    await media.write(bytes(rate // 10 * 2))
+    await media.write(speech)
+    await media.drain()
+    await media.write(bytes(rate // 2 * 2))
+    await media.drain()
+
+
+async def until_recorded(recorder: WavRecorder, samples: float) -> None:
+    """Wait until ``recorder`` holds ``samples`` samples (the caller bounds the wait)."""
+    while recorder.samples < samples:
+        await asyncio.sleep(0.1)

@@ -6,10 +6,17 @@ import asyncio
 from typing import Any
 
 from voip.call import Call
+from voip.rtp import CallMedia
 from voip.sip import Request, Response
 from voip.useragent import UserAgent
 
 TIMEOUT = 10.0
+
+
+def media_of(call: Call) -> CallMedia:
+    """The call's media, which an answered call has."""
+    assert call.media is not None
+    return call.media
 
 
 def uri_of(ua: UserAgent) -> str:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from support.peers._process import free_port_range
+from support.ua import media_of
 
 from voip.call import Call
 from voip.rtp import CallMedia, DtmfDigit
@@ -66,11 +67,6 @@ def answer_calls(ua: UserAgent, *, early_media: bool = False) -> asyncio.Queue[C
     return calls
 
 
-def _media(call: Call) -> CallMedia:
-    assert call.media is not None
-    return call.media
-
-
 def _tone(seconds: float, frequency: float = 440.0) -> bytes:
     count = int(8000 * seconds)
     return struct.pack(
@@ -103,13 +99,13 @@ async def test_audio_flows_both_ways_once_the_call_is_answered(
     calls = answer_calls(bob)
     caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
-    assert caller.negotiation.media[0].port == _media(caller).port
+    assert caller.negotiation.media[0].port == media_of(caller).port
     writers = [
-        asyncio.create_task(_media(caller).write(_tone(1.0, 440))),
-        asyncio.create_task(_media(callee).write(_tone(1.0, 1000))),
+        asyncio.create_task(media_of(caller).write(_tone(1.0, 440))),
+        asyncio.create_task(media_of(callee).write(_tone(1.0, 1000))),
     ]
     at_callee, at_caller = await asyncio.gather(
-        _loud_frames(_media(callee), 60), _loud_frames(_media(caller), 60)
+        _loud_frames(media_of(callee), 60), _loud_frames(media_of(caller), 60)
     )
     await asyncio.gather(*writers)
     assert at_callee >= 30 and at_caller >= 30
@@ -122,15 +118,15 @@ async def test_hold_stops_the_held_side_sending_and_resume_restarts_it(
     calls = answer_calls(bob)
     caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
-    assert await _frames_until_sent(_media(callee), 3) >= 3
+    assert await _frames_until_sent(media_of(callee), 3) >= 3
     await asyncio.wait_for(caller.hold(), TIMEOUT)  # caller sendonly, callee recvonly
-    assert not _media(callee).stream.sending and _media(caller).stream.sending
-    held_count = _media(callee).statistics().packets_sent
-    assert await _frames_until_sent(_media(caller), 5) >= 5  # the caller goes on (music)
-    assert _media(callee).statistics().packets_sent == held_count
+    assert not media_of(callee).stream.sending and media_of(caller).stream.sending
+    held_count = media_of(callee).statistics().packets_sent
+    assert await _frames_until_sent(media_of(caller), 5) >= 5  # the caller goes on (music)
+    assert media_of(callee).statistics().packets_sent == held_count
     await asyncio.wait_for(caller.resume(), TIMEOUT)
-    assert _media(callee).stream.sending
-    assert await _frames_until_sent(_media(callee), 3) >= 3
+    assert media_of(callee).stream.sending
+    assert await _frames_until_sent(media_of(callee), 3) >= 3
     await caller.hangup()
 
 
@@ -140,7 +136,7 @@ async def test_both_on_hold_inactive_sends_nothing(alice: UserAgent, bob: UserAg
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
     await asyncio.wait_for(callee.hold(), TIMEOUT)
     await asyncio.wait_for(caller.hold(), TIMEOUT)
-    assert not _media(caller).stream.sending and not _media(callee).stream.sending
+    assert not media_of(caller).stream.sending and not media_of(callee).stream.sending
     await caller.hangup()
 
 
@@ -152,7 +148,7 @@ async def test_dtmf_sent_as_rfc4733_arrives_as_digits_on_the_call(
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
     digits: asyncio.Queue[DtmfDigit] = asyncio.Queue()
     callee.on("dtmf", digits.put_nowait)
-    _media(caller).send_dtmf("159#")
+    media_of(caller).send_dtmf("159#")
     got = [(await asyncio.wait_for(digits.get(), TIMEOUT)).digit for _ in range(4)]
     assert got == ["1", "5", "9", "#"]
     await caller.hangup()
@@ -164,8 +160,8 @@ async def test_early_media_flows_from_the_183_before_the_answer(
     calls = answer_calls(bob, early_media=True)
     caller = alice.dial(uri_of(bob))
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
-    writer = asyncio.create_task(_media(callee).write(_tone(1.0)))
-    assert await _loud_frames(_media(caller), 40) >= 10
+    writer = asyncio.create_task(media_of(callee).write(_tone(1.0)))
+    assert await _loud_frames(media_of(caller), 40) >= 10
     assert not caller._answered.done()
     writer.cancel()
     await callee.accept(wait_ack=False)

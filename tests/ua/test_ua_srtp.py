@@ -10,7 +10,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from support.ua import TIMEOUT, connected, uri_of
+from support.ua import TIMEOUT, connected, media_of, uri_of
 
 from sdp import Crypto
 from voip.call import Call
@@ -40,13 +40,8 @@ def refusals(ua: UserAgent) -> asyncio.Queue[SipError]:
     return errors
 
 
-def _media(call: Call) -> CallMedia:
-    assert call.media is not None
-    return call.media
-
-
 def _transform(call: Call) -> SrtpTransform:
-    transform = _media(call).stream.srtp
+    transform = media_of(call).stream.srtp
     assert transform is not None
     return transform
 
@@ -62,15 +57,15 @@ async def _loud_frames(media: CallMedia, frames: int) -> int:
 async def _both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int, int]:
     """Tones each way at once; the loud frames heard by the callee and by the caller."""
     for call in (caller, callee):
-        _media(call).flush()
-        while _media(call).stream._incoming:  # only what arrives from now on counts
-            _media(call).stream._incoming.popleft()
+        media_of(call).flush()
+        while media_of(call).stream._incoming:  # only what arrives from now on counts
+            media_of(call).stream._incoming.popleft()
     writers = [
-        asyncio.create_task(_media(caller).write(tone(440, 1.2))),
-        asyncio.create_task(_media(callee).write(tone(1000, 1.2))),
+        asyncio.create_task(media_of(caller).write(tone(440, 1.2))),
+        asyncio.create_task(media_of(callee).write(tone(1000, 1.2))),
     ]
     heard = await asyncio.gather(
-        _loud_frames(_media(callee), frames), _loud_frames(_media(caller), frames)
+        _loud_frames(media_of(callee), frames), _loud_frames(media_of(caller), frames)
     )
     await asyncio.gather(*writers)
     return heard[0], heard[1]
@@ -78,7 +73,7 @@ async def _both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int,
 
 def _tap(call: Call) -> list[bytes]:
     """Every datagram that reaches the call's RTP socket, as it was on the wire."""
-    stream = _media(call).stream
+    stream = media_of(call).stream
     wire: list[bytes] = []
     on_rtp: Callable[[bytes, tuple[str, int]], None] = stream._on_rtp
 
@@ -116,7 +111,7 @@ async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload
 ) -> None:
     async with _agents(caller_mode, callee_mode) as (alice, bob):
         caller, callee = await connected(alice, bob)
-        agreed = _media(caller).agreed
+        agreed = media_of(caller).agreed
         assert agreed is not None and agreed.proto == proto
         assert _transform(caller).local == _transform(callee).remote
         assert _transform(caller).remote == _transform(callee).local
@@ -131,7 +126,7 @@ async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload
         assert not any(data[12:172] in plain_frames for data in audio)
         assert not any(data[12:172] in encoded for data in audio)
         for call in (caller, callee):
-            stats = _media(call).statistics()
+            stats = media_of(call).statistics()
             assert stats.auth_failures == 0 and stats.malformed == 0
         await caller.hangup()
 
@@ -140,10 +135,10 @@ async def test_srtcp_reports_arrive_and_authenticate() -> None:
     async with _agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
         reports: asyncio.Queue[object] = asyncio.Queue()
-        _media(callee).on("rtcp", reports.put_nowait)
+        media_of(callee).on("rtcp", reports.put_nowait)
         await asyncio.wait_for(reports.get(), TIMEOUT)  # first report within ~2.5 s
-        assert _media(callee).statistics().rtcp_received >= 1
-        assert _media(callee).statistics().auth_failures == 0
+        assert media_of(callee).statistics().rtcp_received >= 1
+        assert media_of(callee).statistics().auth_failures == 0
         await caller.hangup()
 
 
@@ -152,12 +147,12 @@ async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -
         caller, callee = await connected(alice, bob)
         right = _transform(callee)
         wrong: Crypto = local_crypto()[0]
-        _media(callee).stream.srtp = SrtpTransform(right.local, wrong)
-        received = _media(callee).statistics().packets_received
+        media_of(callee).stream.srtp = SrtpTransform(right.local, wrong)
+        received = media_of(callee).statistics().packets_received
         at_callee, at_caller = await _both_ways(caller, callee)
         assert at_callee == 0  # nothing that fails authentication is played
         assert at_caller >= 30  # the other direction is untouched
-        stats = _media(callee).statistics()
+        stats = media_of(callee).statistics()
         assert stats.auth_failures >= 30
         assert stats.packets_received == received  # none got past the check
         assert not callee.end_reason and not caller.end_reason  # the call goes on
@@ -197,7 +192,7 @@ async def test_dial_srtp_overrides_the_agent_policy() -> None:
 async def test_an_optional_caller_falls_back_to_plain_rtp_with_a_plain_callee() -> None:
     async with _agents("optional", "off") as (alice, bob):
         caller, callee = await connected(alice, bob)
-        assert _media(caller).stream.srtp is None and _media(callee).stream.srtp is None
+        assert media_of(caller).stream.srtp is None and media_of(callee).stream.srtp is None
         at_callee, at_caller = await _both_ways(caller, callee)
         assert at_callee >= 30 and at_caller >= 30
         await caller.hangup()
@@ -212,7 +207,7 @@ async def test_a_re_invite_keeps_the_keys_and_audio_goes_on() -> None:
         assert _transform(caller) is before  # same keys: the rollover state goes on
         at_callee, at_caller = await _both_ways(caller, callee)
         assert at_callee >= 30 and at_caller >= 30
-        assert _media(callee).statistics().auth_failures == 0
+        assert media_of(callee).statistics().auth_failures == 0
         await caller.hangup()
 
 
