@@ -700,6 +700,14 @@ def test_expired_nonce_is_stale() -> None:
     assert (verdict.outcome, verdict.reason) == (Outcome.STALE, "nonce expired")
 
 
+def test_a_nonce_answered_within_the_millisecond_it_was_issued_is_fresh() -> None:
+    # the nonce's stamp is in milliseconds: rounded up, it lay in the future of an answer
+    # that came back within half a millisecond (two agents in one process on loopback)
+    srv = server()
+    retry = authorized_request(srv, DigestClient(ALICE), request(), now=10.0006)
+    assert srv.verify(retry, 10.0007).authorized
+
+
 def test_nonce_of_another_secret_is_stale() -> None:
     retry = authorized_request(server(), DigestClient(ALICE), request())
     assert server().verify(retry, 0.0).outcome is Outcome.STALE

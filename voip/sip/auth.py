@@ -21,6 +21,7 @@ import binascii
 import enum
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import struct
@@ -663,7 +664,9 @@ class DigestServer:
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_MAC_SIZE]
 
     def _new_nonce(self, now: float) -> str:
-        stamp_and_salt = _STAMP.pack(round(now * 1000)) + secrets.token_bytes(_SALT_SIZE)
+        # Truncated, not rounded: a stamp rounded up lies after ``now``, and an answer
+        # within that half millisecond would read as expired.
+        stamp_and_salt = _STAMP.pack(math.floor(now * 1000)) + secrets.token_bytes(_SALT_SIZE)
         raw = stamp_and_salt + self._mac(stamp_and_salt)
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
