@@ -3,7 +3,9 @@
 One :class:`Registration` keeps one Call-ID and a growing CSeq (§10.2), refreshes the
 binding before it expires, follows 423 Interval Too Brief with Min-Expires (§10.2.8),
 reads every binding and its expiry from the 200 (§10.2.4), and un-registers with
-``Expires: 0`` when asked or when the agent closes.
+``Expires: 0`` when asked or when the agent closes. :meth:`Registration.query` asks the
+registrar for the bindings it holds without changing them: a REGISTER with no Contact
+(§10.2.3).
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ class Registration:
         self._contact: str | None = None
         self._refresh_task: asyncio.Task[None] | None = None
 
-    def _request(self, expires: int) -> Request:
+    def _request(self, expires: int | None) -> Request:
+        """The next REGISTER of this Call-ID; ``expires`` None: a query (§10.2.3), with
+        neither Contact nor Expires."""
         self.cseq += 1
         request = self.ua.new_request(
             "REGISTER",
@@ -81,14 +85,14 @@ class Registration:
             from_tag=self.tag,
             call_id=self.call_id,
             cseq=self.cseq,
-            headers=[("Expires", str(expires))],
+            headers=[] if expires is None else [("Expires", str(expires))],
         )
         request.headers.set("From", str(with_tag(self.aor, self.tag)))
-        if self._contact is not None:
+        if self._contact is not None and expires is not None:
             request.headers.add("Contact", self._contact)
         return request
 
-    async def _send(self, expires: int) -> Response:
+    async def _send(self, expires: int | None) -> Response:
         from voip.useragent import RequestFailed
 
         if not self._targets:
@@ -128,19 +132,34 @@ class Registration:
         raise RequestFailed(423, "Interval Too Brief (Min-Expires kept growing)")
 
     def _read_bindings(self, response: Response) -> None:
-        """§10.2.4: each Contact with its expires, else the Expires header field."""
+        """The bindings of a 2xx to our REGISTER, and the expiry granted to our Contact."""
         default = response.expires if response.expires is not None else self.expires
+        self.bindings = self._bindings_of(response, default)
+        self.granted = next((b.expires for b in self.bindings if b.ours), default)
+
+    def _bindings_of(self, response: Response, default: int) -> list[Binding]:
+        """§10.2.4: each Contact with its expires parameter, else ``default`` (the
+        Expires header field's)."""
         ours = _contact_uri(self._contact)
-        self.bindings = []
-        self.granted = 0
-        for contact in response.contact:
-            expires = contact.expires if contact.expires is not None else default
-            mine = str(contact.uri) == ours
-            self.bindings.append(Binding(str(contact.uri), expires, mine))
-            if mine:
-                self.granted = expires
-        if not any(binding.ours for binding in self.bindings):
-            self.granted = default
+        return [
+            Binding(
+                str(contact.uri),
+                contact.expires if contact.expires is not None else default,
+                str(contact.uri) == ours,
+            )
+            for contact in response.contact
+        ]
+
+    async def query(self) -> list[Binding]:
+        """Ask the registrar which bindings it holds for the address-of-record, changing
+        none: a REGISTER without Contact (RFC 3261 §10.2.3), in this registration's Call-ID
+        with the next CSeq (§10.2). Returns the bindings of the 2xx (also kept in
+        ``bindings``); an empty list when there are none. A non-2xx raises
+        :class:`~voip.useragent.RequestFailed`."""
+        response = await self._send(None)
+        default = response.expires if response.expires is not None else 0
+        self.bindings = self._bindings_of(response, default)
+        return list(self.bindings)
 
     def refresh_delay(self) -> float:
         """Refresh well before expiry: half-way for short bindings, a minute early otherwise."""

@@ -66,7 +66,7 @@ from voip.transport.via import stamp_received
 if TYPE_CHECKING:
     from voip.call import Call
     from voip.challenger import Challenger
-    from voip.registration import Registration
+    from voip.registration import Binding, Registration
 
 __all__ = ["ALLOWED_METHODS", "RequestFailed", "UserAgent"]
 
@@ -416,10 +416,12 @@ class UserAgent(AsyncIOEventEmitter):
         return transaction
 
     def _stamp(self, request: Request, target: Target) -> None:
-        """Top Via and Contact for the socket the request leaves by (RFC 3261 §18.1.1)."""
+        """Top Via and Contact for the socket the request leaves by (RFC 3261 §18.1.1).
+        A REGISTER gets no Contact here: its Contact is the binding its registration
+        chose, and a query for the bindings carries none (§10.2.3)."""
         request.headers.remove("via")
         request.headers.insert("Via", f"{self.via_for(target)};branch={new_branch()}")
-        if request.method in ("INVITE", "REGISTER", "SUBSCRIBE", "REFER", "UPDATE") and not (
+        if request.method in ("INVITE", "SUBSCRIBE", "REFER", "UPDATE") and not (
             request.headers.first("contact")
         ):
             request.headers.add("Contact", str(self.contact_for(target)))
@@ -829,6 +831,27 @@ class UserAgent(AsyncIOEventEmitter):
         self.registrations.append(registration)
         await registration.start()
         return registration
+
+    async def registered_bindings(
+        self, registrar: str | Uri, *, aor: str | None = None
+    ) -> list[Binding]:
+        """The bindings ``registrar`` holds for ``aor`` (our own address-of-record by
+        default), asked with a REGISTER that carries no Contact (RFC 3261 §10.2.3): nothing
+        is added, refreshed or removed. A registration of ours to that registrar and AoR
+        asks in its own Call-ID; otherwise a one-off Call-ID is used. Each
+        :class:`~voip.registration.Binding` has the contact URI, its remaining expiry in
+        seconds and whether it is this agent's Contact. A non-2xx raises
+        :class:`RequestFailed` (e.g. 401 without credentials for the realm)."""
+        from voip.registration import Registration
+
+        uri = parse_uri(registrar) if isinstance(registrar, str) else registrar
+        query = Registration(self, uri, aor=aor, refresh=False)
+        for registration in self.registrations:
+            if str(registration.registrar) == str(uri) and str(registration.aor.uri) == str(
+                query.aor.uri
+            ):
+                return await registration.query()
+        return await query.query()
 
     async def options(self, uri: str | Uri) -> Response:
         """Send OPTIONS (RFC 3261 §11) and return the 2xx."""

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import pytest
 from support.dns_server import DnsServer
-from support.peers import Kamailio
+from support.peers import Kamailio, Sipp
 from support.sip_trace import SipTrace, Traced, traced_agent
 
 from voip.call import Call
@@ -48,13 +48,10 @@ KEY_HEADERS = (
 )
 
 #: Flows (or roles) not played here, and why.
-NOT_PLAYED = {
-    "2.03": "a REGISTER without Contact (a query): the agent always binds its own Contact",
+NOT_PLAYED: dict[str, str] = {
     "3.03": "two proxies challenging in two realms: the test Kamailio's realm is the From "
     "domain, so a second one would challenge in the same realm",
     "3.06": "the UA does not follow 3xx redirects yet",
-    "3.10 Bob": "a UA that never answers is not a behaviour of the toolkit",
-    "3.10 Alice": "Kamailio answers an unanswered branch with 408 after fr_timer, not 480",
 }
 
 
@@ -267,6 +264,27 @@ async def test_2_2_update_of_contact_list(kamailio: Kamailio) -> None:
         assert_plays(SipTrace(registers(trace).messages[first:]), "2.2", "Bob")
 
 
+async def test_2_3_request_for_current_contact_list(kamailio: Kamailio) -> None:
+    """Bob asks which contacts are bound to his AoR: a REGISTER without Contact (F1, with
+    the credentials of his realm at once), whose 200 lists every binding (F2): his own and
+    another device's. Nothing is bound, refreshed or removed by it."""
+    async with agent(kamailio, "bob") as (bob, trace), agent(kamailio, "bob") as (desk, _):
+        await within(bob.register(kamailio.uri(), expires=300))
+        await within(desk.register(kamailio.uri(), expires=600))
+        before = {c.address: c.expires for c in await kamailio.contacts("bob")}
+        first = len(registers(trace).messages)
+        bindings = await within(bob.registered_bindings(kamailio.uri()))
+        query = SipTrace(registers(trace).messages[first:])
+        assert_plays(query, "2.3", "Bob")
+        assert "contact" not in query.messages[0].message.headers
+        assert "expires" not in query.messages[0].message.headers
+        assert {b.contact for b in bindings} == set(before)
+        assert [b.ours for b in bindings].count(True) == 1
+        assert all(0 < b.expires <= 600 for b in bindings)
+        after = {c.address: c.expires for c in await kamailio.contacts("bob")}
+        assert after.keys() == before.keys()
+
+
 async def test_2_4_cancellation_of_registration(kamailio: Kamailio) -> None:
     async with agent(kamailio, "bob") as (bob, trace):
         registration = await within(bob.register(kamailio.uri(), expires=300))
@@ -412,6 +430,29 @@ async def test_3_9_unsuccessful_busy_both_roles(kamailio: Kamailio) -> None:
         await within(bob_trace.wait_for("ACK", "in"))
         assert_plays(trace.of(call.call_id), "3.9", "Alice")
         assert_plays(bob_trace.of(call.call_id), "3.9", "Bob")
+
+
+async def test_3_10_unsuccessful_no_response_from_user_agent(
+    kamailio: Kamailio, sipp: Sipp
+) -> None:
+    """Bob is a SIPp UAS registered at Kamailio that never answers, not even 100 (his part:
+    the INVITE and its retransmissions, F4 and F6 to F11, absorbed). Kamailio, as the flow's
+    proxy, answers Alice 480 No Response when its timer for the branch fires (F14); Alice
+    ACKs it with her credentials (F15)."""
+    bob = await sipp.start_registered(kamailio, "bob", "uas_silent", duration_ms=30_000)
+    async with agent(kamailio, "alice") as (alice, trace):
+        # Alice has met Kamailio's challenge before (F1 carries Proxy-Authorization)
+        with pytest.raises(RequestFailed):
+            await within(alice.options(kamailio.aor("carol")))
+        call = alice.dial(kamailio.aor("bob"))
+        with pytest.raises(RequestFailed) as error:
+            await within(call.answered())
+        assert (error.value.status, error.value.reason) == (480, "No Response")
+        assert_plays(trace.of(call.call_id), "3.10", "Alice")
+    heard = bob.stop().messages()
+    invites = heard.count(f"INVITE {kamailio.aor('bob').split(':')[0]}:")
+    assert invites >= 2, heard  # the INVITE and at least one retransmission, unanswered
+    assert "SIP/2.0 1" not in heard and "SIP/2.0 4" not in heard, heard
 
 
 async def test_3_11_unsuccessful_temporarily_unavailable_both_roles(

@@ -96,6 +96,8 @@ class Kamailio(PeerHandle):
     socket_dir: Path
     host: str = LOOPBACK
     domain: str = LOOPBACK
+    #: the digest realm of its challenges (the From domain unless started with ``realm``)
+    realm: str = LOOPBACK
     _client_sockets: itertools.count[int] = field(default_factory=itertools.count, repr=False)
 
     @property
@@ -275,6 +277,8 @@ def start_kamailio(
     auth_fail_403: bool = False,
     noauth: bool = False,
     debug: bool = False,
+    realm: str | None = None,
+    next_hop: str | None = None,
     children: int = 4,
     shared_memory_mb: int = 512,
     timeout: float = 15.0,
@@ -283,6 +287,9 @@ def start_kamailio(
 
     ``auth_fail_403``: a wrong password or an unknown user gets 403 instead of a new challenge.
     ``noauth``: nobody is challenged.
+    ``realm``: the digest realm of the challenges (default: the From domain, 127.0.0.1).
+    ``next_hop``: a SIP URI (another kamailio's ``outbound_proxy()``) to which initial
+    requests for our users go instead of the location table: two proxies in a row.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix socket paths are limited to 107 bytes: a short directory of their own.
@@ -306,6 +313,10 @@ def start_kamailio(
         defines.append("WITH_NOAUTH")
     if debug:
         defines.append("WITH_DEBUG")
+    if realm is not None:
+        defines.append(f'REALM="{realm}"')
+    if next_hop is not None:
+        defines.append(f'NEXT_HOP="{next_hop}"')
 
     argv = ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", str(shared_memory_mb)]
     for define in defines:
@@ -321,6 +332,7 @@ def start_kamailio(
         users={},
         defines=tuple(defines),
         socket_dir=socket_dir,
+        realm=realm or LOOPBACK,
     )
     try:
         wait_until(process, lambda: _ready(kam), what="listening sockets and RPC", timeout=timeout)
