@@ -73,6 +73,11 @@ class Linphone(Phone):
         """Send ``wav`` into the current call (without it linphonec sends almost no RTP)."""
         self.command(f"play {wav}")
 
+    def record(self, wav: Path) -> None:
+        """Write the audio of the next call received to ``wav`` (48 kHz mono WAV); the file
+        is complete once the call has ended."""
+        self.command(f"record {wav}")
+
 
 def _config(
     user: str,
@@ -97,7 +102,15 @@ def _config(
         # without these it puts the address of its default route into SDP
         "net": {"firewall_policy": "1", "nat_address": LOOPBACK, "stun_server": ""},
         "rtp": {"audio_rtp_port": str(rtp_port)},
-        "sound": {"use_files": "1", "playback_dev_id": "", "capture_dev_id": ""},
+        # files instead of a sound card (``play``/``record``), and nothing that alters the
+        # audio between them and the call (echo canceller, AGC), so it can be scored
+        "sound": {
+            "use_files": "1",
+            "playback_dev_id": "",
+            "capture_dev_id": "",
+            "echocancellation": "0",
+            "agc": "0",
+        },
         "video": {"enabled": "0", "display": "0", "capture": "0"},
     }
     if registrar is not None:
