@@ -9,6 +9,8 @@ loopback_pki     session: the CA (``.cafile``) and server certificate kamailio's
 sipp             a ``Sipp`` for this test: ``await sipp.run(...)``, ``sipp.start(...)``,
                  ``await sipp.register(kamailio, user, contact)``.
 speech_wav       session: five minutes of speech, 8 kHz mono 16-bit WAV.
+wideband_speech_wav  session: five minutes of speech made at 16 kHz (mono 16-bit WAV) in
+                 ``WIDEBAND_VOICE``, for wideband PESQ.
 baresip_factory  ``baresip_factory("bob", registrar=kamailio)`` -> a started ``Baresip``.
 linphone_factory ``linphone_factory("dave", registrar=kamailio)`` -> a started ``Linphone``.
 agent            ``async with agent("alice", transport) as ua``: a toolkit UA for a Kamailio user.
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 
 import pytest
 from support.peers import (
+    WIDEBAND_VOICE,
     Baresip,
     Kamailio,
     Linphone,
@@ -129,6 +132,12 @@ def sipp(tmp_path: Path) -> Iterator[Sipp]:
 @pytest.fixture(scope="session")
 def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_speech_wav(tmp_path_factory.mktemp("audio") / "speech-8k.wav")
+
+
+@pytest.fixture(scope="session")
+def wideband_speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "speech-16k.wav"
+    return make_speech_wav(path, rate=16000, voice=WIDEBAND_VOICE)
 
 
 def _phones(

@@ -3,7 +3,8 @@
 The toolkit plays espeak-ng speech into a call and baresip's ``sndfile`` module records what
 it decoded; baresip's ``aufile`` plays the same speech and the toolkit records it. Each
 recording is aligned with its source and scored: correlation and PESQ (ITU-T P.862,
-narrowband). The issue's target on clean loopback is PESQ ≥ 4.0 for PCMU and PCMA.
+narrowband at 8 kHz; P.862.2 wideband at 16 kHz for G.722 and Opus, with speech made at
+16 kHz). The issue's target on clean loopback is PESQ ≥ 4.0 for PCMU, PCMA, G.722 and Opus.
 SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the digits.
 """
 
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.peers import Baresip, Sipp
+from support.peers import Baresip, Sipp, convert_wav
 from support.peers._process import free_port_range
 from support.quality import (
     finished_recording,
@@ -29,7 +29,7 @@ from support.relay import Impairment, RelayedPorts
 from support.ua import media_of
 
 from voip.call import Call, CallState
-from voip.rtp import WavRecorder, read_wav
+from voip.rtp import read_wav
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
@@ -159,58 +159,56 @@ async def test_speech_both_ways_through_5_percent_loss_and_40_ms_jitter_keeps_pe
     assert sent.pesq >= BARESIP_IMPAIRED_PESQ, sent
 
 
-# the issue's target is wideband PESQ >= 4.0; measured 3.64 both ways with the 8 kHz
-# espeak-ng speech upsampled (correlation 0.9995): the floor asserted is what is reached
-WIDEBAND_PESQ_TARGET = 3.5
+# the issue's target: wideband PESQ (P.862.2) >= 4.0 for G.722 and Opus on clean loopback
+WIDEBAND_PESQ_TARGET = 4.0
+# baresip's codec names (its account's audio_codecs) and modules, the channels its aufile
+# source needs (it plays a file only at the codec's rate and channel count)
+WIDEBAND = {
+    "G722": ("G722", "g722.so", 16000, 1),
+    "OPUS": ("opus/48000/2", "opus.so", 48000, 2),
+}
 
 
-async def _wideband_recording(path: Path) -> bytes:
-    """baresip's recording (written when the call's audio closes) as 16 kHz mono."""
-    for _ in range(50):
-        try:
-            return read_wav(path, 16000)
-        except (wave.Error, EOFError):
-            await asyncio.sleep(0.1)
-    return read_wav(path, 16000)
-
-
-async def test_wideband_speech_both_ways_with_baresip_g722(
-    speech_wav: Path,
+@pytest.mark.parametrize("codec", ["G722", "OPUS"])
+async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
+    codec: str,
+    wideband_speech_wav: Path,
     baresip_factory: Callable[..., Baresip],
     tmp_path: Path,
 ) -> None:
-    # the toolkit's PCM is 16 kHz whatever the codec (PyAV resamples for Opus); the speech
-    # is the 8 kHz espeak-ng recording upsampled, scored with wideband PESQ (P.862.2)
-    codec, module, rate = "G722", "g722.so", 16000
-    # baresip's aufile plays a file only at the codec's own rate
-    source_file = tmp_path / f"speech-{rate}.wav"
-    with WavRecorder(source_file, rate) as writer:
-        writer.write(read_wav(speech_wav, rate))
-    bob = baresip_factory("bob", codecs=(codec,), modules=(module,), audio_file=source_file)
-    speech = read_wav(speech_wav, 16000)[: int(2 * 16000 * SECONDS)]
-    source = read_wav(speech_wav, 16000)[: int(2 * 16000 * (SECONDS + 10))]
+    # speech made at 16 kHz by espeak-ng, played both ways and scored with wideband PESQ at
+    # 16 kHz; the toolkit's PCM is 16 kHz whatever the codec (PyAV converts to and from
+    # Opus's 48 kHz stereo). Measured: G.722 4.2 to 4.3, Opus 4.4 to 4.6 (both ways).
+    name, module, rate, channels = WIDEBAND[codec]
+    played = tmp_path / f"speech-{rate}-{channels}.wav"
+    source_file = convert_wav(wideband_speech_wav, played, rate=rate, channels=channels)
+    bob = baresip_factory("bob", codecs=(name,), modules=(module,), audio_file=source_file)
+    speech = read_wav(wideband_speech_wav, 16000)[: int(2 * 16000 * SECONDS)]
+    source = read_wav(wideband_speech_wav, 16000)[: int(2 * 16000 * (SECONDS + 10))]
     recording = tmp_path / "received.wav"
     async with UserAgent("alice") as ua:
         ua.media.sample_rate = 16000
-        ua.codecs = (codec.upper(),)
+        ua.codecs = (codec,)
         await ua.listen("udp", "127.0.0.1", 0)
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
-        assert call.agreed[0].codecs[0].name.upper() == codec.upper()
+        assert call.agreed[0].codecs[0].name.upper() == codec
         await bob.wait_established()
         media = media_of(call)
         recorder = media.record(recording)
         await play_speech(media, speech, rate=16000)
         await until_recorded(recorder, SECONDS * 16000)
+        stats = media.statistics()
         quality = media.stats()
         await call.hangup()
         await bob.wait_closed()
+    assert stats.silence_sent < 10  # the producer kept up: the speech went out unbroken
     assert quality.received.lost == 0 and quality.received.mos is not None
     heard = score(source, read_wav(recording, 16000), 16000)
     recordings = bob.received_recordings()
     assert recordings, "baresip wrote no *-dec.wav"
-    sent = score(speech, await _wideband_recording(recordings[-1]), 16000)
+    sent = score(speech, await finished_recording(recordings[-1], 16000), 16000)
     print(f"{codec}: toolkit->baresip {sent}, baresip->toolkit {heard}")
     assert heard.seconds >= SECONDS - 0.5 and sent.seconds >= SECONDS - 0.5
-    assert heard.correlation > 0.99 and sent.correlation > 0.99
+    assert heard.correlation > 0.95 and sent.correlation > 0.95
     assert heard.pesq >= WIDEBAND_PESQ_TARGET, heard
     assert sent.pesq >= WIDEBAND_PESQ_TARGET, sent

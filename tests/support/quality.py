@@ -8,6 +8,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 from pesq import pesq
 
@@ -19,6 +20,7 @@ __all__ = [
     "finished_recording",
     "play_speech",
     "read_recording",
+    "read_wideband",
     "score",
     "until_recorded",
 ]
@@ -67,15 +69,40 @@ def read_recording(path: Path) -> bytes:
         return wav.readframes(wav.getnframes())
 
 
-async def finished_recording(path: Path) -> bytes:
+def read_wideband(path: Path, rate: int = 16000) -> bytes:
+    """The PCM of a WAV file of any rate and channel count as mono at ``rate`` (16 kHz for
+    wideband PESQ), resampled by PyAV (libswresample, band-limited: a 48 kHz Opus recording
+    folds nothing above 8 kHz into the band scored)."""
+    with wave.open(str(path), "rb") as wav:
+        assert wav.getsampwidth() == 2
+        channels, source_rate = wav.getnchannels(), wav.getframerate()
+        pcm = wav.readframes(wav.getnframes())
+    if not pcm:
+        raise EOFError(f"{path}: no audio (yet)")
+    if source_rate == rate and channels == 1:
+        return pcm
+    samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout=f"{channels}c")
+    frame.sample_rate = source_rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    frames = resampler.resample(frame) + resampler.resample(None)
+    return b"".join(bytes(f.planes[0])[: 2 * f.samples] for f in frames)
+
+
+async def finished_recording(path: Path, rate: int = 8000) -> bytes:
     """A recording baresip writes: its WAV header comes when the call's audio closes, a
-    moment after the log says the call closed."""
+    moment after the log says the call closed. 8 kHz mono checked, or any WAV resampled
+    to ``rate`` (:func:`read_wideband`)."""
+
+    def read() -> bytes:
+        return read_recording(path) if rate == 8000 else read_wideband(path, rate)
+
     for _ in range(50):
         try:
-            return read_recording(path)
+            return read()
         except (wave.Error, EOFError):
             await asyncio.sleep(0.1)
-    return read_recording(path)
+    return read()
 
 
 async def play_speech(media: CallMedia, speech: bytes, rate: int = 8000) -> None:

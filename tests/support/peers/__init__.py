@@ -16,7 +16,7 @@ from ._process import (
     require_binary,
     stop_all,
 )
-from .audio import make_speech_wav
+from .audio import WIDEBAND_VOICE, convert_wav, make_speech_wav
 from .baresip import Baresip, BaresipCommandError, start_baresip
 from .kamailio import Contact, Kamailio, KamailioRpcError, start_kamailio
 from .linphone import Linphone, start_linphonec
@@ -35,6 +35,7 @@ from .sipp import (
 __all__ = [
     "LOOPBACK",
     "SCENARIOS",
+    "WIDEBAND_VOICE",
     "Baresip",
     "BaresipCommandError",
     "Contact",
@@ -50,6 +51,7 @@ __all__ = [
     "SippOptions",
     "SippProcess",
     "SippResult",
+    "convert_wav",
     "free_port",
     "free_port_range",
     "make_loopback_pki",

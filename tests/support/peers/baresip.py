@@ -13,6 +13,11 @@ Pitfalls of baresip 1.0.0: after a hold and resume, ``*-dec.wav`` gets nothing m
 received audio on what came before a hold); stdout is block-buffered into a file, so it runs
 under ``stdbuf -oL`` for the log waits; a call it hangs up logs "Call with <peer> terminated",
 one the far end ends logs "<peer>: session closed: <reason>".
+Opus needs ``codecs=("opus/48000/2",)`` (a bare "opus" logs "audio codec not found:
+opus/8000/1" and the account has no codec) and an ``audio_file`` of 48 kHz stereo: aufile
+plays a file only at the codec's rate and channel count, and otherwise fails the audio
+source ("must have channels = 2"), after which baresip never answers the call (it sends
+180 and nothing more). G.722 takes a 16 kHz mono file.
 """
 
 from __future__ import annotations
