@@ -851,6 +851,10 @@ class Call:
             self.dialog.offer_answer = OfferAnswer.STABLE
         self._acked.set()
 
+    async def acknowledged(self) -> None:
+        """Until the ACK of our latest 2xx to an INVITE (or re-INVITE) has come."""
+        await self._acked.wait()
+
     def on_ack_timeout(self) -> None:
         """Our 2xx was never acknowledged (§13.3.1.4): end the call with BYE."""
         self.ua.spawn(self._bye_and_end("provider", 408, "no ACK for the 2xx"))

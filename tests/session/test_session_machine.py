@@ -9,6 +9,7 @@ import pytest
 from voip.session import primitives as p
 from voip.session import spdu
 from voip.session.machine import (
+    MAX_EARLY_TSDUS,
     FunctionalUnitNotSelected,
     PrimitiveNotAllowed,
     ProtocolError,
@@ -391,3 +392,42 @@ def test_aborts_end_the_session_from_any_connected_state() -> None:
     assert caller.state is State.STA01 and caller.activity is None
     assert callee.u_abort_indication(487, "CANCEL").status == 487
     assert callee.state is State.STA01
+
+
+# --- SPDUs that overtake the ACCEPT (the 2xx) ----------------------------------------------
+
+
+def test_spdus_that_overtake_the_accept_wait_in_sta02a_and_follow_the_confirm() -> None:
+    caller, callee = SessionMachine(initiator=True), SessionMachine(initiator=False)
+    caller.connect_request()
+    callee.connect_indication(ALL)
+    callee.connect_response(True, ALL, Tokens.NONE)
+    callee.token_please_request(Tokens.MAJOR_ACTIVITY, b"may I?")  # right behind its 2xx
+    # the INFO with the PLEASE TOKENS comes before the 2xx: nothing is refused, nothing told
+    assert carry(callee, caller) == []
+    assert caller.state is State.STA02A and caller.take_early() == []
+    confirm = caller.connect_confirm(True, ALL, p.tokens_of(ALL))
+    assert confirm == p.ConnectConfirm(True, ALL)
+    early = caller.take_early()
+    assert [caller.receive(units) for units in early] == [
+        [p.TokenPleaseIndication(Tokens.MAJOR_ACTIVITY, b"may I?")]
+    ]
+    assert caller.take_early() == []  # delivered once
+
+
+def test_a_refused_connect_drops_the_spdus_kept_in_sta02a() -> None:
+    caller = SessionMachine(initiator=True)
+    caller.connect_request()
+    assert caller.receive([spdu.please_tokens(Tokens.DATA)]) == []
+    caller.connect_confirm(False, FU.NONE, Tokens.NONE, 486, "Busy Here")
+    assert caller.state is State.STA01 and caller.take_early() == []
+
+
+def test_sta02a_keeps_a_bounded_number_of_tsdus() -> None:
+    caller = SessionMachine(initiator=True)
+    caller.connect_request()
+    unit = spdu.please_tokens(Tokens.DATA)
+    for _ in range(MAX_EARLY_TSDUS):
+        caller.receive([unit])
+    with pytest.raises(ProtocolError, match="before the ACCEPT"):
+        caller.receive([unit])

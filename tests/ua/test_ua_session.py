@@ -67,6 +67,32 @@ async def test_s_connect_refused_is_a_negative_confirm_with_the_status(
     assert refused.value.confirm == p.ConnectConfirm(False, p.FunctionalUnit.NONE, 486, "Busy Here")
 
 
+async def test_an_spdu_sent_right_behind_the_2xx_follows_the_s_connect_confirm(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    """The responder is in data transfer once its 2xx is sent (X.225); its first SPDU may
+    reach the initiator before the task that makes the S-CONNECT confirm has run. Here
+    that task does not run until the SPDU is through: the confirm is made by the INFO."""
+    pleased: asyncio.Queue[Session] = asyncio.Queue()
+
+    async def answer_and_ask(call: Call) -> None:
+        session = Session.incoming(call)
+        await session.accept()
+        await session.please_tokens(Tokens.MAJOR_ACTIVITY, b"first")  # right behind it
+        pleased.put_nowait(session)
+
+    bob.on("incoming_call", answer_and_ask)
+    caller = Session.dial(alice, uri_of(bob))
+    await asyncio.wait_for(pleased.get(), TIMEOUT)  # 200 to the INFO, not 400
+    confirm = await asyncio.wait_for(caller.connected(), TIMEOUT)
+    assert confirm.accepted and caller.state is State.STA713
+    assert caller.history == [
+        confirm,
+        p.TokenPleaseIndication(Tokens.MAJOR_ACTIVITY, b"first"),
+    ]
+    assert not any(isinstance(e, p.PExceptionReportIndication) for e in caller.history)
+
+
 # --- S-RELEASE, S-U-ABORT, S-P-ABORT -------------------------------------------------------
 
 

@@ -90,6 +90,9 @@ class ProtocolError(SessionError):
         self.reflected = reflected
 
 
+#: TSDUs kept in STA02A at most (a peer cannot make the SPM hoard)
+MAX_EARLY_TSDUS = 16
+
 #: states of a running connection in which the peer may still end it or send data
 _CONNECTED = frozenset(State) - {State.STA01, State.STA02A, State.STA08}
 
@@ -116,6 +119,8 @@ class SessionMachine:
     #: the serial and type of the resynchronization in progress (either side's)
     _resync: tuple[ResyncType, int] | None = None
     _pending_major: int | None = None
+    #: TSDUs that came in STA02A, before the ACCEPT (see :meth:`receive`)
+    _early: list[list[Spdu]] = field(default_factory=list)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -187,6 +192,7 @@ class SessionMachine:
             self._connected(units, held)
         else:
             self.state = State.STA01
+            self._early.clear()  # a refused connection has no data transfer to deliver
         return p.ConnectConfirm(
             accepted, units if accepted else FunctionalUnit.NONE, status, reason
         )
@@ -246,6 +252,7 @@ class SessionMachine:
         self.state = State.STA01
         self.activity = None
         self.outgoing.clear()
+        self._early.clear()
 
     # --- data (S-DATA, S-EXPEDITED-DATA, S-TYPED-DATA, S-CAPABILITY-DATA) ---------------
 
@@ -555,13 +562,36 @@ class SessionMachine:
 
     def receive(self, spdus: list[Spdu]) -> list[SessionEvent]:
         """The SPDUs of one TSDU from the peer: their indications and confirms; raises
-        :class:`ProtocolError` for one the state does not allow (nothing changes then)."""
+        :class:`ProtocolError` for one the state does not allow (nothing changes then).
+
+        In STA02A the TSDU is kept, not refused: X.225 gets the ACCEPT and the SPDUs that
+        follow it in order on one transport connection, but SIP carries the ACCEPT (the
+        2xx) and each SPDU (an INFO) on transactions of their own, which proxies and
+        the network may reorder; the responder is in data transfer once its 2xx is sent.
+        :meth:`take_early` gives them back once the S-CONNECT confirm is made; a
+        refusal drops them."""
+        if self.state is State.STA02A and spdus:
+            if len(self._early) >= MAX_EARLY_TSDUS:
+                raise ProtocolError(
+                    f"more than {MAX_EARLY_TSDUS} TSDUs before the ACCEPT (STA02A)",
+                    spdus[0].encode(),
+                )
+            self._early.append(list(spdus))
+            return []
         events: list[SessionEvent] = []
         for unit in spdus:
             event = self._receive(unit)
             if event is not None:
                 events.append(event)
         return events
+
+    def take_early(self) -> list[list[Spdu]]:
+        """The TSDUs kept in STA02A, in the order they came, for :meth:`receive` now that
+        the session is connected (empty before the confirm and after a refusal)."""
+        if self.state is State.STA02A:
+            return []
+        early, self._early = self._early, []
+        return early
 
     def _misplaced(self, unit: Spdu) -> ProtocolError:
         return ProtocolError(

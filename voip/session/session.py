@@ -245,13 +245,24 @@ class Session:
             assert isinstance(confirm, p.ConnectConfirm)
             self._emit(confirm)
             raise ConnectRefused(confirm) from None
-        answer = call.answer_response
+        if self.state is State.STA02A:
+            self._confirm_connect()
+        return next(e for e in self.history if isinstance(e, p.ConnectConfirm))
+
+    def _confirm_connect(self) -> None:
+        """The positive S-CONNECT confirm, from the 2xx the call has had; then the SPDUs
+        that overtook it (kept by the machine in STA02A), as if they came now."""
+        answer = self.call.answer_response
         recv_info = answer.headers.get_all("Recv-Info") if answer is not None else []
         self.peer_takes_spdus = _takes_spdus(recv_info)
         self._connected()
-        event = self.history[-1]
-        assert isinstance(event, p.ConnectConfirm)
-        return event
+        for early in self.machine.take_early():
+            try:
+                self._deliver(early)
+            except ProtocolError as error:
+                self._refused_spdu(error)
+                self.machine.outgoing.append(spdu.exception_report(error.reflected))
+                self.call.ua.spawn(self._carry("SPM", local_ok=True))
 
     @classmethod
     async def connect(
@@ -433,10 +444,19 @@ class Session:
         self.machine.token_give_request(tokens)
         await self._carry("S-TOKEN-GIVE request", local_ok=True)
         if tokens & Tokens.DATA:
+            # the token moves at once (X.215 §13.2): no more RTP from here, not even the
+            # silence the stream sends until the answer makes it recvonly, which would
+            # reach the peer after it has the token
+            stream: Any = getattr(self.media, "stream", None)
+            sending = bool(getattr(stream, "sending", False))
+            if sending:
+                stream.sending = False
             try:
                 await self._offer(Direction.RECVONLY)
             except BaseException:
                 self.machine.held |= Tokens.DATA
+                if sending:
+                    stream.sending = True
                 raise
 
     async def please_tokens(self, tokens: Tokens = Tokens.DATA, data: bytes = b"") -> None:
@@ -791,10 +811,20 @@ class Session:
         if content_type is None or content_type.mime != SPDU_CONTENT_TYPE:
             raise SipError(415, f"{INFO_PACKAGE} carries {SPDU_CONTENT_TYPE}")
         try:
-            events = self.machine.receive(self.machine.decode(request.body))
+            units = self.machine.decode(request.body)
+            if self.state is State.STA02A and self.call.answer_response is not None:
+                # the 2xx came and the INFO overtook the task that confirms it: the
+                # confirm is made now, so that the SPDUs follow it in order
+                self._confirm_connect()
+            self._deliver(units)
         except ProtocolError as error:
-            self._emit(p.PExceptionReportIndication(400, f"SPDU refused: {error}"))
+            self._refused_spdu(error)
             raise SipError(400, f"Bad SPDU: {error}"[:120]) from None
+
+    def _deliver(self, units: list[Spdu]) -> None:
+        """One TSDU's SPDUs into the machine and their events out (kept by the machine
+        in STA02A until the confirm); raises :class:`ProtocolError`."""
+        events = self.machine.receive(units)
         for event in events:
             self._confirm(event)
             if isinstance(event, p.ResynchronizeIndication | p.ActivityDiscardIndication):
@@ -804,6 +834,9 @@ class Session:
                 self.call.ua.spawn(self._respond(respond))
         if self.machine.outgoing:  # what the SPM answers itself (GIVE TOKENS ACK)
             self.call.ua.spawn(self._carry("SPM", local_ok=True))
+
+    def _refused_spdu(self, error: ProtocolError) -> None:
+        self._emit(p.PExceptionReportIndication(400, f"SPDU refused: {error}"))
 
     async def _respond(self, respond: Callable[[], Any]) -> None:
         with contextlib.suppress(SessionError):
@@ -830,11 +863,26 @@ class Session:
             self._fallback(primitive, f"{text}: done locally, the peer was not told")
             return False
         async with self._sending:
+            if not self.machine.initiator:
+                await self._acknowledged()
             for unit in units:
                 body = spdu.encode(unit)
                 headers = [("Info-Package", INFO_PACKAGE)]
                 await self._sip(self.call.info(body, SPDU_CONTENT_TYPE, headers=headers))
         return True
+
+    async def _acknowledged(self) -> None:
+        """The responder's SPDUs wait for the ACK of its 2xx: by then the initiator has
+        the 2xx, so an INFO cannot reach it before the dialog it belongs to exists
+        (through a proxy the 2xx and an INFO may be forwarded out of order)."""
+        call = self.call
+        acked = asyncio.ensure_future(call.acknowledged())
+        ended = asyncio.ensure_future(call.ended())
+        try:
+            await asyncio.wait((acked, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            acked.cancel()
+            ended.cancel()
 
     async def _confirmed(self, primitive: str, kind: type[E], ack: Spdu) -> E:
         """Carry a confirmed primitive's SPDU and wait for its confirm; without the
