@@ -33,6 +33,7 @@ async def test_the_echo_bot_returns_baresips_speech_unchanged(
     assert result.seconds >= SECONDS - 1, result
     assert 0 < result.delay < 0.5, result  # a round trip through the bot, not a loop of ours
     # quiet machine: correlation 0.9999, PESQ 4.07 (G.711 twice); on a busy one a jitter
-    # buffer's delay change mid-call shifts the alignment (seen: 0.88, 3.65)
-    assert result.correlation > 0.8, result
+    # buffer's delay change mid-call shifts the overall alignment (seen: 0.68, 3.58), so
+    # the check is on each second's own alignment
+    assert result.windowed_correlation > 0.9, result
     assert result.pesq >= 3.0, result

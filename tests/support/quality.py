@@ -23,6 +23,7 @@ __all__ = [
     "read_wideband",
     "score",
     "until_recorded",
+    "windowed_correlation",
 ]
 
 
@@ -53,13 +54,37 @@ class Score:
     pesq: float
     delay: float  # seconds
     seconds: float  # length of the aligned audio
+    # the median over one-second windows of each window's best correlation within
+    # DRIFT of the overall delay: stays high when an adaptive jitter buffer moves
+    # the delay mid-call (the overall correlation then drops), low for other audio
+    windowed_correlation: float
+
+
+DRIFT = 0.1  # seconds
+
+
+def windowed_correlation(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
+    """See :attr:`Score.windowed_correlation`; ``ref`` and ``deg`` already aligned."""
+    window, drift = rate, int(DRIFT * rate)
+    best: list[float] = []
+    for start in range(drift, len(ref) - window - drift + 1, window):
+        part = ref[start : start + window]
+        if not part.any():
+            continue
+        candidates = (
+            np.corrcoef(part, deg[start + shift : start + shift + window])[0, 1]
+            for shift in range(-drift, drift + 1, max(1, rate // 1000))
+        )
+        best.append(float(np.nanmax(np.fromiter(candidates, dtype=np.float64))))
+    return float(np.median(best)) if best else 0.0
 
 
 def score(reference: bytes, degraded: bytes, rate: int = 8000) -> Score:
     ref, deg, lag = align(_samples(reference), _samples(degraded))
     correlation = float(np.corrcoef(ref, deg)[0, 1])
     mos = float(pesq(rate, ref, deg, "nb" if rate == 8000 else "wb"))
-    return Score(correlation, mos, lag / rate, len(ref) / rate)
+    steady = windowed_correlation(ref, deg, rate)
+    return Score(correlation, mos, lag / rate, len(ref) / rate, steady)
 
 
 def read_recording(path: Path) -> bytes:

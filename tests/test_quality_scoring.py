@@ -1,0 +1,35 @@
+"""The scoring the audio tests rely on (tests/support/quality.py) tells speech whose delay
+moved mid-call from audio that is not the speech."""
+
+from __future__ import annotations
+
+import numpy as np
+from support.quality import score
+
+RATE = 8000
+
+
+def _speechlike(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * RATE)
+    envelope = 0.5 + 0.5 * np.sin(np.arange(samples) * 2 * np.pi * 3 / RATE)
+    return rng.normal(0, 3000, samples) * envelope
+
+
+def _pcm(signal: np.ndarray) -> bytes:
+    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
+
+
+def test_a_delay_that_moves_mid_call_keeps_the_windowed_correlation_high() -> None:
+    source = _speechlike(6, seed=1)
+    # 80 ms of delay for the first half, 140 ms for the second: an adaptive playout
+    half = len(source) // 2
+    moved = np.concatenate([np.zeros(640), source[:half], np.zeros(480), source[half:]])
+    result = score(_pcm(source), _pcm(moved))
+    assert result.windowed_correlation > 0.95, result
+    assert result.correlation < result.windowed_correlation, result
+
+
+def test_audio_that_is_not_the_source_has_a_low_windowed_correlation() -> None:
+    result = score(_pcm(_speechlike(6, seed=1)), _pcm(_speechlike(6, seed=2)))
+    assert result.windowed_correlation < 0.3, result
