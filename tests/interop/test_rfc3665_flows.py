@@ -31,6 +31,7 @@ from support.sip_trace import SipTrace, Traced, traced_agent
 
 from voip.call import Call
 from voip.sip import Credentials, Request, Response, parse_message
+from voip.sip.fields import parse_auth
 from voip.sip.transaction import Timers
 from voip.useragent import RequestFailed, UserAgent
 
@@ -49,9 +50,13 @@ KEY_HEADERS = (
 
 #: Flows (or roles) not played here, and why.
 NOT_PLAYED: dict[str, str] = {
-    "3.03": "two proxies challenging in two realms: the test Kamailio's realm is the From "
-    "domain, so a second one would challenge in the same realm",
     "3.06": "the UA does not follow 3xx redirects yet",
+}
+
+#: Header fields RFC 3665 shows in a message by mistake, left out of the comparison:
+#: (section, message) -> (field, why).
+ERRATA = {
+    ("3.3", "F21"): ("Contact", "the ACK Alice sent carries Bob's Contact (copied from F17)"),
 }
 
 
@@ -81,6 +86,9 @@ def load_flow(section: str) -> list[tuple[str, str, Request | Response]]:
     for entry in flow["messages"]:
         message = parse_message((FLOWS / entry["file"]).read_bytes())
         assert isinstance(message, Request | Response)
+        erratum = ERRATA.get((section, Path(entry["file"]).stem.split("_")[-1]))
+        if erratum is not None:
+            message.headers.remove(erratum[0])
         steps.append((entry["from"], entry["to"], message))
     return steps
 
@@ -330,6 +338,54 @@ async def test_3_2_session_through_proxies_with_proxy_authentication_both_roles(
         await within(call.ended())
         assert_plays(trace.of(call.call_id), "3.2", "Alice")
         assert_plays(bob_trace.of(call.call_id), "3.2", "Bob")
+
+
+@pytest.fixture(scope="module")
+def two_proxies(kamailio_factory: Callable[..., Kamailio]) -> tuple[Kamailio, Kamailio]:
+    """Two Kamailios in a row, each challenging in a realm of its own: Alice's (realm
+    127.0.0.1, the From domain) sends every call for its users to Bob's (realm
+    biloxi.example.com), where Bob registers."""
+    bobs = kamailio_factory(realm="biloxi.example.com", children=2, pki=None)
+    alices = kamailio_factory(next_hop=bobs.outbound_proxy("udp"), children=2, pki=None)
+    return alices, bobs
+
+
+async def test_3_3_session_with_multiple_proxy_authentication_both_roles(
+    two_proxies: tuple[Kamailio, Kamailio],
+) -> None:
+    """Alice's proxy challenges her INVITE (407, its realm); with her credentials for it the
+    INVITE reaches Bob's proxy, which challenges in its realm (407 relayed by the first);
+    the third INVITE carries both credentials (RFC 3261 §22.3), each proxy takes its own,
+    and Bob answers at once. Alice hangs up afterwards (the flow ends with the ACK)."""
+    alices, bobs = two_proxies
+    bobs.clear_location_sync()
+    async with (
+        agent(bobs, "bob") as (bob, bob_trace),
+        agent(alices, "alice") as (alice, trace),
+    ):
+        calls = incoming(bob)
+        await within(bob.register(bobs.uri(), expires=300))
+        call = alice.dial(alices.aor("bob"))
+        callee: Call = await within(calls.get())
+        await within(callee.accept())
+        await within(call.answered())
+        await within(call.hangup())
+        await within(callee.ended())
+        invite_and_ack = {"INVITE", "ACK"}
+        mine = SipTrace([t for t in trace.of(call.call_id) if t.cseq_method in invite_and_ack])
+        assert_plays(mine, "3.3", "Alice")
+        realms = [
+            sorted(_digest_realms(t.message, "Proxy-Authorization"))
+            for t in mine
+            if t.label == "INVITE"
+        ]
+        assert realms == [[], [alices.realm], sorted([alices.realm, bobs.realm])]
+        his = bob_trace.of(call.call_id)
+        assert_plays(SipTrace([t for t in his if t.cseq_method in invite_and_ack]), "3.3", "Bob")
+
+
+def _digest_realms(message: Request | Response, name: str) -> set[str]:
+    return {parse_auth(value).params["realm"] for value in message.headers.get_all(name)}
 
 
 async def test_3_4_successful_session_with_proxy_failure(kamailio: Kamailio) -> None:

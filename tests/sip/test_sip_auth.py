@@ -444,6 +444,25 @@ def test_each_challenged_realm_is_answered() -> None:
     assert [f.params["realm"] for f in credentials_of(retry)] == ["bob.example"]
 
 
+def test_two_proxy_challenges_of_different_realms_in_one_response_are_both_answered() -> None:
+    # RFC 3261 §22.3: a 407 may carry a Proxy-Authenticate per proxy (forked branches
+    # through different proxies); the retry carries a Proxy-Authorization for each realm.
+    response = make_response(
+        request("INVITE"),
+        407,
+        headers=[
+            ("Proxy-Authenticate", 'Digest realm="atlanta.example", nonce="a", qop="auth"'),
+            ("Proxy-Authenticate", 'Digest realm="biloxi.example", nonce="b", qop="auth"'),
+        ],
+    )
+    retry = DigestClient(Credentials("alice", "pw")).authorize(request("INVITE"), response)
+    answered = {
+        f.params["realm"]: f.params["nonce"] for f in credentials_of(retry, "Proxy-Authorization")
+    }
+    assert answered == {"atlanta.example": "a", "biloxi.example": "b"}
+    assert credentials_of(retry) == []
+
+
 def test_credentials_for_the_realm_win_over_any_realm() -> None:
     client = DigestClient([Credentials("any", "pw"), Credentials("alice", "pw", REALM)])
     (field,) = credentials_of(client.authorize(request(), server().challenge(request(), 0.0)))
