@@ -28,6 +28,7 @@ from voip.negotiation import SDP, Negotiation, default_audio
 from voip.rtp.srtp import SrtpMode
 from voip.sip import CSeq, RAck, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
+from voip.sip.redirect import TargetSet, redirected_request
 from voip.sip.reliable import (
     OPTION_TAG,
     ProvisionalSequence,
@@ -98,7 +99,8 @@ class Call:
     transfer (:mod:`voip.transfer`): ``"refer"`` (a TransferRequest to reject or let be),
     ``"transfer_call"`` (the call a REFER made), ``"transfer_progress"`` /
     ``"transferred"`` / ``"transfer_failed"`` (TransferProgress of our REFER),
-    ``"replaced"`` (the call that took this one's place), ``"prack"`` (request: the
+    ``"replaced"`` (the call that took this one's place), ``"redirected"`` (the 3xx
+    or failure and the next target the INVITE goes to, RFC 3261 §8.1.3.4), ``"prack"`` (request: the
     caller acknowledged a reliable 1xx, RFC 3262), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
@@ -124,6 +126,9 @@ class Call:
         self._invite_server: ServerTransaction | None = None
         self._acked: asyncio.Event = asyncio.Event()
         self._offer_in_invite = True
+        self._follow_redirects = True
+        #: the targets of the INVITE and its redirections (RFC 3261 §8.1.3.4)
+        self._redirection: TargetSet | None = None
         #: the call's RTP stream (voip.rtp), from the first SDP on until the call ends
         self.media: CallMedia | None = None
         self.transfers: Transfers | None = None  # REFERs we sent (voip.transfer)
@@ -198,7 +203,15 @@ class Call:
             assert self.invite is not None
             self.ua.invites[merge_key(self.invite)] = self
 
-    def _end(self, by: str, status: int, text: str, error: Exception | None = None) -> None:
+    def _end(
+        self,
+        by: str,
+        status: int,
+        text: str,
+        error: Exception | None = None,
+        *,
+        response: Response | None = None,
+    ) -> None:
         if self.state is CallState.ENDED:
             return
         self.state = CallState.ENDED
@@ -220,7 +233,7 @@ class Call:
         if not self._answered.done():
             from voip.useragent import RequestFailed
 
-            self._answered.set_exception(RequestFailed(status, text))
+            self._answered.set_exception(RequestFailed(status, text, response))
             self._answered.exception()  # retrieved: nobody may be waiting
         if not self._ended.done():
             self._ended.set_result(self.end_reason)
@@ -252,16 +265,24 @@ class Call:
         min_se: int | None = None,
         rel100: Rel100 = Rel100.SUPPORTED,
         srtp: SrtpMode | str | None = None,
+        follow_redirects: bool = True,
     ) -> Call:
         """``session_expires`` and ``min_se`` (seconds) override the agent's session
         timer policy for this call (RFC 4028). ``rel100``: whether the INVITE says
         "Supported: 100rel" (the default) or "Require: 100rel", so that the callee's
         provisional responses come reliably and are acknowledged with PRACK (RFC 3262
         §4), or neither. ``srtp`` overrides the agent's SRTP policy for this call
-        (:class:`~voip.rtp.srtp.SrtpMode`: ``"off"``, ``"optional"``, ``"required"``)."""
+        (:class:`~voip.rtp.srtp.SrtpMode`: ``"off"``, ``"optional"``, ``"required"``).
+
+        ``follow_redirects``: a 300, 301 or 302 sends the INVITE on to its Contacts (RFC
+        3261 §8.1.3.4: highest ``q`` first, the same Call-ID, From and To, CSeq one
+        more, each target once, at most ``ua.max_redirects`` 3xx in a row; a target that
+        fails makes way for the next); the ``"redirected"`` event tells of each. False:
+        the 3xx ends the call, and ``answered()`` raises RequestFailed carrying it."""
         mode = SrtpMode(srtp or ua.srtp)
         call = cls(ua, outgoing=True, negotiation=Negotiation("0.0.0.0", [], srtp=mode))
         call._offer_in_invite = offer
+        call._follow_redirects = follow_redirects
         timer = call.session_timer
         if timer is not None and (session_expires is not None or min_se is not None):
             policy = timer.policy
@@ -300,6 +321,8 @@ class Call:
                 request.headers.set("To", to)
             self.invite = request
             self.local_tag = request.from_.tag or ""
+            if self._follow_redirects and ua.max_redirects > 0:
+                self._redirection = TargetSet(uri, max_redirects=ua.max_redirects)
             self._register()
             self._targets = await ua.resolve(ua.first_hop(request))
             local = ua.local_endpoint(self._targets[0])
@@ -333,14 +356,51 @@ class Call:
             # transport failure meanwhile (its TCP flow lost) is no answer to the INVITE
             # and does not end the confirmed dialog
             return
-        elif status == 422 and self._retry_after_422(transaction.request, response):
+        elif (status == 422 and self._retry_after_422(transaction.request, response)) or (
+            self._redirect(transaction.request, response)
+        ):
             return
         else:
             self.negotiation.offer_rejected()
             if self._cancelling and status == 487:
                 self._end("local", 487, "Request Terminated")
             else:
-                self._end("remote", status, response.reason_phrase)
+                self._end("remote", status, response.reason_phrase, response=response)
+
+    def _redirect(self, request: Request, response: Response) -> bool:
+        """A 3xx to follow, or a failure of a target a 3xx gave with another left to
+        try (RFC 3261 §8.1.3.4, :class:`~voip.sip.redirect.TargetSet`): the INVITE again
+        to the next target, in a new transaction; True when it went."""
+        targets = self._redirection
+        if targets is None or self._cancelling:
+            return False
+        target = targets.after(response)
+        if target is None:
+            return False
+        retry = redirected_request(request, target)
+        for early in self.early.values():  # the early dialogs of the last target are over
+            early.terminate()
+        self.early.clear()
+        self.state = CallState.CALLING
+        self._provisional.clear()
+        self.invite = retry
+        self.emit("redirected", response, target)
+        self.ua.spawn(self._send_redirected(retry))
+        return True
+
+    async def _send_redirected(self, request: Request) -> None:
+        """Send the redirected INVITE to where its new Request-URI (or the route set)
+        leads (RFC 3263 for the new target)."""
+        from voip.useragent import RequestFailed
+
+        ua = self.ua
+        try:
+            self._targets = await ua.resolve(ua.first_hop(request))
+        except Exception as error:  # an unreachable target: the call ends there
+            status = error.status if isinstance(error, RequestFailed) else 503
+            self._end("provider", status, str(error) or type(error).__name__)
+            return
+        await self._send_invite(request)
 
     def _retry_after_422(self, request: Request, response: Response) -> bool:
         """422 Session Interval Too Small (RFC 4028 §7.3): the INVITE again, in a new

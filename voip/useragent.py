@@ -40,6 +40,7 @@ from voip.sip import (
 )
 from voip.sip.auth import AuthenticationFailed, Credentials, DigestClient, Verdict
 from voip.sip.malformed import answerable, reason_phrase
+from voip.sip.redirect import DEFAULT_MAX_REDIRECTS
 from voip.sip.sessiontimer import SessionTimerPolicy, check_interval
 from voip.sip.transaction import (
     AckReceived,
@@ -159,6 +160,7 @@ class UserAgent(AsyncIOEventEmitter):
         overload_after: float | None = 0.5,
         rtp_ports: PortAllocator | tuple[int, int] | None = None,
         srtp: SrtpMode | str = SrtpMode.OFF,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -185,7 +187,13 @@ class UserAgent(AsyncIOEventEmitter):
         ``srtp``: the SRTP policy of calls (:class:`~voip.rtp.srtp.SrtpMode`, SDES
         keying, RFC 4568): ``"off"`` (plain RTP), ``"optional"`` (SRTP when the peer
         agrees) or ``"required"`` (plain offers refused with 488, plain answers end the
-        call); ``dial(srtp=...)`` overrides it per call."""
+        call); ``dial(srtp=...)`` overrides it per call.
+
+        ``max_redirects``: how many 3xx responses in a row a call follows (RFC 3261
+        §8.1.3.4, :mod:`voip.sip.redirect`): the INVITE goes again to the Contacts of a
+        300, 301 or 302, highest ``q`` first, each target once; 0 follows none (the 3xx
+        ends the call, its Contacts in the RequestFailed's response), as does
+        ``dial(follow_redirects=False)`` for one call."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -203,6 +211,8 @@ class UserAgent(AsyncIOEventEmitter):
         self.codecs: tuple[str, ...] | None = None
         #: the SRTP policy of calls (voip.rtp.srtp)
         self.srtp = SrtpMode(srtp)
+        #: 3xx responses in a row a call follows (voip.sip.redirect); 0: none
+        self.max_redirects = max_redirects
         self.overload_after = overload_after
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(

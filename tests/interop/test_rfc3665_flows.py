@@ -1,18 +1,20 @@
 """The user agent's part of the RFC 3665 call flows, played against real peers.
 
 Each test plays a flow of ``shared/conformance/callflows/rfc3665`` (manifest.json) with the
-toolkit in the UA roles (Alice, Bob) and Kamailio as the proxy (one Kamailio stands in for
-the flow's proxies: the UA sees only its first hop); the other UA is a second toolkit agent
-(both sides traced) or SIPp. What the toolkit sent and received for the flow's call is
-compared with the flow, message by message: method or status, direction, order, CSeq method
-and number (relative to the first request of each side), and the presence of the headers
-that carry the flow's meaning (credentials and challenges, Route, Contact, an SDP body).
+toolkit in the UA roles (Alice, Bob) and Kamailio as the proxy (one Kamailio stands in for the
+flow's proxies where the UA sees only its first hop; 3.3 runs two, each challenging in its own
+realm); the other UA is a second toolkit agent (both sides traced) or SIPp: the redirect server
+of 3.6 and the callee of 3.10 that never answers are SIPp. What the toolkit sent and received
+for the flow's call is compared with the flow, message by message: method or status, direction,
+order, CSeq method and number (relative to the first request of each side), and the presence of
+the headers that carry the flow's meaning (credentials and challenges, Route, Contact, an SDP
+body).
 
 Kamailio challenges REGISTER and every INVITE from a local user, as the flows' proxies do:
 in 3.2 and 3.4 Alice meets the 407 in the flow; in the others her INVITE already carries
 Proxy-Authorization, so there she has met Kamailio's challenge before (an OPTIONS to Bob),
 and the toolkit sends credentials for a realm it knows at once (RFC 7616 §3.4). What is not
-played, and why, is listed in ``NOT_PLAYED``.
+played, and why, would be listed in ``NOT_PLAYED``: every flow is played.
 """
 
 from __future__ import annotations
@@ -49,9 +51,7 @@ KEY_HEADERS = (
 )
 
 #: Flows (or roles) not played here, and why.
-NOT_PLAYED: dict[str, str] = {
-    "3.06": "the UA does not follow 3xx redirects yet",
-}
+NOT_PLAYED: dict[str, str] = {}
 
 #: Header fields RFC 3665 shows in a message by mistake, left out of the comparison:
 #: (section, message) -> (field, why).
@@ -437,6 +437,47 @@ async def test_3_5_session_through_an_alg_kamailio_in_its_place(kamailio: Kamail
         await within(callee.ended())
         assert_plays(trace.of(call.call_id), "3.5", "Alice")
         assert_plays(bob_trace.of(call.call_id), "3.5", "Bob")
+
+
+@pytest.fixture(scope="module")
+def open_proxy(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
+    """A Kamailio that challenges nobody: the flow's Proxy 3, which Alice reaches without
+    credentials."""
+    return kamailio_factory(noauth=True, children=2, pki=None)
+
+
+async def test_3_6_session_via_redirect_and_proxy_servers_with_sdp_in_ack_both_roles(
+    open_proxy: Kamailio, sipp: Sipp
+) -> None:
+    """Alice's INVITE without SDP goes to a redirect server (SIPp) that answers 302 with
+    Bob's Contact at Proxy 3 over TCP; Alice ACKs it and sends the INVITE there (same
+    Call-ID, CSeq one more, over TCP as the Contact says); Bob's 200 carries the offer and
+    Alice's ACK the answer. Bob hangs up."""
+    proxy = open_proxy
+    proxy.clear_location_sync()
+    moved_to = f"<sip:bob@{proxy.host}:{proxy.tcp_port};transport=tcp>"
+    redirect_server = sipp.start("uas_redirect", keys={"target": moved_to})
+    async with (
+        agent(proxy, "bob", credentials=[]) as (bob, bob_trace),
+        agent(None, "alice") as (alice, trace),
+    ):
+        await alice.listen("tcp", "127.0.0.1", 0)
+        calls = incoming(bob)
+        await within(bob.register(proxy.uri(), expires=300))
+        redirected: list[str] = []
+        call = alice.dial(redirect_server.uri("bob"), offer=False)
+        call.on("redirected", lambda response, target: redirected.append(str(target)))
+        callee = await answered(call, calls)
+        await within(callee.hangup())
+        await within(call.ended())
+        assert redirected == [moved_to.strip("<>")]
+        mine = trace.of(call.call_id)
+        assert_plays(mine, "3.6", "Alice")
+        invites = [t for t in mine if t.label == "INVITE"]
+        assert [t.peer.transport for t in invites] == ["udp", "tcp"]
+        assert "transport=tcp" in str(invites[1].message.contact[0].uri)
+        assert_plays(bob_trace.of(call.call_id), "3.6", "Bob")
+    assert (await redirect_server.wait(TIMEOUT)).ok
 
 
 async def test_3_7_session_with_re_invite_both_roles(kamailio: Kamailio) -> None:
