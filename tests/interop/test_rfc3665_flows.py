@@ -467,7 +467,14 @@ async def test_3_6_session_via_redirect_and_proxy_servers_with_sdp_in_ack_both_r
         redirected: list[str] = []
         call = alice.dial(redirect_server.uri("bob"), offer=False)
         call.on("redirected", lambda response, target: redirected.append(str(target)))
-        callee = await answered(call, calls)
+        callee = await within(calls.get())
+        await within(callee.ring())
+        # Kamailio relays the 180 (from Bob over UDP) and the 200 in whichever worker
+        # reads each: Bob answers once Alice has the 180, so they reach her in the
+        # flow's order
+        await within(trace.wait_for("180", "in"))
+        await within(callee.accept())
+        await within(call.answered())
         await within(callee.hangup())
         await within(call.ended())
         assert redirected == [moved_to.strip("<>")]
