@@ -251,6 +251,22 @@ async def test_call_to_a_busy_sipp_uas_exits_with_the_busy_code(sipp: Sipp, home
     assert result.ok, result.report()
 
 
+async def test_call_follows_a_sipp_redirect_to_a_busy_sipp_uas(sipp: Sipp, home: Path) -> None:
+    """``voip call`` goes where a 302 says (RFC 3261 §8.1.3.4) and reports the final answer
+    of the target it was sent to."""
+    busy = sipp.start("uas_busy", calls=1)
+    redirect = sipp.start("uas_redirect", calls=1, keys={"target": f"<{busy.uri('bob')}>"})
+    run = await voip(
+        "call", redirect.uri("bob"), "--listen", "127.0.0.1:0", env=clean_environment(home)
+    )
+    assert run.returncode == ExitCode.BUSY, run
+    assert f"redirected to {busy.uri('bob')} (302 Moved Temporarily)" in run.stderr
+    assert "486 Busy Here" in run.stderr
+    for uas in (redirect, busy):
+        result = await uas.wait(TIMEOUT)
+        assert result.ok, result.report()
+
+
 async def test_call_to_a_closed_port_over_tcp_is_unreachable(home: Path) -> None:
     port = free_port("tcp")
     run = await voip(

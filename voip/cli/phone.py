@@ -125,6 +125,10 @@ async def _call(uri: str, params: dict[str, Any]) -> None:
         status(f"calling {target} from {phone.local}")
         call = phone.ua.dial(target)
         call.on("ringing", lambda response: status(f"ringing ({_status_line(response)})"))
+        call.on(
+            "redirected",
+            lambda response, to: status(f"redirected to {to} ({_status_line(response)})"),
+        )
         try:
             await _until_answered(phone, call, str(target), params["ring_timeout"], stop)
         finally:
