@@ -135,6 +135,9 @@ class Call:
         #: Info Packages (RFC 6086) this call receives: name → handler of the INFO; a
         #: handler raising SipError answers with its status. Advertised with Recv-Info.
         self.info_packages: dict[str, Callable[[Request], None]] = {}
+        #: Info Package parameters (RFC 6086 §10.3, ``name=value;…``) by package, put
+        #: after its name in the Recv-Info of the requests and responses sent from now on
+        self.info_package_parameters: dict[str, str] = {}
         #: the 2xx that answered our INVITE
         self.answer_response: Response | None = None
         policy = ua.session_timers
@@ -985,7 +988,14 @@ class Call:
 
     def _recv_info(self) -> list[tuple[str, str]]:
         """Recv-Info (RFC 6086 §5.2.2): the Info Packages this call takes, if any."""
-        return [("Recv-Info", ", ".join(self.info_packages))] if self.info_packages else []
+        if not self.info_packages:
+            return []
+        parameters = self.info_package_parameters
+        packages = [
+            f"{name};{parameters[name]}" if parameters.get(name) else name
+            for name in self.info_packages
+        ]
+        return [("Recv-Info", ", ".join(packages))]
 
     def _info_package(self, request: Request) -> Response:
         """An INFO for an Info Package (RFC 6086 §4.2.2): 469 with our Recv-Info for one

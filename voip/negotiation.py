@@ -183,7 +183,12 @@ class Negotiation:
 
     def _wanted_for(self, offer: SessionDescription) -> Direction:
         if not self.hold:
-            return Direction.SENDRECV
+            # an offer that leaves the direction to us (sendrecv) gets the half-duplex
+            # wish: the acceptor's choice of the data token (X.215 §11)
+            leaves_it = all(
+                offer.media_direction(media) is Direction.SENDRECV for media in offer.media
+            )
+            return (self.direction_wish if leaves_it else None) or Direction.SENDRECV
         receives = any(offer.media_direction(media).receives for media in offer.media)
         return Direction.SENDONLY if receives else Direction.INACTIVE
 

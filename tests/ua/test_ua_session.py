@@ -48,7 +48,9 @@ async def test_s_connect_confirm_enters_data_transfer_with_the_spdu_package_on_b
     assert isinstance(callee.history[0], p.ConnectIndication)
     assert caller.peer_takes_spdus and callee.peer_takes_spdus
     assert caller.call.invite is not None
-    assert caller.call.invite.headers.get("Recv-Info") == INFO_PACKAGE
+    # the package, with the CONNECT SPDU (SI 13) as its parameter (RFC 6086 §10.3)
+    recv_info = caller.call.invite.headers.get("Recv-Info") or ""
+    assert recv_info.startswith(f"{INFO_PACKAGE};spdu=0d")
     assert caller.functional_units & p.FunctionalUnit.DUPLEX
     # the initiator holds the sync and activity tokens (X.225 default token setting)
     assert caller.tokens == Tokens.MINOR_SYNC | Tokens.MAJOR_ACTIVITY

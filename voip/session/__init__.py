@@ -23,7 +23,15 @@ from voip.session.session import (
     NotCarried,
     Session,
 )
-from voip.session.spdu import ReasonCode, ResyncType, Spdu, SpduError, Tokens
+from voip.session.spdu import (
+    ReasonCode,
+    ResyncType,
+    Spdu,
+    SpduError,
+    Tokens,
+    TokenSettings,
+    TokenSide,
+)
 
 __all__ = [
     "INFO_PACKAGE",
@@ -45,5 +53,7 @@ __all__ = [
     "SpduError",
     "State",
     "TokenNotHeld",
+    "TokenSettings",
+    "TokenSide",
     "Tokens",
 ]

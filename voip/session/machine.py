@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from voip.session import primitives as p
 from voip.session import spdu
 from voip.session.primitives import FunctionalUnit, SessionEvent, tokens_of
-from voip.session.spdu import Kind, ReasonCode, ResyncType, Spdu, SpduError, Tokens
+from voip.session.spdu import (
+    Kind,
+    ReasonCode,
+    ResyncType,
+    Spdu,
+    SpduError,
+    Tokens,
+    TokenSettings,
+)
 
 __all__ = [
     "FunctionalUnitNotSelected",
@@ -166,11 +174,14 @@ class SessionMachine:
 
     # --- S-CONNECT (INVITE … ACK) ----------------------------------------------------------
 
-    def _connected(self, units: FunctionalUnit, held: Tokens) -> None:
+    def _connected(self, units: FunctionalUnit, held: Tokens, initial_serial: int | None) -> None:
+        """X.225 §7.1: V(M) and V(A) start at the initial serial number agreed (1 when
+        none was), V(R) at 0."""
         self.functional_units = units
         self.available = tokens_of(units)
         self.held = held & self.available
-        self.vm, self.va, self.vr = 1, 1, 0
+        self.vm = self.va = 1 if initial_serial is None else initial_serial
+        self.vr = 0
         self.state = State.STA713
 
     def connect_request(self) -> None:
@@ -185,29 +196,43 @@ class SessionMachine:
         held: Tokens,
         status: int = 200,
         reason: str = "",
+        *,
+        settings: TokenSettings | None = None,
+        initial_serial: int | None = None,
     ) -> SessionEvent:
-        """The INVITE's final response: 2xx (positive) or a refusal (negative)."""
+        """The INVITE's final response: 2xx (positive) or a refusal (negative); with the
+        ACCEPT SPDU of a toolkit peer, the token ``settings`` and ``initial_serial`` it
+        agreed."""
         self._require("S-CONNECT confirm", State.STA02A)
-        if accepted:
-            self._connected(units, held)
-        else:
+        if not accepted:
             self.state = State.STA01
             self._early.clear()  # a refused connection has no data transfer to deliver
-        return p.ConnectConfirm(
-            accepted, units if accepted else FunctionalUnit.NONE, status, reason
-        )
+            return p.ConnectConfirm(False, FunctionalUnit.NONE, status, reason)
+        self._connected(units, held, initial_serial)
+        return p.ConnectConfirm(True, units, status, reason, dict(settings or {}), initial_serial)
 
-    def connect_indication(self, units: FunctionalUnit) -> SessionEvent:
-        """An INVITE arrived."""
+    def connect_indication(
+        self,
+        units: FunctionalUnit,
+        settings: TokenSettings | None = None,
+        initial_serial: int | None = None,
+    ) -> SessionEvent:
+        """An INVITE arrived (with the CONNECT SPDU's proposal from a toolkit peer)."""
         self._require("S-CONNECT indication", State.STA01)
         self.state = State.STA08
-        return p.ConnectIndication(units)
+        return p.ConnectIndication(units, dict(settings or {}), initial_serial)
 
-    def connect_response(self, accept: bool, units: FunctionalUnit, held: Tokens) -> None:
+    def connect_response(
+        self,
+        accept: bool,
+        units: FunctionalUnit,
+        held: Tokens,
+        initial_serial: int | None = None,
+    ) -> None:
         """S-CONNECT response: 2xx (``accept``) or a refusal."""
         self._require("S-CONNECT response", State.STA08)
         if accept:
-            self._connected(units, held)
+            self._connected(units, held, initial_serial)
         else:
             self.state = State.STA01
 

@@ -8,10 +8,10 @@ are the small event classes here, each naming the primitive it is.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from voip.session.spdu import ResyncType, Tokens
+from voip.session.spdu import ResyncType, Tokens, TokenSettings
 
 __all__ = [
     "ActivityDiscardConfirm",
@@ -104,19 +104,29 @@ class SessionEvent:
 
 @dataclass(frozen=True, slots=True)
 class ConnectIndication(SessionEvent):
+    """The functional units proposed; from a toolkit peer (its CONNECT SPDU) also where
+    each token starts (``TokenSide.CHOICE``: the acceptor says, in its response) and the
+    initial synchronization point serial number."""
+
     primitive: ClassVar[str] = "S-CONNECT indication"
     functional_units: FunctionalUnit
+    tokens: TokenSettings = field(default_factory=dict)
+    initial_serial: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectConfirm(SessionEvent):
-    """Positive (``accepted``) or negative: the SIP final status and reason of a refusal."""
+    """Positive (``accepted``) or negative: the SIP final status and reason of a refusal.
+    From a toolkit peer (its ACCEPT SPDU), where each token starts and the initial
+    serial number it agreed to."""
 
     primitive: ClassVar[str] = "S-CONNECT confirm"
     accepted: bool
     functional_units: FunctionalUnit = FunctionalUnit.NONE
     status: int = 200
     reason: str = ""
+    tokens: TokenSettings = field(default_factory=dict)
+    initial_serial: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,8 @@ from voip.session.machine import (
     SessionMachine,
     State,
 )
-from voip.session.primitives import FunctionalUnit, SessionEvent
-from voip.session.spdu import Kind, ReasonCode, ResyncType, Spdu, Tokens
+from voip.session.primitives import FunctionalUnit, SessionEvent, tokens_of
+from voip.session.spdu import Kind, ReasonCode, ResyncType, Spdu, Tokens, TokenSettings, TokenSide
 from voip.sip import Request, SipError
 
 if TYPE_CHECKING:
@@ -72,6 +72,12 @@ E = TypeVar("E", bound=SessionEvent)
 INFO_PACKAGE = "osi-session"
 #: its body: one TSDU of ISO 8327-1 SPDUs (a vendor-tree type, not IANA-registered)
 SPDU_CONTENT_TYPE = "application/vnd.voip-session.spdu"
+#: the package's parameter in Recv-Info that carries the CONNECT or ACCEPT SPDU
+SPDU_PARAMETER = "spdu"
+#: every functional unit there is
+_ALL_UNITS = FunctionalUnit(sum(unit.value for unit in FunctionalUnit))
+#: functional units, token settings and initial serial number of a CONNECT or ACCEPT
+Proposal = tuple[FunctionalUnit, TokenSettings, int | None]
 DTMF_RELAY = "application/dtmf-relay"
 SAMPLE_RATE = 8000
 
@@ -141,6 +147,10 @@ class Session:
         self._provider_fault: tuple[int, str] | None = None
         self._aborted = False
         self._resync_kind = ResyncType.RESTART
+        #: the CONNECT sent or received, and what the S-CONNECT response agreed
+        self._proposal: Proposal | None = None
+        self._agreed: Proposal | None = None
+        self._bad_connect: ProtocolError | None = None
         call.info_packages[INFO_PACKAGE] = self._on_spdus
         call.on("ended", self._on_ended)
         call.on("bye", self._on_bye)
@@ -217,15 +227,46 @@ class Session:
     # === S-CONNECT ========================================================================
 
     @classmethod
-    def dial(cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any) -> Session:
+    def dial(
+        cls,
+        ua: UserAgent,
+        uri: str,
+        *,
+        half_duplex: bool = False,
+        requirements: FunctionalUnit | None = None,
+        tokens: TokenSettings | None = None,
+        initial_serial: int | None = None,
+        **dial: Any,
+    ) -> Session:
         """S-CONNECT request (INVITE), without waiting: the session is in STA02A until
-        :meth:`connected` has the confirm. ``half_duplex``: offer ``sendonly`` and hold
-        the data token. ``dial`` goes to ``UserAgent.dial``."""
+        :meth:`connected` has the confirm. ``half_duplex``: the half-duplex functional
+        unit, the data token with this side (``sendonly``) unless ``tokens`` says
+        otherwise. ``requirements``: the functional units proposed (X.215 §10);
+        ``tokens``: where each token starts, ``TokenSide.INITIATOR`` (the default),
+        ``ACCEPTOR`` or ``CHOICE`` (the acceptor says; for the data token the offer is
+        then ``sendrecv`` and the answer's direction says); ``initial_serial``: the
+        first synchronization point serial number. They travel to a toolkit peer as a
+        CONNECT SPDU (see :func:`connect_parameters`). ``dial`` goes to
+        ``UserAgent.dial``."""
+        units = requirements
+        if units is None:
+            half = FunctionalUnit.HALF_DUPLEX if half_duplex else FunctionalUnit.DUPLEX
+            units = p.SIP_UNITS | p.SPDU_UNITS | half
+        settings = dict.fromkeys(_tokens_in(tokens_of(units)), TokenSide.INITIATOR)
+        for token, side in (tokens or {}).items():
+            if token not in settings:
+                raise PrimitiveNotAllowed(
+                    "S-CONNECT request", State.STA01, f"no {token!r} token with {units!r}"
+                )
+            settings[token] = side
         call = ua.dial(uri, **dial)
         session = cls(call, initiator=True)
         session.machine.connect_request()
-        if half_duplex:
-            call.negotiation.direction_wish = Direction.SENDONLY
+        session._proposal = (units, settings, initial_serial)
+        wish = {TokenSide.INITIATOR: Direction.SENDONLY, TokenSide.ACCEPTOR: Direction.RECVONLY}
+        call.negotiation.direction_wish = wish.get(settings.get(Tokens.DATA, TokenSide.CHOICE))
+        connect = spdu.connect_accept(Kind.CN, units.value, settings, initial_serial)
+        call.info_package_parameters[INFO_PACKAGE] = connect_parameters(connect)
         return session
 
     async def connected(self) -> p.ConnectConfirm:
@@ -250,12 +291,21 @@ class Session:
         return next(e for e in self.history if isinstance(e, p.ConnectConfirm))
 
     def _confirm_connect(self) -> None:
-        """The positive S-CONNECT confirm, from the 2xx the call has had; then the SPDUs
-        that overtook it (kept by the machine in STA02A), as if they came now."""
+        """The positive S-CONNECT confirm, from the 2xx the call has had (and its ACCEPT
+        SPDU from a toolkit peer); then the SPDUs that overtook it (kept by the machine
+        in STA02A), as if they came now."""
         answer = self.call.answer_response
         recv_info = answer.headers.get_all("Recv-Info") if answer is not None else []
         self.peer_takes_spdus = _takes_spdus(recv_info)
+        self.call.info_package_parameters.pop(INFO_PACKAGE, None)
+        accept = self._connect_spdu(recv_info, Kind.AC)
+        if accept is not None and self._proposal is not None:
+            try:
+                self._agreed = _accepted(self._proposal, accept)
+            except ProtocolError as error:
+                self._bad_connect = error
         self._connected()
+        self._report_bad_connect()
         for early in self.machine.take_early():
             try:
                 self._deliver(early)
@@ -264,23 +314,57 @@ class Session:
                 self.machine.outgoing.append(spdu.exception_report(error.reflected))
                 self.call.ua.spawn(self._carry("SPM", local_ok=True))
 
+    def _connect_spdu(self, recv_info: list[str], kind: Kind) -> Spdu | None:
+        """The CONNECT or ACCEPT SPDU in the package's parameter of Recv-Info, if any; a
+        malformed one is an S-P-EXCEPTION-REPORT (after the S-CONNECT indication or
+        confirm) and the session goes on without it."""
+        value = _package_parameter(recv_info, SPDU_PARAMETER)
+        if value is None:
+            return None
+        try:
+            units = self.machine.decode(bytes.fromhex(value))
+            if units[0].kind is not kind:
+                raise ProtocolError(f"{units[0].kind.name} where {kind.name} belongs")
+        except (ValueError, ProtocolError) as error:
+            self._bad_connect = ProtocolError(f"{kind.title} in Recv-Info: {error}")
+            return None
+        return units[0]
+
+    def _report_bad_connect(self) -> None:
+        if self._bad_connect is not None:
+            self._refused_spdu(self._bad_connect)
+            self._bad_connect = None
+
     @classmethod
-    async def connect(
-        cls, ua: UserAgent, uri: str, *, half_duplex: bool = False, **dial: Any
-    ) -> Session:
-        """:meth:`dial` and :meth:`connected`: the session once the positive S-CONNECT
-        confirm (the 2xx) came; a refusal raises :class:`ConnectRefused`."""
-        session = cls.dial(ua, uri, half_duplex=half_duplex, **dial)
+    async def connect(cls, ua: UserAgent, uri: str, **options: Any) -> Session:
+        """:meth:`dial` (with its ``options``) and :meth:`connected`: the session once the
+        positive S-CONNECT confirm (the 2xx) came; a refusal raises
+        :class:`ConnectRefused`."""
+        session = cls.dial(ua, uri, **options)
         await session.connected()
         return session
 
     @classmethod
     def incoming(cls, call: Call) -> Session:
-        """S-CONNECT indication for an incoming call (``ua.on("incoming_call", …)``)."""
+        """S-CONNECT indication for an incoming call (``ua.on("incoming_call", …)``):
+        with a toolkit peer's CONNECT SPDU, its functional units, token settings and
+        initial serial number; otherwise what the SDP offer implies."""
         session = cls(call, initiator=False)
         assert call.invite is not None
-        session.peer_takes_spdus = _takes_spdus(call.invite.headers.get_all("Recv-Info"))
-        session._emit(session.machine.connect_indication(session._offered_units()))
+        recv_info = call.invite.headers.get_all("Recv-Info")
+        session.peer_takes_spdus = _takes_spdus(recv_info)
+        connect = session._connect_spdu(recv_info, Kind.CN)
+        if connect is not None:
+            units = FunctionalUnit(connect.session_requirement or 0) & _ALL_UNITS
+            setting = connect.token_setting
+            available = tokens_of(units)
+            settings = spdu.decode_token_settings(setting or 0, available)
+            session._proposal = (units, settings, connect.initial_serial)
+            indication = session.machine.connect_indication(units, settings, connect.initial_serial)
+        else:
+            indication = session.machine.connect_indication(session._offered_units())
+        session._emit(indication)
+        session._report_bad_connect()
         return session
 
     def _offered_units(self) -> FunctionalUnit:
@@ -292,14 +376,46 @@ class Session:
                 return units | FunctionalUnit.HALF_DUPLEX
         return units | FunctionalUnit.DUPLEX
 
-    async def accept(self, **options: Any) -> None:
-        """S-CONNECT response, positive: 200 with the SDP answer (``call.accept``)."""
+    async def accept(
+        self,
+        *,
+        requirements: FunctionalUnit | None = None,
+        tokens: TokenSettings | None = None,
+        initial_serial: int | None = None,
+        **options: Any,
+    ) -> None:
+        """S-CONNECT response, positive: 200 with the SDP answer (``call.accept``). With
+        a toolkit peer's proposal: ``requirements`` keeps only those of the functional
+        units proposed; ``tokens`` places the tokens the initiator left to this side's
+        choice (``TokenSide.INITIATOR`` or ``ACCEPTOR``; those not placed come to this
+        side); ``initial_serial`` replaces the serial number proposed. They go back as
+        an ACCEPT SPDU in the 2xx's Recv-Info."""
         if self.state is not State.STA08:
             self.machine.connect_response(True, FunctionalUnit.NONE, Tokens.NONE)  # raises
+        if self._proposal is not None:
+            self._agreed = _response(self._proposal, requirements, tokens, initial_serial)
+            units, settings, serial = self._agreed
+            wish = {
+                TokenSide.ACCEPTOR: Direction.SENDONLY,
+                TokenSide.INITIATOR: Direction.RECVONLY,
+            }
+            data = settings.get(Tokens.DATA)
+            if data is not None:
+                self.call.negotiation.direction_wish = wish[data]
+            accept = spdu.connect_accept(Kind.AC, units.value, settings, serial)
+            self.call.info_package_parameters[INFO_PACKAGE] = connect_parameters(accept)
+        elif requirements is not None or tokens is not None or initial_serial is not None:
+            raise NotCarried(
+                "S-CONNECT response: the peer sent no CONNECT SPDU, so it cannot take the"
+                " requirements, tokens or serial number of an ACCEPT"
+            )
         # X.225: the responder is in data transfer once its ACCEPT (the 2xx) is sent;
         # the caller may send SPDUs right behind its ACK
         options["wait_ack"] = False
-        await self.call.accept(**options)
+        try:
+            await self.call.accept(**options)
+        finally:
+            self.call.info_package_parameters.pop(INFO_PACKAGE, None)
         self._connected()
 
     async def refuse(self, status: int = 486, reason: str | None = None) -> None:
@@ -308,24 +424,43 @@ class Session:
         await self.call.reject(status, reason)
 
     def _connected(self) -> None:
-        """Functional units and tokens once the offer/answer is done (X.225 §7.1)."""
+        """Functional units and tokens once the offer/answer is done (X.225 §7.1). The
+        data token is where the SDP directions put it (its carrier); the others where
+        the CONNECT/ACCEPT exchange put them or, without one, with the initiator (this
+        side keeps them all with a peer that cannot take SPDUs)."""
         direction = self.call.negotiation.direction
-        units = (p.SIP_UNITS | p.SPDU_UNITS) & ~FunctionalUnit.NONE
         half = direction in (Direction.SENDONLY, Direction.RECVONLY)
+        data = Tokens.DATA if direction is Direction.SENDONLY else Tokens.NONE
+        serial: int | None = None
+        settings: TokenSettings = {}
+        if self._agreed is not None:
+            units, settings, serial = self._agreed
+            units &= ~(FunctionalUnit.HALF_DUPLEX | FunctionalUnit.DUPLEX)
+            mine = TokenSide.INITIATOR if self.machine.initiator else TokenSide.ACCEPTOR
+            held = data
+            for token, side in settings.items():
+                if side is mine and token is not Tokens.DATA:
+                    held |= token
+        else:
+            units = p.SIP_UNITS | p.SPDU_UNITS
+            held = data
+            if self.machine.initiator or not self.peer_takes_spdus:
+                held |= Tokens.MINOR_SYNC | Tokens.MAJOR_ACTIVITY
         units |= FunctionalUnit.HALF_DUPLEX if half else FunctionalUnit.DUPLEX
-        held = Tokens.DATA if direction is Direction.SENDONLY else Tokens.NONE
-        # sync and activity tokens start with the initiator (X.225 Token Setting Item
-        # absent); with a peer that cannot take SPDUs this side keeps them all
-        if self.machine.initiator or not self.peer_takes_spdus:
-            held |= Tokens.MINOR_SYNC | Tokens.MAJOR_ACTIVITY
         if half:
             self.call.negotiation.direction_wish = direction
+        else:
+            self.call.negotiation.direction_wish = None
         self._direction = direction
         self._remote_hold = self.call.remote_hold
         if self.machine.state is State.STA02A:
-            self._emit(self.machine.connect_confirm(True, units, held))
+            self._emit(
+                self.machine.connect_confirm(
+                    True, units, held, settings=settings, initial_serial=serial
+                )
+            )
         else:
-            self.machine.connect_response(True, units, held)
+            self.machine.connect_response(True, units, held, serial)
 
     # === release and aborts ===============================================================
 
@@ -935,6 +1070,82 @@ class Session:
             yield await self.wait_for(kind)
 
 
+def connect_parameters(unit: Spdu) -> str:
+    """A CONNECT or ACCEPT SPDU as the ``spdu`` parameter of the package in Recv-Info
+    (RFC 6086 §10.3 lets a package define parameters): its octets in hexadecimal, a SIP
+    token. The INVITE and its 2xx are the only requests and responses that carry it, so
+    a peer without the package sees a Recv-Info it ignores and plain SIP goes on."""
+    return f"{SPDU_PARAMETER}={spdu.encode(unit).hex()}"
+
+
+def _package_parameter(values: list[str], name: str) -> str | None:
+    for value in values:
+        for package in value.split(","):
+            package_name, *parameters = (part.strip() for part in package.split(";"))
+            if package_name.lower() != INFO_PACKAGE:
+                continue
+            for parameter in parameters:
+                key, _, raw = parameter.partition("=")
+                if key.strip().lower() == name:
+                    return raw.strip().strip('"')
+    return None
+
+
+def _tokens_in(tokens: Tokens) -> list[Tokens]:
+    return [
+        token
+        for token in (Tokens.DATA, Tokens.MINOR_SYNC, Tokens.MAJOR_ACTIVITY, Tokens.RELEASE)
+        if token & tokens
+    ]
+
+
+def _response(
+    proposal: Proposal,
+    requirements: FunctionalUnit | None,
+    tokens: TokenSettings | None,
+    initial_serial: int | None,
+) -> Proposal:
+    """The acceptor's S-CONNECT response to a CONNECT: the functional units proposed
+    that it keeps, the tokens placed (the initiator's placements stand; those left to
+    its choice go where ``tokens`` says, else to the acceptor), the serial number."""
+    name = "S-CONNECT response"
+    proposed, settings, serial = proposal
+    units = proposed if requirements is None else proposed & requirements
+    if units & FunctionalUnit.HALF_DUPLEX and units & FunctionalUnit.DUPLEX:
+        units &= ~FunctionalUnit.DUPLEX  # X.215 §10: one of them; the proposal had both
+    available = tokens_of(units)
+    agreed = {token: side for token, side in settings.items() if token & available}
+    for token, side in (tokens or {}).items():
+        placed = agreed.get(token)
+        if placed is None or side is TokenSide.CHOICE:
+            raise PrimitiveNotAllowed(name, State.STA08, f"no choice of the {token!r} token")
+        if placed is not TokenSide.CHOICE and placed is not side:
+            why = f"the initiator placed the {token!r} token at the {placed.name.lower()}"
+            raise PrimitiveNotAllowed(name, State.STA08, why)
+        agreed[token] = side
+    for token, side in agreed.items():
+        if side is TokenSide.CHOICE:
+            agreed[token] = TokenSide.ACCEPTOR
+    return units, agreed, serial if initial_serial is None else initial_serial
+
+
+def _accepted(proposal: Proposal, accept: Spdu) -> Proposal:
+    """What an ACCEPT agreed to, checked against the CONNECT (X.225 §7.1.2): no unit
+    that was not proposed, no token placed otherwise than the initiator placed it, and
+    no choice left open."""
+    proposed, settings, serial = proposal
+    units = FunctionalUnit(accept.session_requirement or 0) & _ALL_UNITS
+    if units & ~proposed:
+        raise ProtocolError(f"ACCEPT selects {units & ~proposed!r}, which was not proposed")
+    agreed = spdu.decode_token_settings(accept.token_setting or 0, tokens_of(units))
+    for token, side in agreed.items():
+        placed = settings.get(token, TokenSide.INITIATOR)
+        if side is TokenSide.CHOICE or (placed is not TokenSide.CHOICE and placed is not side):
+            raise ProtocolError(f"ACCEPT places the {token!r} token at {side.name}")
+    initial = accept.initial_serial
+    return units, agreed, serial if initial is None else initial
+
+
 def _same_place(target: Any, endpoint: Any) -> bool:
     return (target.transport, target.host, target.port) == (
         endpoint.transport,
@@ -953,7 +1164,7 @@ def _made_by_provider(response: Any) -> bool:
 
 
 def _takes_spdus(values: list[str]) -> bool:
-    names = {name.strip().lower() for value in values for name in value.split(",")}
+    names = {name.split(";")[0].strip().lower() for value in values for name in value.split(",")}
     return INFO_PACKAGE in names
 
 

@@ -32,7 +32,10 @@ __all__ = [
     "ResyncType",
     "Spdu",
     "SpduError",
+    "TokenSettings",
+    "TokenSide",
     "Tokens",
+    "connect_accept",
     "decode",
     "decode_serial",
     "encode",
@@ -148,6 +151,43 @@ class Tokens(enum.IntFlag):
     RELEASE = 0x40
 
 
+class TokenSide(enum.IntEnum):
+    """Where a token starts: a value of the Token Setting Item (PI 26 of the CONNECT and
+    ACCEPT SPDUs, X.225 §8.3.1 and §8.3.2; X.215 §11: initiator, acceptor, or the
+    acceptor's choice, which only a CONNECT may leave open)."""
+
+    INITIATOR = 0
+    ACCEPTOR = 1
+    CHOICE = 2
+
+
+#: a token's initial position, for each token of the session
+TokenSettings = dict[Tokens, TokenSide]
+
+#: the Token Setting Item's two bits per token, from the low-order end: data, minor
+#: synchronize, major/activity, release (X.225 §8.3.1)
+_SETTING_ORDER = (Tokens.DATA, Tokens.MINOR_SYNC, Tokens.MAJOR_ACTIVITY, Tokens.RELEASE)
+
+
+def encode_token_settings(settings: TokenSettings) -> int:
+    octet = 0
+    for shift, token in enumerate(_SETTING_ORDER):
+        octet |= int(settings.get(token, TokenSide.INITIATOR)) << (2 * shift)
+    return octet
+
+
+def decode_token_settings(octet: int, tokens: Tokens) -> TokenSettings:
+    """The positions of ``tokens`` (those of the session) in a Token Setting Item."""
+    settings: TokenSettings = {}
+    for shift, token in enumerate(_SETTING_ORDER):
+        value = (octet >> (2 * shift)) & 0b11
+        if value == 0b11:
+            raise SpduError(f"Token Setting Item: value 3 (reserved) for the {token.name} token")
+        if token & tokens:
+            settings[token] = TokenSide(value)
+    return settings
+
+
 class ResyncType(enum.IntEnum):
     """Resync Type (X.225 §8.3.29): the three S-RESYNCHRONIZE options of X.215."""
 
@@ -249,6 +289,37 @@ class Spdu:
         parameter = self.find(PI.ACTIVITY_IDENTIFIER)
         return None if parameter is None else parameter.value
 
+    def _in_item(self, code: int) -> Parameter | None:
+        """A PI of the Connect/Accept Item (PGI 5) of a CONNECT or ACCEPT."""
+        item = self.find(PGI.CONNECT_ACCEPT_ITEM)
+        if item is None:
+            return None
+        return next((p for p in item.parameters if p.code == code), None)
+
+    @property
+    def session_requirement(self) -> int | None:
+        """Session User Requirements (PI 20, X.225 §8.3.1): the functional unit bits."""
+        parameter = self.find(PI.SESSION_REQUIREMENT)
+        if parameter is None:
+            return None
+        if len(parameter.value) != 2:
+            raise SpduError(f"{self.kind.name}: Session User Requirements must be two octets")
+        return int.from_bytes(parameter.value, "big")
+
+    @property
+    def token_setting(self) -> int | None:
+        parameter = self._in_item(PI.TOKEN_SETTING_ITEM)
+        if parameter is None:
+            return None
+        if len(parameter.value) != 1:
+            raise SpduError(f"{self.kind.name}: the Token Setting Item must be one octet")
+        return parameter.value[0]
+
+    @property
+    def initial_serial(self) -> int | None:
+        parameter = self._in_item(PI.INITIAL_SERIAL_NUMBER)
+        return None if parameter is None else decode_serial(parameter.value)
+
     @property
     def linking(self) -> Parameter | None:
         return self.find(PGI.LINKING_INFORMATION)
@@ -335,6 +406,34 @@ def with_reason(kind: Kind, reason: int, data: bytes = b"") -> Spdu:
     return Spdu(kind, (Parameter(PI.REASON_CODE, bytes([reason])), *_user_data(data)))
 
 
+#: Version Number (PI 22, X.225 §8.3.1): bit 2, session protocol version 2
+VERSION_2 = 0x02
+
+
+def connect_accept(
+    kind: Kind, requirement: int, settings: TokenSettings, initial_serial: int | None = None
+) -> Spdu:
+    """CONNECT (CN) or ACCEPT (AC): the Connect/Accept Item (Protocol Options, Version
+    Number, Initial Serial Number, Token Setting Item) and Session User Requirements."""
+    if kind not in (Kind.CN, Kind.AC):
+        raise SpduError(f"{kind.name} is neither CONNECT nor ACCEPT")
+    item: list[Parameter] = [
+        Parameter(PI.PROTOCOL_OPTIONS, b"\x00"),
+        Parameter(PI.VERSION_NUMBER, bytes([VERSION_2])),
+    ]
+    if initial_serial is not None:
+        item.append(Parameter(PI.INITIAL_SERIAL_NUMBER, encode_serial(initial_serial)))
+    if settings:
+        item.append(Parameter(PI.TOKEN_SETTING_ITEM, bytes([encode_token_settings(settings)])))
+    return Spdu(
+        kind,
+        (
+            Parameter(PGI.CONNECT_ACCEPT_ITEM, parameters=tuple(item)),
+            Parameter(PI.SESSION_REQUIREMENT, requirement.to_bytes(2, "big")),
+        ),
+    )
+
+
 def exception_report(reflected: bytes = b"") -> Spdu:
     """ER: the SPM's report of a protocol error, reflecting the offending octets."""
     return Spdu(Kind.ER, (Parameter(PI.REFLECT_PARAMETER_VALUES, reflected[:255]),))
@@ -371,6 +470,11 @@ def _check(spdu: Spdu) -> Spdu:
     spdu.tokens  # noqa: B018
     spdu.resync_type  # noqa: B018
     spdu.sync_type  # noqa: B018
+    spdu.session_requirement  # noqa: B018
+    spdu.initial_serial  # noqa: B018
+    setting = spdu.token_setting
+    if setting is not None:
+        decode_token_settings(setting, ~Tokens.NONE)
     linking = spdu.linking
     if linking is not None:
         serial = next((p for p in linking.parameters if p.code == PI.SERIAL_NUMBER), None)
