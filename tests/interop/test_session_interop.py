@@ -208,3 +208,23 @@ async def test_session_timer_expiry_with_a_silent_sipp_uas_is_an_s_p_abort(sipp:
         assert session.state is State.STA01
         result = await uas.wait(TIMEOUT)
     assert result.ok, result.report()
+
+
+async def test_a_sipp_uas_that_falls_silent_is_an_s_p_abort_on_rtp_inactivity(sipp: Sipp) -> None:
+    """The far side sends RTP (one RFC 4733 event, 10 packets), then nothing more and no
+    BYE: after the inactivity timeout the provider gives up (S-P-ABORT) and tells the
+    peer why in the BYE's Reason."""
+    uas = sipp.start("uas_rtp_then_silence", calls=1, timeout=TIMEOUT)
+    async with UserAgent("alice") as ua:
+        ua.media.inactivity_timeout = 1.0
+        await ua.listen("udp", "127.0.0.1", 0)
+        session = await within(Session.connect(ua, uas.uri("sipp")))
+        event = await within(session.wait_for(p.PAbortIndication))
+        assert event.status == 408 and event.reason.startswith("RTP inactivity (")
+        assert session.state is State.STA01
+        assert session.call.media is not None
+        stats = session.call.media.statistics()
+        assert stats.packets_received >= 10 and stats.dtmf_received == 1  # it did send
+        result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()
+    assert 'Reason: SIP;cause=408;text="RTP inactivity' in result.messages()
