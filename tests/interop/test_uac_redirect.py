@@ -1,19 +1,70 @@
 """The toolkit as UAC follows 3xx redirects (RFC 3261 §8.1.3.4) from real redirect servers
-(SIPp's uas_redirect scenario): the Contacts in order of q, a failed target making way for
-the next, each target once (two servers redirecting to each other end), a bound on 3xx in a
-row, and the 3xx surfaced when the call is told not to follow."""
+(Kamailio redirecting to a user's registered contacts, SIPp's uas_redirect scenario): the
+Contacts in order of q, a failed target making way for the next, each target once (two
+servers redirecting to each other end), a bound on 3xx in a row, and the 3xx surfaced when
+the call is told not to follow."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
-from support.peers import Sipp
+from support.peers import Kamailio, Sipp
 from support.sip_trace import traced_agent
 
+from voip.call import Call
+from voip.sip import Credentials
 from voip.useragent import RequestFailed
 
 TIMEOUT = 15.0
+
+
+@pytest.fixture(scope="module")
+def redirect_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
+    return kamailio_factory(redirect=True, children=2, pki=None)
+
+
+async def test_kamailio_redirects_to_two_registered_devices_the_busy_one_makes_way(
+    redirect_server: Kamailio,
+) -> None:
+    """Alice sends her INVITE to Kamailio itself (no outbound proxy: a redirected request
+    keeps the route set, and would go through it again). Kamailio challenges it, then
+    answers 302 with both of Bob's registered contacts; Alice calls the first directly,
+    which is busy, then the second, which answers."""
+    kam = redirect_server
+    kam.clear_location_sync()
+
+    def account(user: str) -> dict[str, object]:
+        return {"domain": kam.domain, "credentials": [Credentials(user, kam.users[user])]}
+
+    reached: list[Call] = []
+
+    def busy_first(call: Call) -> None:
+        reached.append(call)
+        if len(reached) == 1:
+            call.reject_now(486)
+        else:
+            call.accept_now()
+
+    async with (
+        traced_agent("bob", **account("bob")) as (phone, _),
+        traced_agent("bob", **account("bob")) as (desk, _),
+        traced_agent("alice", **account("alice")) as (alice, trace),
+    ):
+        for device in (phone, desk):
+            device.on("incoming_call", busy_first)
+            await asyncio.wait_for(device.register(kam.uri(), expires=300), TIMEOUT)
+        call = alice.dial(kam.uri("bob"))
+        await asyncio.wait_for(call.answered(), TIMEOUT)
+        finals = [t.label for t in trace.of(call.call_id) if t.direction == "in"]
+        assert [label for label in finals if label[0] in "2345"] == ["407", "302", "486", "200"]
+        invites = [t for t in trace.of(call.call_id) if t.label == "INVITE"]
+        assert [t.peer.port for t in invites] == [kam.udp_port] * 2 + [
+            device.ua.listening[0].port for device in reached
+        ]
+        assert {device.ua for device in reached} == {phone, desk}
+        await asyncio.wait_for(call.hangup(), TIMEOUT)
 
 
 async def test_contacts_are_tried_in_q_order_and_a_busy_target_makes_way_for_the_next(

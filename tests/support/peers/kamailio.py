@@ -279,6 +279,7 @@ def start_kamailio(
     debug: bool = False,
     realm: str | None = None,
     next_hop: str | None = None,
+    redirect: bool = False,
     children: int = 4,
     shared_memory_mb: int = 512,
     timeout: float = 15.0,
@@ -290,6 +291,8 @@ def start_kamailio(
     ``realm``: the digest realm of the challenges (default: the From domain, 127.0.0.1).
     ``next_hop``: a SIP URI (another kamailio's ``outbound_proxy()``) to which initial
     requests for our users go instead of the location table: two proxies in a row.
+    ``redirect``: a redirect server: an INVITE to one of our users is answered 302 with
+    the user's contacts instead of being relayed.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix socket paths are limited to 107 bytes: a short directory of their own.
@@ -315,6 +318,8 @@ def start_kamailio(
         defines.append("WITH_DEBUG")
     if realm is not None:
         defines.append(f'REALM="{realm}"')
+    if redirect:
+        defines.append("WITH_REDIRECT")
     if next_hop is not None:
         defines.append(f'NEXT_HOP="{next_hop}"')
 
