@@ -393,16 +393,24 @@ class Call:
 
     async def _send_redirected(self, request: Request) -> None:
         """Send the redirected INVITE to where its new Request-URI (or the route set)
-        leads (RFC 3263 for the new target)."""
+        leads (RFC 3263 for the new target). A target that cannot be located (no DNS
+        record, a transport this agent lacks) makes way for the next (§8.1.3.4); the call
+        ends when none is left."""
         from voip.useragent import RequestFailed
 
         ua = self.ua
-        try:
-            self._targets = await ua.resolve(ua.first_hop(request))
-        except Exception as error:  # an unreachable target: the call ends there
-            status = error.status if isinstance(error, RequestFailed) else 503
-            self._end("provider", status, str(error) or type(error).__name__)
-            return
+        while True:
+            try:
+                self._targets = await ua.resolve(ua.first_hop(request))
+                break
+            except Exception as error:
+                log.info("redirect target %s not reachable: %s", request.uri, error)
+                target = None if self._redirection is None else self._redirection.next_target()
+                if target is None or self._cancelling or self.state is CallState.ENDED:
+                    status = error.status if isinstance(error, RequestFailed) else 503
+                    self._end("provider", status, str(error) or type(error).__name__)
+                    return
+                request = self.invite = redirected_request(request, target)
         await self._send_invite(request)
 
     def _retry_after_422(self, request: Request, response: Response) -> bool:

@@ -97,6 +97,26 @@ async def test_contacts_are_tried_in_q_order_and_a_busy_target_makes_way_for_the
     assert never.stop().messages().count("INVITE sip:") == 0
 
 
+async def test_a_target_over_a_transport_the_agent_lacks_makes_way_for_the_next(
+    sipp: Sipp,
+) -> None:
+    """The agent listens on UDP only: the best Contact (over TCP) cannot be reached and the
+    INVITE goes on to the next one at once."""
+    answering = sipp.start("uas_call", calls=1)
+    contacts = f"<sip:bob@127.0.0.1:9;transport=tcp>;q=1.0, <{answering.uri('bob')}>;q=0.5"
+    redirect = sipp.start("uas_redirect", calls=1, keys={"target": contacts})
+    async with traced_agent("alice") as (alice, trace):
+        call = alice.dial(redirect.uri("bob"))
+        await asyncio.wait_for(call.answered(), TIMEOUT)
+        invites = [t.message for t in trace.of(call.call_id) if t.label == "INVITE"]
+        assert [str(m.uri) for m in invites] == [redirect.uri("bob"), answering.uri("bob")]
+        assert [m.cseq.number for m in invites] == [1, 3]  # CSeq 2 was for the TCP target
+        await asyncio.wait_for(call.hangup(), TIMEOUT)
+    for uas in (redirect, answering):
+        result = await uas.wait(TIMEOUT)
+        assert result.ok, result.report()
+
+
 async def test_two_redirect_servers_pointing_at_each_other_end_with_the_second_3xx(
     sipp: Sipp,
 ) -> None:
