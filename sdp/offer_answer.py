@@ -41,6 +41,8 @@ class NegotiatedMedia:
     (``legacy_hold``), after which neither RTP nor RTCP is sent to it (RFC 3264 §8.4).
     ``ptime``/``maxptime`` are the peer's wishes for the packets it receives.
     ``local_crypto`` keys what is sent, ``remote_crypto`` what is received (RFC 4568).
+    ``local_codecs`` and ``local_telephone_event`` are the same formats with the local
+    payload type numbers: those the peer's packets carry (§6.1), to be received by.
     """
 
     index: int
@@ -61,10 +63,19 @@ class NegotiatedMedia:
     remote_crypto: Crypto | None = None
     on_hold: bool = False
     legacy_hold: bool = False
+    local_codecs: tuple[Codec, ...] = ()
+    local_telephone_event: Codec | None = None
 
     @property
     def telephone_event_payload_type(self) -> int | None:
+        """The peer's number for telephone events: what the events we send carry."""
         event = self.telephone_event
+        return None if event is None else event.payload_type
+
+    @property
+    def local_telephone_event_payload_type(self) -> int | None:
+        """Our number for telephone events: what the events the peer sends carry."""
+        event = self.local_telephone_event
         return None if event is None else event.payload_type
 
 
@@ -431,4 +442,13 @@ def _negotiate_media(
         remote_crypto=remote_crypto,
         on_hold=legacy_hold or not remote_direction.receives,
         legacy_hold=legacy_hold,
+        # the peer sends with the numbers of our description (RFC 3264 §6.1)
+        local_codecs=tuple(_as_listed(codec, ours) for codec in codecs),
+        local_telephone_event=None if event is None else _as_listed(event, ours),
     )
+
+
+def _as_listed(codec: Codec, ours: MediaDescription) -> Codec:
+    """The peer's format as our description lists it: with our payload type number."""
+    rtpmap = next(mine for mine in ours.codecs() if codec.same_codec(mine))
+    return Codec.from_rtpmap(rtpmap, ours.fmtp(rtpmap.payload_type))

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from pyee.asyncio import AsyncIOEventEmitter
 
 import sdp
+from voip.dtmf_relay import DTMF_RELAY, dtmf_relay_body
 from voip.negotiation import SDP, Negotiation, default_audio
+from voip.rtp.dtmf import dtmf_digits
 from voip.rtp.srtp import SrtpMode
 from voip.sip import CSeq, RAck, Request, Response, SipError, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
@@ -1410,6 +1412,28 @@ class Call:
         """INFO within the call (RFC 6086), e.g. ``application/dtmf-relay``; an Info
         Package's INFO carries ``("Info-Package", name)`` in ``headers``."""
         return await self._request("INFO", body, content_type, headers)
+
+    async def send_dtmf(
+        self, digits: str, *, via: str | None = None, duration: float = 0.16
+    ) -> str:
+        """Send ``digits``: as RFC 4733 events in the RTP when telephone-event was agreed
+        (``via="rtp"``), otherwise (or with ``via="info"``) one INFO
+        ``application/dtmf-relay`` per digit lasting ``duration`` seconds, each answered
+        before the next (:mod:`voip.dtmf_relay`). Returns which carried them; ValueError for
+        a character that is not a DTMF digit, before anything is sent."""
+        digits = dtmf_digits(digits)
+        if via not in (None, "rtp", "info"):
+            raise ValueError(f"DTMF goes via 'rtp' or 'info', not {via!r}")
+        media = self.media
+        events = bool(self.agreed) and self.agreed[0].telephone_event is not None
+        if via == "rtp" or (via is None and media is not None and events):
+            if media is None:
+                raise RuntimeError("the call has no media to carry RFC 4733 events")
+            media.send_dtmf(digits)
+            return "rtp"
+        for digit in digits:
+            await self.info(dtmf_relay_body(digit, duration), DTMF_RELAY)
+        return "info"
 
     async def options(self) -> Response:
         """OPTIONS within the call (RFC 3261 §11): the peer's Allow, Accept, Supported."""

@@ -5,18 +5,24 @@ it decoded; baresip's ``aufile`` plays the same speech and the toolkit records i
 recording is aligned with its source and scored: correlation and PESQ (ITU-T P.862,
 narrowband at 8 kHz; P.862.2 wideband at 16 kHz for G.722 and Opus, with speech made at
 16 kHz). The issue's target on clean loopback is PESQ ≥ 4.0 for PCMU, PCMA, G.722 and Opus.
-SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the digits.
+SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the digits (also
+with telephone-event numbered 96 rather than 101); baresip sends digits (``/sndcode``) that
+the toolkit reports, and recognizes the digits the toolkit sends as RFC 4733 events or as
+SIP INFO ``application/dtmf-relay`` (its CALL_DTMF_START events on ctrl_tcp); without
+telephone-event in the answer the toolkit's digits go by INFO.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from support.peers import Baresip, Sipp, convert_wav
+from support.peers import Baresip, Sipp, convert_wav, scenario_path, with_payload_type
 from support.peers._process import free_port_range
 from support.quality import (
     finished_recording,
@@ -84,7 +90,9 @@ async def test_speech_baresip_plays_is_recorded_by_the_toolkit_with_pesq_4(
     assert result.pesq >= PESQ_TARGET, result
 
 
-async def test_rfc4733_digits_from_sipp_arrive_in_order_and_complete(sipp: Sipp) -> None:
+async def _digits_from_sipp(sipp: Sipp, scenario: str | Path) -> tuple[list[str], Call, str]:
+    """The digits a SIPp UAC playing ``scenario`` sends to a toolkit agent that answers,
+    the call, and the SIP messages sipp saw."""
     async with UserAgent("alice") as ua:
         endpoint = await ua.listen("udp", "127.0.0.1", 0)
         digits: list[str] = []
@@ -97,12 +105,30 @@ async def test_rfc4733_digits_from_sipp_arrive_in_order_and_complete(sipp: Sipp)
 
         ua.on("incoming_call", answer)
         result = await sipp.run(
-            "uac_call_dtmf", (endpoint.host, endpoint.port), service="alice", timeout=20
+            scenario, (endpoint.host, endpoint.port), service="alice", timeout=20
         )
         assert result.ok, result.report()
         call = await asyncio.wait_for(ended.get(), TIMEOUT)
+    return digits, call, result.messages()
+
+
+async def test_rfc4733_digits_from_sipp_arrive_in_order_and_complete(sipp: Sipp) -> None:
+    digits, call, _ = await _digits_from_sipp(sipp, "uac_call_dtmf")
     assert digits == ["1", "5", "9", "#"]
     assert media_of(call).statistics().dtmf_received == 4
+
+
+async def test_rfc4733_digits_are_known_by_the_payload_type_the_sdp_gave_not_101(
+    sipp: Sipp, tmp_path: Path
+) -> None:
+    # SIPp offers telephone-event as 96 and sends its events with 96 (RFC 3264 §6.1: the
+    # answer keeps the offer's number, and the sender uses the receiver's)
+    scenario = with_payload_type("uac_call_dtmf", 101, 96, tmp_path / "pt96")
+    digits, call, messages = await _digits_from_sipp(sipp, scenario)
+    assert "a=rtpmap:96 telephone-event/8000" in messages  # the toolkit's answer
+    assert digits == ["1", "5", "9", "#"]
+    stats = media_of(call).statistics()
+    assert stats.dtmf_received == 4 and stats.unknown_payload == 0
 
 
 LOSS = 0.05
@@ -212,3 +238,88 @@ async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
     assert heard.correlation > 0.95 and sent.correlation > 0.95
     assert heard.pesq >= WIDEBAND_PESQ_TARGET, heard
     assert sent.pesq >= WIDEBAND_PESQ_TARGET, sent
+
+
+DIGITS = "159*#0"
+
+
+@asynccontextmanager
+async def _call_to(bob: Baresip) -> AsyncIterator[Call]:
+    """A call from a toolkit agent to ``bob``, established at both ends; hung up after."""
+    async with UserAgent("alice") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
+        await bob.wait_established()
+        yield call
+        await call.hangup()
+
+
+async def test_rfc4733_digits_baresip_sends_arrive_at_the_toolkit_in_order_and_complete(
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    bob = baresip_factory("bob")
+    async with _call_to(bob) as call:
+        assert call.agreed[0].telephone_event is not None
+        received: asyncio.Queue[str] = asyncio.Queue()
+        call.on("dtmf", lambda digit: received.put_nowait(digit.digit))
+        await bob.send_digits(DIGITS)
+        digits = ""
+        async with asyncio.timeout(TIMEOUT):
+            while len(digits) < len(DIGITS):
+                digits += await received.get()
+        await asyncio.sleep(0.5)  # nothing more comes: no digit reported twice
+        stats = media_of(call).statistics()
+    assert digits == DIGITS and received.empty()
+    assert stats.dtmf_received == len(DIGITS)
+
+
+@pytest.mark.parametrize("via", ["rtp", "info"])
+async def test_digits_the_toolkit_sends_are_recognized_by_baresip_in_order(
+    via: str, baresip_factory: Callable[..., Baresip]
+) -> None:
+    # RFC 4733 events in the RTP, or SIP INFO application/dtmf-relay (the fallback)
+    bob = baresip_factory("bob")
+    async with _call_to(bob) as call:
+        async with bob.events() as events:
+            assert await asyncio.wait_for(call.send_dtmf(DIGITS, via=via), TIMEOUT) == via
+            recognized = await events.dtmf(len(DIGITS), timeout=TIMEOUT)
+        media = media_of(call)
+        async with asyncio.timeout(TIMEOUT):  # the last event's end packets go out
+            while via == "rtp" and media.statistics().dtmf_sent < len(DIGITS):
+                await asyncio.sleep(0.05)
+        stats = media.statistics()
+    assert recognized == DIGITS
+    assert stats.dtmf_sent == (len(DIGITS) if via == "rtp" else 0)
+
+
+def _uas_without_telephone_event(directory: Path) -> Path:
+    """SIPp's ``uas_call`` answering with PCMA and PCMU only: no telephone-event."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = scenario_path("uas_call").read_text(encoding="utf-8").splitlines()
+    kept = [
+        line.replace(" 101", "") if "m=audio" in line else line
+        for line in lines
+        if ":101 " not in line  # a=rtpmap:101 and a=fmtp:101
+    ]
+    path = directory / "uas_call_no_events.xml"
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_without_telephone_event_digits_go_by_info_dtmf_relay_to_sipp(
+    sipp: Sipp, tmp_path: Path
+) -> None:
+    uas = sipp.start(_uas_without_telephone_event(tmp_path / "scenario"), calls=1)
+    async with UserAgent("alice") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = await asyncio.wait_for(ua.call(uas.uri()), TIMEOUT)
+        assert call.agreed[0].telephone_event is None
+        assert await asyncio.wait_for(call.send_dtmf("4#"), TIMEOUT) == "info"
+        with pytest.raises(ValueError, match="not a DTMF digit"):
+            await call.send_dtmf("5x")
+        await call.hangup()
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()
+    # one INFO per digit, in order, and nothing of "5x"
+    assert re.findall(r"Signal=(.)\r?\nDuration=160", result.messages()) == ["4", "#"]
+    assert result.messages().count("Content-Type: application/dtmf-relay") == 2

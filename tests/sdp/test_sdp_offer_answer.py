@@ -191,6 +191,23 @@ def test_negotiated_telephone_event_is_the_peers_payload_type() -> None:
     assert stream.telephone_event_payload_type == 101
 
 
+def test_events_and_codecs_are_received_by_our_own_payload_types_rfc3264_6_1() -> None:
+    # we offered opus as 96 and events as 101; an answerer that numbers them 111 and 100
+    # sends with ours, so the numbers to receive by are 96 and 101, to send with 111 and 100
+    ours = audio(Codec("opus", 48000, 2), telephone_event=TelephoneEvent())
+    offer = create_offer(ours)
+    answer = offer_of(
+        "m=audio 4000 RTP/AVP 111 100",
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:100 telephone-event/48000",
+    )
+    [stream] = negotiate(offer, answer)
+    assert [c.payload_type for c in stream.codecs] == [111]
+    assert [c.payload_type for c in stream.local_codecs] == [96]
+    assert stream.telephone_event_payload_type == 100
+    assert stream.local_telephone_event_payload_type == 101
+
+
 def test_offer_has_a_telephone_event_per_audio_clock_rate() -> None:
     offer = create_offer(
         audio(Codec("opus", 48000, 2), Codec("PCMU", 8000), telephone_event=TelephoneEvent())

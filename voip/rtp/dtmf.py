@@ -19,6 +19,7 @@ __all__ = [
     "DtmfReceiver",
     "DtmfSender",
     "TelephoneEvent",
+    "dtmf_digits",
 ]
 
 #: RFC 4733 §3.2 event codes 0-15 for DTMF
@@ -26,6 +27,14 @@ EVENTS = "0123456789*#ABCD"
 END_REPEATS = 3  # §2.5.1.4
 DEFAULT_VOLUME = 10  # -10 dBm0, a typical DTMF power level (§2.5.1.3 gives the scale)
 MAX_DURATION = 0xFFFF  # §2.5.1.5: longer events are split into segments
+
+
+def dtmf_digits(digits: str) -> str:
+    """``digits`` upper-cased; ValueError if one of them is not a DTMF digit (§3.2)."""
+    for digit in digits:
+        if digit.upper() not in EVENTS:
+            raise ValueError(f"not a DTMF digit: {digit!r}")
+    return digits.upper()
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from voip.rtp.codecs import (
     UnsupportedCodec,
     codec_for,
 )
-from voip.rtp.dtmf import DtmfReceiver, DtmfSender
+from voip.rtp.dtmf import DtmfReceiver, DtmfSender, dtmf_digits
 from voip.rtp.jitterbuffer import JitterBuffer
 from voip.rtp.plc import Concealer
 from voip.rtp.poller import SocketPoller
@@ -190,7 +190,7 @@ class MediaStream:
         for candidate in media.codecs:
             with contextlib.suppress(ValueError):
                 codec = codec_for(candidate, self.sample_rate)
-                payload_type = candidate.payload_type
+                payload_type, codec_of = candidate.payload_type, candidate
                 break
         if codec is None or payload_type is None:
             raise UnsupportedCodec(f"none of {[c.name for c in media.codecs]} is supported")
@@ -201,9 +201,19 @@ class MediaStream:
             codec = self.codec  # the same codec goes on (it may keep state)
         self.codec, self.payload_type, self.ptime = codec, payload_type, ptime
         if codec.name.upper() in ("G722", "OPUS"):
-            self._decoders[payload_type] = codec
+            # what arrives carries our number for it (RFC 3264 §6.1); the peer's as well
+            for number in (
+                payload_type,
+                *(c.payload_type for c in media.local_codecs if c.same_codec(codec_of)),
+            ):
+                if number is not None:
+                    self._decoders[number] = codec
         self.telephone_event = media.telephone_event_payload_type
-        if self.telephone_event is not None and self.local_telephone_event is None:
+        # events arrive with our number for telephone-event, which need not be 101
+        local_event = media.local_telephone_event_payload_type
+        if local_event is not None:
+            self.local_telephone_event = local_event
+        elif self.telephone_event is not None and self.local_telephone_event is None:
             self.local_telephone_event = self.telephone_event
         self.rtcp_mux = media.rtcp_mux
         self.srtp = SrtpTransform.follow(self.srtp, media)
@@ -587,10 +597,7 @@ class MediaStream:
         character that is not a DTMF digit, RuntimeError if no telephone-event was agreed."""
         if self.telephone_event is None:
             raise RuntimeError("the peer did not agree to telephone-event (RFC 4733)")
-        for digit in digits:
-            if len(digit) != 1 or digit.upper() not in "0123456789*#ABCD":
-                raise ValueError(f"not a DTMF digit: {digit!r}")
-        self._dtmf_queue.extend(digits.upper())
+        self._dtmf_queue.extend(dtmf_digits(digits))
 
     # --- the end ------------------------------------------------------------------------------
 

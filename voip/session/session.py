@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from pyee.asyncio import AsyncIOEventEmitter
 
 from sdp import Direction
+from voip.dtmf_relay import DTMF_RELAY, dtmf_relay_signal
+from voip.rtp.dtmf import dtmf_digits
 from voip.session import primitives as p
 from voip.session import spdu
 from voip.session.machine import (
@@ -78,7 +80,6 @@ SPDU_PARAMETER = "spdu"
 _ALL_UNITS = FunctionalUnit(sum(unit.value for unit in FunctionalUnit))
 #: functional units, token settings and initial serial number of a CONNECT or ACCEPT
 Proposal = tuple[FunctionalUnit, TokenSettings, int | None]
-DTMF_RELAY = "application/dtmf-relay"
 SAMPLE_RATE = 8000
 
 
@@ -834,15 +835,8 @@ class Session:
         """S-EXPEDITED-DATA request (DTMF): RFC 4733 events when negotiated, otherwise
         INFO ``application/dtmf-relay``; returns which carried it (``"rtp"``/``"info"``)."""
         self.machine.expedited_data_request()
-        media = self.media
-        agreed = self.call.agreed
-        if media is not None and agreed and agreed[0].telephone_event is not None:
-            media.send_dtmf(digits)
-            return "rtp"
-        for digit in digits:
-            body = f"Signal={digit}\r\nDuration=160\r\n".encode()
-            await self._sip(self.call.info(body, DTMF_RELAY))
-        return "info"
+        digits = dtmf_digits(digits)  # a wrong digit is the caller's error, not the peer's
+        return str(await self._sip(self.call.send_dtmf(digits)))
 
     async def send_typed(
         self, data: bytes | str, content_type: str = "text/plain", *, method: str = "MESSAGE"
@@ -884,7 +878,7 @@ class Session:
         content_type = request.content_type
         mime = content_type.mime if content_type is not None else ""
         if mime == DTMF_RELAY:
-            signal = _dtmf_signal(request.body)
+            signal = dtmf_relay_signal(request.body)
             if signal:
                 self._emit(p.ExpeditedDataIndication(signal, "info"))
             return
@@ -1186,14 +1180,6 @@ def _reason_of(value: str | None) -> tuple[int | None, str]:
 
 def _list(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
-
-
-def _dtmf_signal(body: bytes) -> str:
-    for line in body.decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition("=")
-        if key.strip().lower() == "signal":
-            return value.strip()
-    return ""
 
 
 def _octets(value: bytes | str) -> bytes:

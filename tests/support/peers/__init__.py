@@ -30,6 +30,7 @@ from .sipp import (
     run_sipp,
     scenario_path,
     start_sipp,
+    with_payload_type,
 )
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "start_linphonec",
     "start_sipp",
     "stop_all",
+    "with_payload_type",
 ]

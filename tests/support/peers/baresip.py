@@ -6,8 +6,11 @@ free port of 127.0.0.1 (TLS on that port + 1), sends ``audio_file`` into every c
 ``aufile`` source does not loop: give it minutes), plays nothing (``aubridge,nil``) and, with
 the ``sndfile`` module, writes what it sends (``*-enc.wav``) and what it decodes (``*-dec.wav``)
 per call into ``recordings_dir``. It is controlled through ``ctrl_tcp`` (netstring JSON
-commands such as ``dial``, ``hangup``, ``hold``, ``resume``, ``accept``); ``-s`` traces every
-SIP message into its log. SIGTERM un-registers it before it exits.
+commands such as ``dial``, ``hangup``, ``hold``, ``resume``, ``accept``, ``sndcode`` to send
+DTMF); ``events()`` reads what ctrl_tcp tells its connected clients, such as
+CALL_DTMF_START for each digit received as RFC 4733 events or SIP INFO
+``application/dtmf-relay``; ``-s`` traces every SIP message into its log. SIGTERM
+un-registers it before it exits.
 
 Pitfalls of baresip 1.0.0: after a hold and resume, ``*-dec.wav`` gets nothing more (check the
 received audio on what came before a hold); stdout is block-buffered into a file, so it runs
@@ -23,10 +26,12 @@ source ("must have channels = 2"), after which baresip never answers the call (i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,22 +85,10 @@ class Baresip(Phone):
 
     async def command(self, name: str, params: str | None = None, timeout: float = 5.0) -> str:
         """Run a baresip command (``/name params``) and return its text; fail if not ok."""
-        token = f"{name}-{time.monotonic_ns()}"
-        request: dict[str, Any] = {"command": name, "token": token}
-        if params is not None:
-            request["params"] = params
-        body = json.dumps(request).encode()
         reader, writer = await asyncio.open_connection(LOOPBACK, self.ctrl_port)
         try:
-            writer.write(b"%d:%s," % (len(body), body))
-            await writer.drain()
             async with asyncio.timeout(timeout):
-                while True:
-                    # netstring: "<length>:<json>," (events are interleaved with the response)
-                    length = int((await reader.readuntil(b":"))[:-1])
-                    message = json.loads((await reader.readexactly(length + 1))[:-1])
-                    if message.get("response") and message.get("token") == token:
-                        break
+                message = await _request(reader, writer, name, params)
         finally:
             writer.close()
         if not message.get("ok"):
@@ -120,6 +113,23 @@ class Baresip(Phone):
         """Take the current call off hold (re-INVITE with a=sendrecv)."""
         await self.command("resume")
 
+    async def send_digits(self, digits: str) -> None:
+        """Send DTMF into the current call (menu's ``/sndcode``): RFC 4733 events when
+        telephone-event was agreed, one after the other."""
+        await self.command("sndcode", digits)
+
+    @contextlib.asynccontextmanager
+    async def events(self) -> AsyncIterator[BaresipEvents]:
+        """The events ctrl_tcp sends its connected clients (CALL_DTMF_START, ...), from
+        now until the block ends."""
+        reader, writer = await asyncio.open_connection(LOOPBACK, self.ctrl_port)
+        try:
+            # a command answered: the connection is among those that events go to
+            await _request(reader, writer, "reginfo")
+            yield BaresipEvents(reader)
+        finally:
+            writer.close()
+
     # --- the log (``wait_for`` and ``log_mark`` come from PeerHandle) -----------------------
 
     def _registered_pattern(self) -> str:
@@ -141,6 +151,57 @@ class Baresip(Phone):
 
     def sent_recordings(self) -> list[Path]:
         return [p for p in self.recordings() if p.name.endswith("-enc.wav")]
+
+
+class BaresipEvents:
+    """ctrl_tcp's events on one connection (netstrings of JSON with ``"event": true``)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def next(self, kind: str) -> dict[str, Any]:
+        """The next event of type ``kind`` (e.g. "CALL_DTMF_START"); others are skipped."""
+        while True:
+            message = await _read_netstring(self._reader)
+            if message.get("event") and message.get("type") == kind:
+                return message
+
+    async def dtmf(self, count: int, timeout: float = 10.0) -> str:
+        """The keys of the next ``count`` DTMF digits baresip received (from RTP events or
+        SIP INFO), in order: its CALL_DTMF_START events."""
+        keys = ""
+        async with asyncio.timeout(timeout):
+            while len(keys) < count:
+                keys += str((await self.next("CALL_DTMF_START")).get("param"))
+        return keys
+
+
+async def _read_netstring(reader: asyncio.StreamReader) -> dict[str, Any]:
+    """One ctrl_tcp message: the netstring "<length>:<json>,"."""
+    length = int((await reader.readuntil(b":"))[:-1])
+    message: dict[str, Any] = json.loads((await reader.readexactly(length + 1))[:-1])
+    return message
+
+
+async def _request(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    name: str,
+    params: str | None = None,
+) -> dict[str, Any]:
+    """Send the command ``/name params`` and return its response (events interleaved with
+    it are skipped)."""
+    token = f"{name}-{time.monotonic_ns()}"
+    request: dict[str, Any] = {"command": name, "token": token}
+    if params is not None:
+        request["params"] = params
+    body = json.dumps(request).encode()
+    writer.write(b"%d:%s," % (len(body), body))
+    await writer.drain()
+    while True:
+        message = await _read_netstring(reader)
+        if message.get("response") and message.get("token") == token:
+            return message
 
 
 def _account_line(

@@ -19,7 +19,9 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import signal
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,3 +442,39 @@ class Sipp:
     def stop_all(self) -> None:
         for proc in self.background:
             proc.stop()
+
+
+def with_payload_type(scenario: str | Path, old: int, new: int, directory: Path) -> Path:
+    """A copy of ``scenario`` in ``directory`` where RTP payload type ``old`` is ``new``:
+    in its SDP (``m=`` formats, ``a=rtpmap``/``a=fmtp``) and in the RTP of every pcap it
+    plays (copied beside it, each packet's payload type rewritten; sipp sends the UDP
+    payload of a pcap as it is, so no checksum matters)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    text = scenario_path(scenario).read_text(encoding="utf-8")
+    text = re.sub(rf"(m=audio .*? )({old})\b", rf"\g<1>{new}", text)
+    text = re.sub(rf"a=(rtpmap|fmtp):{old}\b", rf"a=\g<1>:{new}", text)
+    for pcap in sorted(set(re.findall(r'play_pcap_audio="([^"]+)"', text))):
+        copy = directory / f"{Path(pcap).stem}-pt{new}.pcap"
+        copy.write_bytes(_pcap_with_payload_type(Path(pcap).read_bytes(), old, new))
+        text = text.replace(f'play_pcap_audio="{pcap}"', f'play_pcap_audio="{copy}"')
+    path = directory / f"{scenario_path(scenario).stem}-pt{new}.xml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _pcap_with_payload_type(data: bytes, old: int, new: int) -> bytes:
+    """A pcap (little-endian, Ethernet, IPv4/UDP/RTP) with RTP payload type ``old`` made
+    ``new`` in every packet, marker bits kept."""
+    out = bytearray(data)
+    magic, link = struct.unpack_from("<I16xI", data)
+    assert (magic, link) == (0xA1B2C3D4, 1), "a little-endian Ethernet pcap"
+    offset = 24
+    while offset < len(out):
+        length = struct.unpack_from("<8xI", out, offset)[0]
+        packet = offset + 16
+        ip = packet + 14
+        rtp = ip + (out[ip] & 0x0F) * 4 + 8  # IPv4 header, then the UDP header
+        if out[rtp + 1] & 0x7F == old:
+            out[rtp + 1] = (out[rtp + 1] & 0x80) | new
+        offset = packet + length
+    return bytes(out)
