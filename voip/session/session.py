@@ -834,8 +834,8 @@ class Session:
     async def send_expedited(self, digits: str) -> str:
         """S-EXPEDITED-DATA request (DTMF): RFC 4733 events when negotiated, otherwise
         INFO ``application/dtmf-relay``; returns which carried it (``"rtp"``/``"info"``)."""
-        self.machine.expedited_data_request()
         digits = dtmf_digits(digits)  # a wrong digit is the caller's error, not the peer's
+        self.machine.expedited_data_request()
         return str(await self._sip(self.call.send_dtmf(digits)))
 
     async def send_typed(
