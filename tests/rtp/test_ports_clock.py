@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 from support.peers._process import free_port_range
 
-from voip.rtp.clock import MediaClock
+from voip.rtp.clock import PHASE, MediaClock
 from voip.rtp.ports import PortAllocator, PortsExhausted
 
 
@@ -202,3 +202,19 @@ def test_streams_of_different_ptime_each_keep_their_period() -> None:
     clock.add(thirty, 0.03, start=0.0)
     loop.run_until(0.6)
     assert len(twenty.deadlines) == 31 and len(thirty.deadlines) == 21
+
+
+def test_streams_started_at_random_times_share_the_phase_grid() -> None:
+    loop, clock = _clock()
+    members = [Recorder() for _ in range(200)]
+    for i, member in enumerate(members):
+        loop.now = i * 0.00037  # started whenever their calls were answered
+        clock.add(member, 0.02)
+    loop.now = 0.1
+    start_ticks = clock.ticks
+    loop.run_until(1.1)
+    # at most ptime / PHASE wake-ups per period, not one per spread deadline
+    assert clock.ticks - start_ticks <= round(1.0 / PHASE) + 1
+    assert all(len(m.deadlines) >= 49 for m in members)
+    starts = {round(m.deadlines[0] / PHASE, 6) for m in members}
+    assert all(start == int(start) for start in starts)  # every start on the grid

@@ -145,6 +145,9 @@ async def test_srtcp_reports_arrive_and_authenticate() -> None:
 async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -> None:
     async with _agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
+        async with asyncio.timeout(TIMEOUT):  # media flows both ways before the keys change
+            while not all(media_of(c).statistics().packets_received for c in (caller, callee)):
+                await asyncio.sleep(0.005)
         right = _transform(callee)
         wrong: Crypto = local_crypto()[0]
         media_of(callee).stream.srtp = SrtpTransform(right.local, wrong)

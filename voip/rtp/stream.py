@@ -253,9 +253,8 @@ class MediaStream:
         if self._closed or self._registration is not None:
             return
         if self.sending or self.receiving:
-            now = self.loop.time()
-            self._registration = self.clock.add(self, self.ptime, now)
-            self._next_rtcp = now + self.rtcp.interval(initial=True)
+            self._registration = self.clock.add(self, self.ptime)  # on the clock's phase grid
+            self._next_rtcp = self.loop.time() + self.rtcp.interval(initial=True)
 
     def hold(self) -> None:
         """Stop sending (and expecting) media, keeping the ports (e.g. before a re-INVITE)."""
