@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import struct
+import warnings
+import wave
+from pathlib import Path
 
 from support.ua import TIMEOUT, uri_of
 from voip.call import Call
 from voip.session import Session
 from voip.useragent import UserAgent
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 
 def sessions_for(ua: UserAgent) -> asyncio.Queue[Session]:
@@ -33,3 +42,24 @@ async def connect(
     )
     callee = await asyncio.wait_for(queue.get(), TIMEOUT)
     return caller, callee
+
+
+def tone(seconds: float) -> bytes:
+    count = int(8000 * seconds)
+    return struct.pack(
+        f"<{count}h", *(int(6000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(count))
+    )
+
+
+def longest_silence(path: Path) -> float:
+    """Seconds of the longest run of silent 20 ms frames between the first and the last
+    frame with sound."""
+    with wave.open(str(path)) as recording:
+        pcm = recording.readframes(recording.getnframes())
+    loud = [audioop.rms(pcm[i : i + 320], 2) > 500 for i in range(0, len(pcm) - 319, 320)]
+    first, last = loud.index(True), len(loud) - 1 - loud[::-1].index(True)
+    run = longest = 0
+    for frame in loud[first : last + 1]:
+        run = 0 if frame else run + 1
+        longest = max(longest, run)
+    return longest * 0.02

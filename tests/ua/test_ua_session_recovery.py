@@ -7,24 +7,16 @@ connection."""
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
 import time
-import warnings
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support.session import sessions_for
+from support.session import longest_silence, sessions_for, tone
 
 from voip.session import Session, State
 from voip.session import primitives as p
 from voip.useragent import UserAgent
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
 
 TIMEOUT = 10.0
 
@@ -42,27 +34,6 @@ async def tcp_pair() -> AsyncIterator[tuple[UserAgent, UserAgent]]:
 def tcp_uri(ua: UserAgent) -> str:
     endpoint = ua.listening[0]
     return f"sip:{ua.user}@{endpoint.host}:{endpoint.port};transport=tcp"
-
-
-def tone(seconds: float) -> bytes:
-    count = int(8000 * seconds)
-    return struct.pack(
-        f"<{count}h", *(int(6000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(count))
-    )
-
-
-def longest_silence(path: Path) -> float:
-    """Seconds of the longest run of silent 20 ms frames between the first and the last
-    frame with sound."""
-    with wave.open(str(path)) as recording:
-        pcm = recording.readframes(recording.getnframes())
-    loud = [audioop.rms(pcm[i : i + 320], 2) > 500 for i in range(0, len(pcm) - 319, 320)]
-    first, last = loud.index(True), len(loud) - 1 - loud[::-1].index(True)
-    run = longest = 0
-    for frame in loud[first : last + 1]:
-        run = 0 if frame else run + 1
-        longest = max(longest, run)
-    return longest * 0.02
 
 
 async def test_a_cut_tcp_connection_is_mended_and_the_prompt_restarts_at_the_major_sync_point(
@@ -128,7 +99,11 @@ async def test_a_lost_connection_that_cannot_be_mended_is_an_s_p_abort(
     callees = sessions_for(bob)
     caller = await asyncio.wait_for(Session.connect(alice, tcp_uri(bob)), TIMEOUT)
     await asyncio.wait_for(callees.get(), TIMEOUT)
+    caller.recovery_window = 1.0  # tries again for a second (0.25, 0.5 s back-off)
     await bob.transport.close()  # the peer is gone for good: nothing listens any more
     event = await asyncio.wait_for(caller.wait_for(p.PAbortIndication), TIMEOUT)
     assert event.status == 503 and "not recovered" in event.reason
     assert caller.state is State.STA01 and caller.recoveries == 0
+    # the loss, then each re-INVITE that could not be sent (tried again after 0.25 s)
+    reports = [e for e in caller.history if isinstance(e, p.PExceptionReportIndication)]
+    assert reports[0].reason.startswith("transport lost") and len(reports) >= 3

@@ -74,6 +74,10 @@ E = TypeVar("E", bound=SessionEvent)
 INFO_PACKAGE = "osi-session"
 #: its body: one TSDU of ISO 8327-1 SPDUs (a vendor-tree type, not IANA-registered)
 SPDU_CONTENT_TYPE = "application/vnd.voip-session.spdu"
+#: recovery of a lost TCP/TLS flow: how long to try, the first and the longest pause
+RECOVERY_WINDOW = 10.0
+RECOVERY_FIRST_RETRY = 0.25
+RECOVERY_LAST_RETRY = 2.0
 #: the package's parameter in Recv-Info that carries the CONNECT or ACCEPT SPDU
 SPDU_PARAMETER = "spdu"
 #: every functional unit there is
@@ -164,6 +168,8 @@ class Session:
         self._recovering = False
         #: how many times a lost TCP/TLS flow was mended under this session
         self.recoveries = 0
+        #: seconds to keep trying to mend a lost flow before the S-P-ABORT
+        self.recovery_window = RECOVERY_WINDOW
         ua = call.ua
         ua.on("transport_error", self._on_transport_error)
         call.on("ended", lambda _: ua.remove_listener("transport_error", self._on_transport_error))
@@ -536,9 +542,11 @@ class Session:
     async def _recover(self, destination: Any, error: Exception) -> None:
         """A TCP/TLS flow was lost (X.225's transport disconnect, which the session
         survives): when it carried this call, open a new one by re-REGISTERing and
-        re-INVITEing (the same SDP, so media is untouched), then restart the activity's
-        media from its last confirmed sync point (S-RESYNCHRONIZE restart). If that
-        fails, S-P-ABORT."""
+        re-INVITEing (the same SDP, so media is untouched), again after 0.25, 0.5, 1,
+        2, 2 … s while the far end is unreachable (a proxy restarting), for
+        :attr:`recovery_window` seconds; then restart the activity's media from its
+        last confirmed sync point (S-RESYNCHRONIZE restart). If it cannot be mended,
+        S-P-ABORT."""
         call, ua = self.call, self.call.ua
         try:
             dialog = call.dialog
@@ -548,16 +556,28 @@ class Session:
             if not any(_same_place(target, destination) for target in targets):
                 return
             self._emit(p.PExceptionReportIndication(503, f"transport lost: {error}"))
-            for registration in list(ua.registrations):
-                with contextlib.suppress(Exception):
-                    await registration.start()
-            try:
-                await self._offer(None)
-            except SessionError as failed:
-                text = f"transport lost and not recovered: {failed}"
-                self._provider_fault = (503, text)
-                await call.hangup(text, cause=503)
-                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.recovery_window
+            delay = RECOVERY_FIRST_RETRY
+            while True:
+                for registration in list(ua.registrations):
+                    with contextlib.suppress(Exception):
+                        await registration.start()
+                try:
+                    await self._offer(None)
+                    break
+                except SessionError as failed:
+                    # the far end may be coming back (a proxy restarting): again, with
+                    # a back-off, until the recovery window closes
+                    if self.state is State.STA01:
+                        return
+                    if loop.time() + delay > deadline:
+                        text = f"transport lost and not recovered: {failed}"
+                        self._provider_fault = (503, text)
+                        await call.hangup(text, cause=503)
+                        return
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, RECOVERY_LAST_RETRY)
             self.recoveries += 1
             machine = self.machine
             if (

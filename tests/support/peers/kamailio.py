@@ -251,6 +251,28 @@ class Kamailio(PeerHandle):
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         return code
 
+    def halt(self) -> int | None:
+        """Stop kamailio by pid, as a crash or an operator would, keeping what ``resume``
+        needs: every TCP/TLS connection through it is cut, its memory (the location
+        table, dialogs) lost. Blocks for up to 10 s (``asyncio.to_thread`` from a test)."""
+        code = self.process.stop()
+        for name in ("rpc.sock", "ctl.sock"):
+            (self.socket_dir / name).unlink(missing_ok=True)
+        return code
+
+    def resume(self, timeout: float = 15.0) -> None:
+        """Start kamailio again after ``halt``, on the same ports with the same
+        configuration (its log goes on in the same file); returns once it serves."""
+        process = self.process
+        self.process = start_peer(
+            "kamailio",
+            process.argv,
+            log_path=process.log_path,
+            cwd=process.log_path.parent,
+            group_guard=True,
+        )
+        wait_until(self.process, lambda: _ready(self), what="restarted", timeout=timeout)
+
 
 def _tls_profile(path: Path, pki: LoopbackPki) -> None:
     # The tls module's own file: without it kamailio reads /etc/kamailio/tls.cfg.
