@@ -10,11 +10,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import pytest
 from support.peers import Baresip, Kamailio, Sipp
 
 from sdp import Direction
 from voip.call import Call
-from voip.session import Session, State, Tokens
+from voip.session import ExceptionReported, Session, State, Tokens
 from voip.session import primitives as p
 from voip.sip.sessiontimer import SessionTimerPolicy
 from voip.useragent import UserAgent
@@ -228,3 +229,24 @@ async def test_a_sipp_uas_that_falls_silent_is_an_s_p_abort_on_rtp_inactivity(si
         result = await uas.wait(TIMEOUT)
     assert result.ok, result.report()
     assert 'Reason: SIP;cause=408;text="RTP inactivity' in result.messages()
+
+
+async def test_a_sipp_uas_refusing_typed_data_is_an_s_u_exception_report_with_its_reason(
+    sipp: Sipp,
+) -> None:
+    """An error response to an in-dialog request (403 with Reason and Warning) is the
+    peer's exception report; the session goes on and is released as usual."""
+    uas = sipp.start("uas_refuse_message", calls=1, timeout=TIMEOUT)
+    async with UserAgent("alice") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        session = await within(Session.connect(ua, uas.uri("sipp")))
+        with pytest.raises(ExceptionReported) as reported:
+            await within(session.send_typed("hello?"))
+        indication = reported.value.indication
+        assert indication == p.UExceptionReportIndication(
+            403, "no messages here", '399 sipp "typed data refused"'
+        )
+        assert session.history[-1] == indication and session.state is State.STA713
+        await within(session.release())
+    result = await uas.wait(TIMEOUT)
+    assert result.ok, result.report()

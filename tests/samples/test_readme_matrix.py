@@ -31,3 +31,13 @@ def test_every_test_the_readme_names_exists() -> None:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         }
         assert test in defined, f"README names {file}::{test}, which is not defined"
+
+
+def test_every_row_of_the_session_mapping_table_names_a_test_that_runs_it() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| primitive | method | carried by |") :].split("\n\n")[0]
+    rows = table.splitlines()[2:]
+    assert len(rows) >= 19
+    for row in rows:
+        example = row.split(" | ")[-1]
+        assert re.search(r"`(?:tests/\w+/)?test_\w+\.py::test_\w+`", example), row

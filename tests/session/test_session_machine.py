@@ -431,3 +431,52 @@ def test_sta02a_keeps_a_bounded_number_of_tsdus() -> None:
         caller.receive([unit])
     with pytest.raises(ProtocolError, match="before the ACCEPT"):
         caller.receive([unit])
+
+
+# --- negotiated release (X.215 §17.2) ------------------------------------------------------
+
+NEGOTIATED = ALL | FU.NEGOTIATED_RELEASE
+
+
+def test_negotiated_release_asks_with_finish_and_the_peer_may_refuse_with_not_finished() -> None:
+    caller, callee = pair(NEGOTIATED)
+    assert caller.available & Tokens.RELEASE and caller.held & Tokens.RELEASE
+    caller.release_request()
+    assert caller.state is State.STA03 and not caller.release_accepted
+    assert carry(caller, callee) == [p.ReleaseIndication(negotiated=True)]
+    assert callee.state is State.STA09
+    callee.release_response(accept=False)
+    assert callee.state is State.STA713
+    assert carry(callee, caller) == [p.ReleaseConfirm(accepted=False)]
+    assert caller.state is State.STA713  # data transfer goes on
+
+
+def test_negotiated_release_accepted_with_disconnect_lets_the_bye_go() -> None:
+    caller, callee = pair(NEGOTIATED)
+    caller.release_request()
+    carry(caller, callee)
+    callee.release_response(accept=True)
+    assert callee.state is State.STA16
+    assert carry(callee, caller) == [] and caller.release_accepted
+    assert caller.release_confirm() == p.ReleaseConfirm()  # the BYE's 200
+    callee.transport_disconnect()  # the BYE
+    assert caller.state is State.STA01 and callee.state is State.STA01
+
+
+def test_without_the_release_token_a_negotiated_release_may_not_be_asked() -> None:
+    _, callee = pair(NEGOTIATED)
+    with pytest.raises(TokenNotHeld, match="RELEASE"):
+        callee.release_request()
+
+
+@pytest.mark.parametrize("kind", [Kind.DN, Kind.NF])
+def test_a_disconnect_or_not_finished_without_a_finish_is_a_protocol_error(kind: Kind) -> None:
+    caller, _ = pair(NEGOTIATED)
+    with pytest.raises(ProtocolError):
+        caller.receive([spdu.plain(kind)])
+
+
+def test_finish_without_negotiated_release_is_a_protocol_error() -> None:
+    caller, _ = pair(ALL)
+    with pytest.raises(ProtocolError):
+        caller.receive([spdu.plain(Kind.FN)])

@@ -228,3 +228,50 @@ def test_a_reserved_token_setting_is_a_malformed_spdu() -> None:
     )
     with pytest.raises(spdu.SpduError, match="reserved"):
         spdu.decode(spdu.Spdu(spdu.Kind.CN, (item,)).encode())
+
+
+NEGOTIATED = p.SIP_UNITS | p.SPDU_UNITS | FU.DUPLEX | FU.NEGOTIATED_RELEASE
+
+
+async def test_negotiated_release_may_be_refused_by_not_finished_then_accepted(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    async def accept(session: Session) -> None:
+        session.auto_respond = False  # this side answers the FINISH itself
+        await session.accept()
+
+    callees = responder(bob, accept)
+    caller = await asyncio.wait_for(
+        Session.connect(alice, uri_of(bob), requirements=NEGOTIATED), TIMEOUT
+    )
+    callee = await asyncio.wait_for(callees.get(), TIMEOUT)
+    assert caller.tokens & Tokens.RELEASE and not callee.tokens & Tokens.RELEASE
+    releasing = asyncio.ensure_future(caller.release())  # FINISH
+    asked = await asyncio.wait_for(callee.wait_for(p.ReleaseIndication), TIMEOUT)
+    assert asked.negotiated and callee.state is State.STA09
+    await asyncio.wait_for(callee.release_response(accept=False), TIMEOUT)  # NOT FINISHED
+    assert await asyncio.wait_for(releasing, TIMEOUT) == p.ReleaseConfirm(accepted=False)
+    assert caller.state is State.STA713 and callee.state is State.STA713
+    await asyncio.wait_for(caller.send_typed("still here"), TIMEOUT)  # the session goes on
+    releasing = asyncio.ensure_future(caller.release())
+    await asyncio.wait_for(callee.wait_for(p.ReleaseIndication), TIMEOUT)
+    await asyncio.wait_for(callee.release_response(accept=True), TIMEOUT)  # DISCONNECT
+    assert await asyncio.wait_for(releasing, TIMEOUT) == p.ReleaseConfirm(accepted=True)
+    await asyncio.wait_for(callee.call.ended(), TIMEOUT)  # the BYE came
+    assert caller.state is State.STA01 and callee.state is State.STA01
+    indications = [e for e in callee.history if isinstance(e, p.ReleaseIndication)]
+    assert indications == [p.ReleaseIndication(negotiated=True)] * 2  # none for the BYE
+
+
+async def test_negotiated_release_is_accepted_by_default(alice: UserAgent, bob: UserAgent) -> None:
+    async def accept(session: Session) -> None:
+        await session.accept()
+
+    callees = responder(bob, accept)
+    caller = await asyncio.wait_for(
+        Session.connect(alice, uri_of(bob), requirements=NEGOTIATED), TIMEOUT
+    )
+    callee = await asyncio.wait_for(callees.get(), TIMEOUT)
+    assert await asyncio.wait_for(caller.release(), TIMEOUT) == p.ReleaseConfirm()
+    await asyncio.wait_for(callee.call.ended(), TIMEOUT)
+    assert callee.state is State.STA01

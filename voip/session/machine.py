@@ -11,8 +11,10 @@ token and activity interrupt/resume by re-INVITE) enter by the ``*_indication`` 
 ``*_confirm`` methods that the asyncio driver calls when the SIP event happens.
 
 States keep X.225's names; only those the SIP mapping can reach exist (there is no
-transport connection of its own to wait for, STA01B/C/STA16, and SIP's BYE cannot be
-refused, so an S-RELEASE indication needs no response state, STA09).
+transport connection of its own to wait for, STA01B/C). SIP's BYE cannot be refused, so
+a plain S-RELEASE needs no response; under the negotiated release functional unit the
+FINISH SPDU asks first (STA09 waits for the response, STA16 for the BYE after the
+DISCONNECT).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class State(enum.Enum):
     STA05B = "wait for the ACTIVITY INTERRUPT ACK"
     STA05C = "wait for the ACTIVITY DISCARD ACK"
     STA08 = "wait for the S-CONNECT response"
+    STA09 = "wait for the S-RELEASE response"
     STA10A = "wait for the S-SYNC-MAJOR response"
     STA10B = "wait for the S-ACTIVITY-END response"
     STA11A = "wait for the S-RESYNCHRONIZE response"
@@ -63,6 +66,7 @@ class State(enum.Enum):
     STA11C = "wait for the S-ACTIVITY-DISCARD response"
     STA18 = "wait for the GIVE TOKENS ACK"
     STA21 = "wait for the CAPABILITY DATA ACK"
+    STA16 = "wait for the transport disconnect (the BYE)"
     STA713 = "data transfer"
 
 
@@ -127,6 +131,8 @@ class SessionMachine:
     #: the serial and type of the resynchronization in progress (either side's)
     _resync: tuple[ResyncType, int] | None = None
     _pending_major: int | None = None
+    #: the peer's DISCONNECT came (or no negotiation was needed): the BYE may go
+    release_accepted: bool = False
     #: TSDUs that came in STA02A, before the ACCEPT (see :meth:`receive`)
     _early: list[list[Spdu]] = field(default_factory=list)
 
@@ -240,12 +246,33 @@ class SessionMachine:
 
     def release_request(self) -> None:
         """S-RELEASE request (BYE after the media is flushed). X.215 §17: with every
-        available token held and, under activity management, outside an activity."""
+        available token held and, under activity management, outside an activity. Under
+        negotiated release a FINISH SPDU goes first and the BYE waits for the peer's
+        DISCONNECT (:attr:`release_accepted`); a NOT FINISHED refuses it."""
         name = "S-RELEASE request"
         self._require(name, State.STA713)
         self._tokens(name, self._all_tokens())
         self._activity(name, in_progress=False)
+        self.release_accepted = not self.functional_units & FunctionalUnit.NEGOTIATED_RELEASE
+        if not self.release_accepted:
+            self.outgoing.append(spdu.plain(Kind.FN))
         self.state = State.STA03
+
+    def release_response(self, accept: bool = True) -> None:
+        """S-RELEASE response to a FINISH: DISCONNECT (then the peer's BYE, STA16) or
+        NOT FINISHED (refused, data transfer goes on; X.215 §17.2)."""
+        self._require("S-RELEASE response", State.STA09)
+        if accept:
+            self.outgoing.append(spdu.plain(Kind.DN))
+            self.state = State.STA16
+        else:
+            self.outgoing.append(spdu.plain(Kind.NF))
+            self.state = State.STA713
+
+    def transport_disconnect(self) -> None:
+        """The BYE that follows our DISCONNECT: the release is complete."""
+        self._require("T-DISCONNECT", State.STA16)
+        self._end()
 
     def release_confirm(self) -> SessionEvent:
         self._require("S-RELEASE confirm", State.STA03)
@@ -708,6 +735,23 @@ class SessionMachine:
             self.activity = None
             self.state = State.STA713
             return p.ActivityDiscardConfirm()
+        if kind is Kind.FN:
+            if state is not State.STA713 or not self.functional_units & (
+                FunctionalUnit.NEGOTIATED_RELEASE
+            ):
+                raise self._misplaced(unit)
+            self.state = State.STA09
+            return p.ReleaseIndication(negotiated=True)
+        if kind is Kind.DN:
+            if state is not State.STA03 or self.release_accepted:
+                raise self._misplaced(unit)
+            self.release_accepted = True
+            return None
+        if kind is Kind.NF:
+            if state is not State.STA03 or self.release_accepted:
+                raise self._misplaced(unit)
+            self.state = State.STA713
+            return p.ReleaseConfirm(accepted=False)
         if kind is Kind.ED:
             return p.UExceptionReportIndication(
                 unit.reason_code or 0, "EXCEPTION DATA", unit.user_data.decode("utf-8", "replace")

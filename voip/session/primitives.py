@@ -131,12 +131,20 @@ class ConnectConfirm(SessionEvent):
 
 @dataclass(frozen=True, slots=True)
 class ReleaseIndication(SessionEvent):
+    """The peer releases: its BYE, or (``negotiated``, the negotiated release functional
+    unit) its FINISH SPDU, which waits for this side's S-RELEASE response."""
+
     primitive: ClassVar[str] = "S-RELEASE indication"
+    negotiated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseConfirm(SessionEvent):
+    """The release is done (the BYE's 200), or, under negotiated release, the peer
+    refused it (NOT FINISHED): ``accepted`` False and the session goes on."""
+
     primitive: ClassVar[str] = "S-RELEASE confirm"
+    accepted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,12 @@ all) and awaitables (:meth:`Session.wait_for`). The carriers (DESIGN.md §3):
 
 =============================================  ==============================================
 S-CONNECT                                      INVITE … 2xx … ACK (refusal: 3xx-6xx)
-S-RELEASE                                      queued audio drained, then BYE → 200
+S-CONNECT parameters (units, tokens, serial)   CONNECT / ACCEPT SPDUs as the ``spdu``
+                                               parameter of the package in Recv-Info of
+                                               the INVITE and its 2xx (RFC 6086 §10.3)
+S-RELEASE                                      queued audio drained, then BYE → 200;
+                                               negotiated release: FINISH first, then
+                                               DISCONNECT (BYE) or NOT FINISHED (refused)
 S-U-ABORT                                      CANCEL before the answer, BYE with Reason after
 S-P-ABORT (indication)                         Timer B/F, session timer expiry, RTP inactivity,
                                                transport loss: the call ended by the provider
@@ -473,14 +478,27 @@ class Session:
 
     async def release(self) -> p.ReleaseConfirm:
         """S-RELEASE request (``hangup``): the audio queued is sent out, then BYE; returns
-        the S-RELEASE confirm (its 200)."""
+        the S-RELEASE confirm (its 200). Under the negotiated release functional unit
+        (X.215 §17.2) a FINISH SPDU asks the peer first: its DISCONNECT lets the BYE go,
+        its NOT FINISHED refuses (the confirm has ``accepted`` False, the session goes
+        on in data transfer)."""
         self.machine.release_request()
         media = self.media
         if media is not None:
             await media.drain()
         future = self._future(p.ReleaseConfirm)
-        await self.call.hangup()
+        if self.machine.release_accepted:
+            await self.call.hangup()
+        else:
+            await self._carry("S-RELEASE request")  # FINISH; the answer decides
         return await future
+
+    async def release_response(self, accept: bool = True) -> None:
+        """S-RELEASE response to the peer's negotiated release (a ``negotiated``
+        S-RELEASE indication): DISCONNECT, after which the peer's BYE ends the session,
+        or NOT FINISHED (``accept`` False), which refuses it."""
+        self.machine.release_response(accept)
+        await self._carry("S-RELEASE response")
 
     hangup = release
 
@@ -505,6 +523,8 @@ class Session:
             return  # ours (abort), or a refusal that connect() reports
         if machine.state is State.STA03 and reason.by == "local":
             self._emit(machine.release_confirm())
+        elif machine.state is State.STA16 and reason.by == "remote" and reason.status == 200:
+            machine.transport_disconnect()  # the BYE after our DISCONNECT: indicated
         elif self._provider_fault is not None:
             self._emit(machine.p_abort_indication(*self._provider_fault))
         elif reason.by == "provider":
@@ -943,6 +963,8 @@ class Session:
     def _auto_response(self, event: SessionEvent) -> Callable[[], Any] | None:
         if isinstance(event, p.SyncMinorIndication) and event.confirm:
             return lambda: self.sync_minor_response(event.serial)
+        if isinstance(event, p.ReleaseIndication) and event.negotiated:
+            return self.release_response
         responses: dict[type[SessionEvent], Callable[[], Any]] = {
             p.SyncMajorIndication: self.sync_major_response,
             p.ResynchronizeIndication: self.resynchronize_response,
@@ -983,6 +1005,8 @@ class Session:
                 self.call.ua.spawn(self._respond(respond))
         if self.machine.outgoing:  # what the SPM answers itself (GIVE TOKENS ACK)
             self.call.ua.spawn(self._carry("SPM", local_ok=True))
+        if any(unit.kind is Kind.DN for unit in units):
+            self.call.ua.spawn(self.call.hangup())  # the peer's DISCONNECT: the BYE goes
 
     def _refused_spdu(self, error: ProtocolError) -> None:
         self._emit(p.PExceptionReportIndication(400, f"SPDU refused: {error}"))
