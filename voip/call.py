@@ -142,6 +142,8 @@ class Call:
         self.info_package_parameters: dict[str, str] = {}
         #: the 2xx that answered our INVITE
         self.answer_response: Response | None = None
+        #: the final response that refused our INVITE (a 3xx not followed: its Contacts)
+        self.refusal: Response | None = None
         policy = ua.session_timers
         #: RFC 4028 for this call's dialog; None when the agent does not take part
         self.session_timer = SessionTimer(policy) if policy is not None else None
@@ -221,6 +223,7 @@ class Call:
             return
         self.state = CallState.ENDED
         self.end_reason = EndReason(by, status, text, error)
+        self.refusal = response
         if self.session_timer is not None:
             self.session_timer.stop()
         self._arm_session_timer()

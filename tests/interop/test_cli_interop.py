@@ -267,6 +267,23 @@ async def test_call_follows_a_sipp_redirect_to_a_busy_sipp_uas(sipp: Sipp, home:
         assert result.ok, result.report()
 
 
+async def test_call_with_max_redirects_0_prints_where_the_302_points(
+    sipp: Sipp, home: Path
+) -> None:
+    target = "sip:bob@127.0.0.1:9;transport=udp"
+    redirect = sipp.start("uas_redirect", calls=1, keys={"target": f"<{target}>"})
+    run = await voip(
+        "call", redirect.uri("bob"), "--max-redirects", "0", "--listen", "127.0.0.1:0",
+        env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.REJECTED, run
+    assert "302 Moved Temporarily" in run.stderr
+    assert f"It points to: {target}." in run.stderr
+    assert "redirected to" not in run.stderr
+    result = await redirect.wait(TIMEOUT)
+    assert result.ok, result.report()
+
+
 async def test_call_to_a_closed_port_over_tcp_is_unreachable(home: Path) -> None:
     port = free_port("tcp")
     run = await voip(

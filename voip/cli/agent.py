@@ -286,7 +286,15 @@ def refusal(
 
 def end_of_unanswered(phone: Softphone, call: Call, target: str) -> CommandFailed:
     reason = call.end_reason or EndReason("provider", 500, "the call ended")
-    return refusal(phone, f"call to {target} failed", reason.status, reason.text, call.call_id)
+    failed = refusal(phone, f"call to {target} failed", reason.status, reason.text, call.call_id)
+    moved = call.refusal
+    if moved is not None and 300 <= moved.status < 400:
+        # a 3xx not followed (--max-redirects 0, the limit reached, or a loop): where to
+        with contextlib.suppress(SipError):
+            contacts = ", ".join(str(contact.uri) for contact in moved.contact)
+            if contacts:
+                failed.hint = f"It points to: {contacts}."
+    return failed
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

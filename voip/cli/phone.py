@@ -35,6 +35,7 @@ from voip.registration import Registration
 from voip.report import QualityReport
 from voip.session import Session, SessionError
 from voip.sip import Request, Response
+from voip.sip.redirect import DEFAULT_MAX_REDIRECTS
 from voip.useragent import RequestFailed
 
 __all__ = [
@@ -94,6 +95,14 @@ def media_options(function: Any) -> Any:
     help="Seconds to let it ring before giving up (CANCEL).",
 )
 @click.option(
+    "--max-redirects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_REDIRECTS,
+    show_default=True,
+    help="3xx redirects to follow in a row (RFC 3261 8.1.3.4); 0: a 3xx ends the call and "
+    "its Contacts are printed.",
+)
+@click.option(
     "--live/--no-live",
     default=None,
     help="Live status while the call lasts (default: when stderr is a terminal).",
@@ -123,6 +132,7 @@ async def _call(uri: str, params: dict[str, Any]) -> None:
             phone.ua.codecs = tuple(c.upper() for c in params["codecs"])
         target = phone.uri(uri)
         status(f"calling {target} from {phone.local}")
+        phone.ua.max_redirects = params["max_redirects"]
         call = phone.ua.dial(target)
         call.on("ringing", lambda response: status(f"ringing ({_status_line(response)})"))
         call.on(
