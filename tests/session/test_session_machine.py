@@ -359,6 +359,45 @@ def test_s_u_exception_report_is_for_the_side_without_the_data_token() -> None:
     assert isinstance(event, p.UExceptionReportIndication) and event.warning == "cannot hear"
 
 
+def test_after_an_exception_report_both_wait_until_the_holder_recovers_sta19_sta20() -> None:
+    caller, callee = pair(HALF, caller_tokens=p.tokens_of(HALF))
+    callee.u_exception_report_request(1, b"cannot hear")
+    assert callee.state is State.STA20
+    carry(callee, caller)
+    assert caller.state is State.STA19
+    with pytest.raises(PrimitiveNotAllowed):
+        caller.data_request()  # no more data until the exception is dealt with
+    with pytest.raises(PrimitiveNotAllowed):
+        callee.u_exception_report_request(1)
+    caller.token_give_request(Tokens.DATA)  # a recovery: the data token to the reporter
+    assert caller.state is State.STA713
+    callee.token_give_indication(Tokens.DATA)  # its re-INVITE
+    assert callee.state is State.STA713 and callee.held & Tokens.DATA
+
+
+def test_a_resynchronization_recovers_from_an_exception_report() -> None:
+    caller, callee = pair(HALF, caller_tokens=p.tokens_of(HALF))
+    caller.activity_start_request(b"a")
+    carry(caller, callee)
+    callee.u_exception_report_request(3)
+    carry(callee, caller)
+    assert (caller.state, callee.state) == (State.STA19, State.STA20)
+    caller.resynchronize_request(ResyncType.RESTART, 0)
+    assert caller.state is State.STA05A
+    (indication,) = carry(caller, callee)
+    assert isinstance(indication, p.ResynchronizeIndication) and callee.state is State.STA11A
+    callee.resynchronize_response()
+    assert carry(callee, caller) == [p.ResynchronizeConfirm(0)]
+    assert caller.state is State.STA713 and callee.state is State.STA713
+
+
+def test_in_a_duplex_session_an_exception_report_is_told_and_data_transfer_goes_on() -> None:
+    caller, callee = pair(ALL)
+    callee.u_exception_report_request(1)
+    carry(callee, caller)
+    assert caller.state is State.STA713 and callee.state is State.STA713
+
+
 @pytest.mark.parametrize(
     "unit",
     [

@@ -24,6 +24,7 @@ from voip.session import (
     State,
     TokenNotHeld,
     Tokens,
+    spdu,
 )
 from voip.session import primitives as p
 from voip.sip.transaction import Timers
@@ -93,6 +94,32 @@ async def test_an_spdu_sent_right_behind_the_2xx_follows_the_s_connect_confirm(
         p.TokenPleaseIndication(Tokens.MAJOR_ACTIVITY, b"first"),
     ]
     assert not any(isinstance(e, p.PExceptionReportIndication) for e in caller.history)
+
+
+async def test_an_spdu_that_overtakes_the_2xx_waits_for_the_s_connect_confirm(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    """An INFO that reaches the initiator before the 2xx (forwarded out of order by a
+    proxy; here sent in the early dialog before the 2xx) is kept in STA02A, answered
+    200, and indicated after the S-CONNECT confirm."""
+    ringing: asyncio.Queue[Session] = asyncio.Queue()
+
+    async def ring(call: Call) -> None:
+        await call.ring()  # the early dialog
+        ringing.put_nowait(Session.incoming(call))
+
+    bob.on("incoming_call", ring)
+    caller = Session.dial(alice, uri_of(bob))
+    callee = await asyncio.wait_for(ringing.get(), TIMEOUT)
+    body = spdu.encode(spdu.please_tokens(Tokens.MAJOR_ACTIVITY, b"early"))
+    headers = [("Info-Package", INFO_PACKAGE)]
+    response = await asyncio.wait_for(
+        callee.call.info(body, SPDU_CONTENT_TYPE, headers=headers), TIMEOUT
+    )
+    assert response.status == 200 and caller.state is State.STA02A and caller.history == []
+    await callee.accept()
+    confirm = await asyncio.wait_for(caller.connected(), TIMEOUT)
+    assert caller.history == [confirm, p.TokenPleaseIndication(Tokens.MAJOR_ACTIVITY, b"early")]
 
 
 # --- S-RELEASE, S-U-ABORT, S-P-ABORT -------------------------------------------------------
@@ -366,17 +393,11 @@ async def test_a_misplaced_spdu_is_refused_with_400_and_the_sender_gets_an_excep
     alice: UserAgent, bob: UserAgent
 ) -> None:
     caller, callee = await connect(alice, bob)
-    caller.machine.outgoing.append(p_spdu_end())  # an ACTIVITY END with no activity
+    caller.machine.outgoing.append(spdu.activity_end(1))  # an ACTIVITY END with no activity
     with pytest.raises(ExceptionReported) as reported:
         await caller._carry("test")
     assert reported.value.indication.status == 400
     await asyncio.wait_for(callee.wait_for(p.PExceptionReportIndication), TIMEOUT)
-
-
-def p_spdu_end() -> object:
-    from voip.session import spdu
-
-    return spdu.activity_end(1)
 
 
 async def test_s_u_exception_report_travels_as_exception_data(
@@ -386,6 +407,14 @@ async def test_s_u_exception_report_travels_as_exception_data(
     await asyncio.wait_for(callee.report_exception(1, "cannot hear you"), TIMEOUT)
     event = await asyncio.wait_for(caller.wait_for(p.UExceptionReportIndication), TIMEOUT)
     assert event.status == 1 and event.warning == "cannot hear you"
+    # half-duplex: the holder must recover (STA19) and the reporter waits (STA20);
+    # here by giving the data token, a re-INVITE
+    assert caller.state is State.STA19 and callee.state is State.STA20
+    with pytest.raises(PrimitiveNotAllowed):
+        await caller.send_data(b"\0" * 320)
+    await asyncio.wait_for(caller.give_tokens(Tokens.DATA), TIMEOUT)
+    await asyncio.wait_for(callee.wait_for(p.TokenGiveIndication), TIMEOUT)
+    assert caller.state is State.STA713 and callee.state is State.STA713
 
 
 # --- a peer without the package -------------------------------------------------------

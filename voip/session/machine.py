@@ -67,6 +67,8 @@ class State(enum.Enum):
     STA18 = "wait for the GIVE TOKENS ACK"
     STA21 = "wait for the CAPABILITY DATA ACK"
     STA16 = "wait for the transport disconnect (the BYE)"
+    STA19 = "wait for a recovery request (after the peer's exception report)"
+    STA20 = "wait for a recovery SPDU or an abort (after our exception report)"
     STA713 = "data transfer"
 
 
@@ -346,8 +348,11 @@ class SessionMachine:
     # --- tokens ---------------------------------------------------------------------------
 
     def token_give_request(self, tokens: Tokens) -> None:
-        """S-TOKEN-GIVE request: give held tokens; they move at once (X.215 §13.2)."""
+        """S-TOKEN-GIVE request: give held tokens; they move at once (X.215 §13.2). In
+        STA19 giving the data token is a recovery (X.215 §19.3)."""
         name = "S-TOKEN-GIVE request"
+        if self.state is State.STA19 and tokens & Tokens.DATA:
+            self.state = State.STA713
         self._require(name, State.STA713)
         if not tokens or tokens & ~self.available:
             raise PrimitiveNotAllowed(
@@ -366,6 +371,7 @@ class SessionMachine:
             raise ProtocolError(f"tokens given in {self.state.name}")
         tokens &= self.available
         self.held |= tokens
+        self._recovered()
         return p.TokenGiveIndication(tokens)
 
     def token_please_request(self, tokens: Tokens, data: bytes = b"") -> None:
@@ -446,7 +452,7 @@ class SessionMachine:
         """S-RESYNCHRONIZE request (X.215 §15): restart at a sync point from V(R) on,
         abandon to a new serial number from V(M) on, or set any serial number."""
         name = "S-RESYNCHRONIZE request"
-        allowed = (State.STA713, State.STA04A, State.STA21)
+        allowed = (State.STA713, State.STA04A, State.STA21, State.STA19)
         if self.state not in allowed:
             raise PrimitiveNotAllowed(name, self.state)
         self._unit(name, FunctionalUnit.RESYNCHRONIZE)
@@ -522,7 +528,7 @@ class SessionMachine:
     def activity_interrupt_request(self) -> None:
         """S-ACTIVITY-INTERRUPT request (hold): the activity stops, kept for resuming."""
         name = "S-ACTIVITY-INTERRUPT request"
-        self._require(name, State.STA713, State.STA04A, State.STA21)
+        self._require(name, State.STA713, State.STA04A, State.STA21, State.STA19)
         self._unit(name, FunctionalUnit.ACTIVITY_MANAGEMENT)
         self._activity(name, in_progress=True)
         self._tokens(name, Tokens.MAJOR_ACTIVITY)
@@ -550,6 +556,7 @@ class SessionMachine:
         if self.state not in _CONNECTED:
             raise ProtocolError(f"an activity interrupt in {self.state.name}")
         self._keep_interrupted()
+        self._recovered()
         return p.ActivityInterruptIndication(reason)
 
     def activity_resume_indication(self) -> SessionEvent | None:
@@ -566,7 +573,7 @@ class SessionMachine:
 
     def activity_discard_request(self, reason: int = ReasonCode.NO_SPECIFIC_REASON) -> None:
         name = "S-ACTIVITY-DISCARD request"
-        self._require(name, State.STA713, State.STA04A, State.STA21)
+        self._require(name, State.STA713, State.STA04A, State.STA21, State.STA19)
         self._unit(name, FunctionalUnit.ACTIVITY_MANAGEMENT)
         self._activity(name, in_progress=True)
         self._tokens(name, Tokens.MAJOR_ACTIVITY)
@@ -609,6 +616,20 @@ class SessionMachine:
         if Tokens.DATA & self.available & self.held:
             raise PrimitiveNotAllowed(name, self.state, "the data token holder may not report")
         self.outgoing.append(spdu.with_reason(Kind.ED, reason, data))
+        if self._exception_states():
+            self.state = State.STA20
+
+    def _exception_states(self) -> bool:
+        """X.215 §10 puts the exceptions functional unit with half-duplex: only there
+        does a report wait for recovery (STA19, STA20). In a duplex session (where SIP's
+        error responses are the reports) it is told and data transfer goes on."""
+        return bool(self.functional_units & FunctionalUnit.HALF_DUPLEX)
+
+    def _recovered(self) -> None:
+        """A recovery from the peer (the data token, an interrupt, a resynchronization or
+        a discard) ends the wait after our exception report."""
+        if self.state is State.STA20:
+            self.state = State.STA713
 
     # --- the peer's SPDUs ---------------------------------------------------------------
 
@@ -725,7 +746,8 @@ class SessionMachine:
         if kind is Kind.AR:
             return self._resume_indication(unit)
         if kind is Kind.AD:
-            if self.activity is None or state not in (State.STA713, State.STA04A, State.STA21):
+            allowed = (State.STA713, State.STA04A, State.STA21, State.STA20)
+            if self.activity is None or state not in allowed:
                 raise self._misplaced(unit)
             self.state = State.STA11C
             return p.ActivityDiscardIndication(unit.reason_code or 0)
@@ -753,6 +775,10 @@ class SessionMachine:
             self.state = State.STA713
             return p.ReleaseConfirm(accepted=False)
         if kind is Kind.ED:
+            if state is not State.STA713:
+                raise self._misplaced(unit)
+            if self._exception_states():
+                self.state = State.STA19  # the user must recover: X.215 §19.3
             return p.UExceptionReportIndication(
                 unit.reason_code or 0, "EXCEPTION DATA", unit.user_data.decode("utf-8", "replace")
             )
@@ -783,7 +809,8 @@ class SessionMachine:
 
     def _resync_indication(self, unit: Spdu) -> SessionEvent:
         state = self.state
-        if state not in (State.STA713, State.STA04A, State.STA05A, State.STA10A, State.STA21):
+        allowed = (State.STA713, State.STA04A, State.STA05A, State.STA10A, State.STA21)
+        if state not in (*allowed, State.STA20):
             raise self._misplaced(unit)
         kind = unit.resync_type
         serial = unit.serial_number
