@@ -40,10 +40,14 @@ async def test_s_connect_and_s_release_with_baresip(
     bob = baresip_factory("bob")
     async with UserAgent("alice") as ua:
         await ua.listen("udp", "127.0.0.1", 0)
-        session = await within(Session.connect(ua, bob.uri()))
+        session = Session.dial(ua, bob.uri())  # a CONNECT SPDU in Recv-Info: ignored
+        fallbacks: list[str] = []
+        session.on("fallback", lambda primitive, text: fallbacks.append(primitive))
+        await within(session.connected())
         await bob.wait_established()
         assert session.state is State.STA713 and not session.peer_takes_spdus
         assert session.history[0] == p.ConnectConfirm(True, session.functional_units)
+        assert fallbacks == ["S-CONNECT confirm"]  # no ACCEPT: plain SIP, and said so
         assert await within(session.release()) == p.ReleaseConfirm()
         await bob.wait_closed()
 

@@ -318,6 +318,12 @@ class Session:
                 self._bad_connect = error
         self._connected()
         self._report_bad_connect()
+        if accept is None:
+            self._fallback(
+                "S-CONNECT confirm",
+                "no ACCEPT SPDU came: the functional units, tokens and serial number are"
+                " what plain SIP implies (the SDP direction places the data token)",
+            )
         for early in self.machine.take_early():
             try:
                 self._deliver(early)
