@@ -1,11 +1,13 @@
-"""Build hook: compile the SIP syntax core with mypyc when a C compiler is at hand.
+"""Build hook: compile the SIP syntax core and SDP with mypyc when a C compiler is at hand.
 
 Everything else about the package is in pyproject.toml. The modules in
-``voip.sip.COMPILED`` are compiled into extension modules next to their sources
-(``pip install -e .`` builds them in place); importing ``voip.sip`` uses them only
-while they match the sources they were built from (the digest written below), and
-falls back to the pure-Python modules otherwise. ``VOIP_PURE_PYTHON=1`` at build time
-skips the compilation, at run time skips the compiled modules.
+``voip.sip._implementation.COMPILED`` and ``sdp._implementation.COMPILED`` are
+compiled into extension modules next to their sources (``pip install -e .`` builds them
+in place; ``python setup.py build_ext --inplace`` rebuilds them in a checkout);
+importing ``voip.sip`` or ``sdp`` uses them only while they match the sources they were
+built from (the digest written below, one per package), and falls back to the
+pure-Python modules otherwise. ``VOIP_PURE_PYTHON=1`` at build time skips the
+compilation, at run time skips the compiled modules.
 
 A failed compilation (no compiler, no Python headers, no mypy) leaves a working
 pure-Python install: the extensions are optional.
@@ -23,18 +25,43 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-# Kept in step with voip.sip.COMPILED (a test checks it).
+# Kept in step with voip.sip._implementation.COMPILED (a test checks it).
 COMPILED = ("errors", "grammar", "uri", "headers", "fields", "message", "parser")
-PACKAGE = Path("voip", "sip")
+# Kept in step with sdp._implementation.COMPILED (a test checks it).
+SDP_COMPILED = (
+    "errors",
+    "_value",
+    "_layout",
+    "payload_types",
+    "attributes",
+    "crypto",
+    "fields",
+    "formats",
+    "capabilities",
+    "media",
+    "session",
+    "parser",
+    "offer_answer",
+)
+#: package directory -> (its compiled modules, the mypyc group that holds them)
+CORES = {
+    Path("voip", "sip"): (COMPILED, "voip.sip._syntax"),
+    Path("sdp"): (SDP_COMPILED, "sdp._sdp"),
+}
 DIGEST_FILE = "_compiled.sha256"
 
 
-def source_digest(root: Path) -> str:
-    """The digest voip.sip compares with its sources before using compiled modules."""
+def source_digest(root: Path, package: Path) -> str:
+    """The digest a package compares with its sources before using compiled modules
+    (sdp._implementation.CompiledCore)."""
     digest = hashlib.sha256()
-    for name in COMPILED:
-        digest.update((root / PACKAGE / f"{name}.py").read_bytes())
+    for name in CORES[package][0]:
+        digest.update((root / package / f"{name}.py").read_bytes())
     return digest.hexdigest()
+
+
+def _module(package: Path, name: str) -> str:
+    return ".".join((*package.parts, name))
 
 
 def ext_modules() -> list[Any]:
@@ -45,33 +72,43 @@ def ext_modules() -> list[Any]:
     except ImportError as exc:
         print(f"voip: mypyc not available ({exc}); pure-Python SIP syntax", file=sys.stderr)
         return []
-    sources = [str(PACKAGE / f"{name}.py") for name in COMPILED]
-    try:
-        extensions = mypycify(sources, opt_level="3", group_name="voip.sip._syntax")
-    except Exception as exc:  # a mypyc that cannot compile these sources
-        print(f"voip: mypyc failed ({exc}); pure-Python SIP syntax", file=sys.stderr)
-        return []
+    extensions = []
+    for package, (names, group) in CORES.items():
+        sources = [str(package / f"{name}.py") for name in names]
+        try:
+            built = mypycify(sources, opt_level="3", group_name=group)
+        except Exception as exc:  # a mypyc that cannot compile these sources
+            print(f"voip: mypyc failed ({exc}); pure-Python {package}", file=sys.stderr)
+            continue
+        extensions.extend(built)
     for extension in extensions:
         extension.optional = True  # no compiler: warn and install pure Python
     return extensions
 
 
 class BuildExt(build_ext):
-    """build_ext that records the digest of the sources once every module is built."""
+    """build_ext that records the digest of a package's sources once every module of it
+    (and the group library they share) is built."""
 
     def run(self) -> None:
         super().run()
         if not self.extensions:
             return
-        built = all(Path(self.get_ext_fullpath(ext.name)).exists() for ext in self.extensions)
         root = Path(".") if self.inplace else Path(self.build_lib)
-        target = root / PACKAGE / DIGEST_FILE
-        if built:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(source_digest(HERE) + "\n")
-        else:
-            print("voip: compiling failed; pure-Python SIP syntax", file=sys.stderr)
-            target.unlink(missing_ok=True)
+        names = {ext.name for ext in self.extensions}
+        for package, (modules, group) in CORES.items():
+            wanted = [_module(package, name) for name in modules]
+            wanted.append(f"{group}__mypyc")
+            built = all(
+                name in names and Path(self.get_ext_fullpath(name)).exists() for name in wanted
+            )
+            target = root / package / DIGEST_FILE
+            if built:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(source_digest(HERE, package) + "\n")
+            else:
+                print(f"voip: compiling failed; pure-Python {package}", file=sys.stderr)
+                target.unlink(missing_ok=True)
 
 
 setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExt})

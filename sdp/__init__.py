@@ -1,8 +1,13 @@
 """SDP (RFC 8866) model, parser and serializer, and the RFC 3264 offer/answer engine.
 
 Sans-I/O: text in, objects out; no sockets, no clock, no randomness.
+
+The modules run compiled by mypyc when the package was built with it, else as pure
+Python; ``IMPLEMENTATION`` says which (see ``sdp._implementation``).
 """
 
+# First: it decides where the compiled modules are loaded from.
+from sdp._implementation import CORE  # isort: skip
 from sdp.attributes import Attribute, Direction, Rtcp, RtpMap, fmtp_parameters
 from sdp.capabilities import Capabilities, Codec, MediaCapabilities, TelephoneEvent
 from sdp.crypto import KEY_SALT_LENGTHS, Crypto, KeyParam
@@ -28,7 +33,11 @@ from sdp.parser import parse
 from sdp.payload_types import STATIC_PAYLOAD_TYPES, static_payload_type
 from sdp.session import SessionDescription
 
+#: ``"mypyc"`` when the modules run compiled, ``"pure Python"`` otherwise.
+IMPLEMENTATION = CORE.running()
+
 __all__ = [
+    "IMPLEMENTATION",
     "KEY_SALT_LENGTHS",
     "STATIC_PAYLOAD_TYPES",
     "Attribute",

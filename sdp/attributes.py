@@ -10,12 +10,16 @@ import enum
 import functools
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
+from sdp._value import FrozenValue
 from sdp.errors import SdpError
 from sdp.fields import parse_number
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Attribute:
+class Attribute(FrozenValue):
     """``a=<name>`` (a property attribute, ``value is None``) or ``a=<name>:<value>``."""
 
     name: str
@@ -70,8 +74,9 @@ class Direction(enum.StrEnum):
 DIRECTIONS = frozenset(direction.value for direction in Direction)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class RtpMap:
+class RtpMap(FrozenValue):
     """``a=rtpmap:<payload type> <encoding name>/<clock rate>[/<channels>]`` (RFC 8866 §6.6)."""
 
     payload_type: int
@@ -111,8 +116,9 @@ def _parse_rtpmap(value: str) -> RtpMap:
     return RtpMap._parse(value)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Rtcp:
+class Rtcp(FrozenValue):
     """``a=rtcp:<port> [<nettype> <addrtype> <connection-address>]`` (RFC 3605 §2.1)."""
 
     port: int

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
+from sdp._value import FrozenValue
 from sdp.attributes import Direction, RtpMap
 from sdp.crypto import Crypto
 
 TELEPHONE_EVENT = "telephone-event"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Codec:
+class Codec(FrozenValue):
     """A media format: encoding name (case-insensitive), clock rate, channels, fmtp.
 
     ``payload_type`` is the number to offer it with; ``None`` takes the RFC 3551 static
@@ -48,8 +52,9 @@ class Codec:
         return self.name.casefold() == TELEPHONE_EVENT
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class TelephoneEvent:
+class TelephoneEvent(FrozenValue):
     """Support for RFC 4733 named telephone events (DTMF) in an audio stream.
 
     ``events`` is the fmtp event list to offer or accept (RFC 4733 §2.4);
@@ -60,6 +65,7 @@ class TelephoneEvent:
     payload_type: int | None = None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class MediaCapabilities:
     """One stream the agent can run: media type, local port, codecs and preferences.
@@ -85,6 +91,7 @@ class MediaCapabilities:
     crypto: list[Crypto] = field(default_factory=list)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class Capabilities:
     """The local side of a session: origin, connection address and streams in order.

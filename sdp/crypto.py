@@ -6,6 +6,9 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
+from sdp._value import FrozenValue
 from sdp.errors import SdpError
 from sdp.fields import parse_number
 
@@ -24,8 +27,9 @@ KEY_SALT_LENGTHS: dict[str, int] = {
 }
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class KeyParam:
+class KeyParam(FrozenValue):
     """``<key-method>:<key-info>``; for ``inline`` (RFC 4568 §9.2):
     ``inline:<key||salt base64>[|<lifetime>][|<MKI value>:<MKI length>]``.
 
@@ -104,8 +108,9 @@ def _lifetime_packets(text: str) -> int:
     return parse_number(text, "key lifetime")
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Crypto:
+class Crypto(FrozenValue):
     """``a=crypto:<tag> <crypto-suite> <key-params> [<session-params>]`` (RFC 4568 §9.1)."""
 
     tag: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 _QUOTED_LINE_LIMIT = 80
 
 
@@ -12,6 +14,7 @@ def _clip(line: str) -> str:
     return line[: _QUOTED_LINE_LIMIT - 3] + "..."
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SdpError(ValueError):
     """A session description that cannot be accepted.
 
@@ -45,5 +48,6 @@ class SdpError(ValueError):
         return type(self)(self.reason, line_number, line)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OfferAnswerError(SdpError):
     """An offer or answer that breaks the RFC 3264 offer/answer rules."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
+from sdp._value import FrozenValue
 from sdp.errors import SdpError
 
 # RFC 8866 §9 allows any number of digits; 20 covers every 64-bit value and keeps a hostile
@@ -40,8 +43,9 @@ def typed_time_seconds(text: str) -> int:
     return -seconds if text.startswith("-") else seconds
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(FrozenValue):
     """``o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>``.
 
     RFC 8866 §5.2 makes sess-id and sess-version numeric strings of any length; they are
@@ -90,8 +94,9 @@ class Origin:
         )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Connection:
+class Connection(FrozenValue):
     """``c=<nettype> <addrtype> <connection-address>`` (RFC 8866 §5.7).
 
     For IP4 the address may carry ``/<ttl>[/<number of addresses>]``, for IP6
@@ -139,8 +144,9 @@ class Connection:
         return self.addrtype == "IP4" and self.address == "0.0.0.0"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Bandwidth:
+class Bandwidth(FrozenValue):
     """``b=<bwtype>:<bandwidth>`` (RFC 8866 §5.8), bandwidth in kilobits per second for CT/AS."""
 
     bwtype: str
@@ -157,8 +163,9 @@ class Bandwidth:
         return f"{self.bwtype}:{self.bandwidth}"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class RepeatTime:
+class RepeatTime(FrozenValue):
     """``r=<repeat interval> <active duration> <offsets from start-time>`` (RFC 8866 §5.10).
 
     Values stay typed times as written (``7d``, ``3600``); :func:`typed_time_seconds`
@@ -184,8 +191,9 @@ class RepeatTime:
         return " ".join((self.repeat_interval, self.active_duration, *self.offsets))
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class Timing:
+class Timing(FrozenValue):
     """``t=<start-time> <stop-time>`` with the ``r=`` lines that follow it (RFC 8866 §5.9)."""
 
     start_time: int = 0
@@ -203,8 +211,9 @@ class Timing:
         return f"{self.start_time} {self.stop_time}"
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class TimeZoneAdjustment:
+class TimeZoneAdjustment(FrozenValue):
     """One ``<adjustment time> <offset>`` pair of a ``z=`` line (RFC 8866 §5.11)."""
 
     adjustment_time: int

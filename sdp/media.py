@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
 from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import (
     DIRECTIONS,
@@ -21,6 +23,7 @@ from sdp.fields import Bandwidth, Connection, parse_number
 from sdp.payload_types import STATIC_PAYLOAD_TYPES
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True)
 class MediaDescription:
     """``m=<media> <port>[/<number of ports>] <proto> <fmt> ...`` with its i=, c=, b=, k=, a=.

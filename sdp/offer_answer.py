@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
+from sdp._value import FrozenValue
 from sdp.attributes import Attribute, Direction, RtpMap
 from sdp.capabilities import TELEPHONE_EVENT, Capabilities, Codec, MediaCapabilities
 from sdp.crypto import Crypto
@@ -29,8 +32,9 @@ SECURE_PROTOS = frozenset(("RTP/SAVP", "RTP/SAVPF"))
 _PREFERRED_TELEPHONE_EVENT_PT = 101
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
-class NegotiatedMedia:
+class NegotiatedMedia(FrozenValue):
     """What one stream became after offer and answer, seen from the local side.
 
     ``codecs`` are the formats to send with, in the peer's order of preference and with

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
 from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import Attribute, Direction
 from sdp.fields import Bandwidth, Connection, Origin, TimeZoneAdjustment, Timing
 from sdp.media import MediaDescription, direction_of
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(slots=True, kw_only=True)
 class SessionDescription:
     """One SDP description. ``parse`` reads one, ``serialize`` writes it with CRLF line ends.

@@ -6,10 +6,8 @@ The syntax core runs compiled by mypyc when the package was built with it, else 
 pure Python; ``IMPLEMENTATION`` says which (see ``voip.sip._implementation``).
 """
 
-import sys
-
 # First: it decides where the syntax core's modules are loaded from.
-from voip.sip._implementation import COMPILED, MYPYC, PURE_PYTHON  # isort: skip
+from voip.sip._implementation import CORE  # isort: skip
 from voip.sip.auth import (
     AuthenticationFailed,
     Credentials,
@@ -53,19 +51,8 @@ from voip.sip.parser import (
 from voip.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 from voip.sip.validate import UaPolicy, check_message, check_request, check_response
 
-
-def _running() -> str:
-    modules = [sys.modules[f"{__name__}.{name}"] for name in COMPILED]
-    compiled = [not (module.__file__ or "").endswith(".py") for module in modules]
-    if all(compiled):
-        return MYPYC
-    if not any(compiled):
-        return PURE_PYTHON
-    return "mixed"  # never by design; the import tests would catch it
-
-
 #: ``"mypyc"`` when the syntax core runs compiled, ``"pure Python"`` otherwise.
-IMPLEMENTATION = _running()
+IMPLEMENTATION = CORE.running()
 
 __all__ = [
     "IMPLEMENTATION",
