@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from voip.rtp import poller as poller_module
 from voip.rtp.poller import SocketPoller
 
 
@@ -31,15 +32,13 @@ def _send_to(sock: socket.socket, data: bytes = b"x") -> None:
         sender.sendto(data, sock.getsockname())
 
 
-def _drainer(sock: socket.socket, heard: list[tuple[int, bytes]], index: int) -> Callable[[], None]:
-    def drain() -> None:
-        while True:
-            try:
-                heard.append((index, sock.recv(100)))
-            except BlockingIOError:
-                return
+def _recorder(
+    heard: list[tuple[int, bytes]], index: int
+) -> Callable[[bytes, tuple[str, int]], None]:
+    def on_datagram(data: bytes, address: tuple[str, int]) -> None:
+        heard.append((index, data))
 
-    return drain
+    return on_datagram
 
 
 async def _settle() -> None:
@@ -51,7 +50,7 @@ async def test_each_readable_socket_has_its_callback_called(sockets: list[socket
     poller = SocketPoller(asyncio.get_running_loop())
     heard: list[tuple[int, bytes]] = []
     for index, sock in enumerate(sockets):
-        poller.add(sock, _drainer(sock, heard, index))
+        poller.add(sock, _recorder(heard, index))
     _send_to(sockets[0], b"a")
     _send_to(sockets[2], b"c")
     await _settle()
@@ -59,11 +58,43 @@ async def test_each_readable_socket_has_its_callback_called(sockets: list[socket
     poller.close()
 
 
+async def test_every_queued_datagram_is_delivered_in_order_with_its_source(
+    sockets: list[socket.socket],
+) -> None:
+    poller = SocketPoller(asyncio.get_running_loop())
+    heard: list[tuple[bytes, tuple[str, int]]] = []
+    poller.add(sockets[0], lambda data, address: heard.append((data, address)))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.bind(("127.0.0.1", 0))
+        for n in range(5):  # all queued before the loop looks: read one per wake-up
+            sender.sendto(bytes([n]), sockets[0].getsockname())
+        await _settle()
+        assert heard == [(bytes([n]), sender.getsockname()) for n in range(5)]
+    poller.close()
+
+
+async def test_a_wake_up_serves_at_most_max_events_sockets_so_timers_get_their_turn(
+    sockets: list[socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(poller_module, "MAX_EVENTS", 2)
+    poller = SocketPoller(asyncio.get_running_loop())
+    heard: list[tuple[int, bytes]] = []
+    for index, sock in enumerate(sockets):
+        poller.add(sock, _recorder(heard, index))
+    for sock in sockets:
+        _send_to(sock)  # on loopback, there before sendto returns
+    poller._ready()  # one wake-up, before the loop has had a look
+    assert len(heard) == 2
+    await _settle()
+    assert sorted(heard) == [(0, b"x"), (1, b"x"), (2, b"x")]  # the third at the next one
+    poller.close()
+
+
 async def test_a_removed_socket_is_no_longer_watched(sockets: list[socket.socket]) -> None:
     poller = SocketPoller(asyncio.get_running_loop())
     heard: list[tuple[int, bytes]] = []
-    poller.add(sockets[0], _drainer(sockets[0], heard, 0))
-    poller.add(sockets[1], _drainer(sockets[1], heard, 1))
+    poller.add(sockets[0], _recorder(heard, 0))
+    poller.add(sockets[1], _recorder(heard, 1))
     poller.remove(sockets[0])
     assert len(poller) == (1 if hasattr(select, "epoll") else 0)
     _send_to(sockets[0])
@@ -80,12 +111,11 @@ async def test_a_failing_callback_does_not_stop_the_others(sockets: list[socket.
     poller = SocketPoller(loop)
     heard: list[tuple[int, bytes]] = []
 
-    def fail() -> None:
-        sockets[0].recv(100)
+    def fail(data: bytes, address: tuple[str, int]) -> None:
         raise RuntimeError("a broken stream")
 
     poller.add(sockets[0], fail)
-    poller.add(sockets[1], _drainer(sockets[1], heard, 1))
+    poller.add(sockets[1], _recorder(heard, 1))
     _send_to(sockets[0])
     _send_to(sockets[1])
     await _settle()
@@ -97,7 +127,7 @@ async def test_a_failing_callback_does_not_stop_the_others(sockets: list[socket.
 async def test_closing_the_poller_stops_watching(sockets: list[socket.socket]) -> None:
     poller = SocketPoller(asyncio.get_running_loop())
     heard: list[tuple[int, bytes]] = []
-    poller.add(sockets[0], _drainer(sockets[0], heard, 0))
+    poller.add(sockets[0], _recorder(heard, 0))
     poller.close()
     poller.close()  # twice is harmless
     poller.remove(sockets[0])  # after close too
@@ -116,13 +146,13 @@ async def test_no_descriptor_is_held_once_the_last_socket_leaves(
     before = descriptors()
     heard: list[tuple[int, bytes]] = []
     for index, sock in enumerate(sockets[:2]):
-        poller.add(sock, _drainer(sock, heard, index))
+        poller.add(sock, _recorder(heard, index))
     assert descriptors() == before + 1  # one epoll set for both
     poller.remove(sockets[0])
     assert descriptors() == before + 1
     poller.remove(sockets[1])
     assert descriptors() == before
-    poller.add(sockets[2], _drainer(sockets[2], heard, 2))  # watched again from scratch
+    poller.add(sockets[2], _recorder(heard, 2))  # watched again from scratch
     _send_to(sockets[2])
     await _settle()
     assert heard == [(2, b"x")]

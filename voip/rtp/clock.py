@@ -1,21 +1,23 @@
 """One media clock for every stream of a process.
 
-Each stream is due at absolute deadlines ``start + n·ptime``; a single timer, armed for the
-earliest deadline and never more often than every ``GRANULARITY`` seconds, serves every
-stream due at once (PERF-FACTS.md: one tick for all streams holds 1,000 streams within
-about 1 ms where a task per stream does not). A deadline is served when it is at most half a
-granularity away, so a packet goes out within half a millisecond of its time either way,
-plus the loop's own latency. A stream that fell more than ``MAX_LAG`` periods behind (the
-loop was blocked) skips the missed periods instead of sending them in a burst.
+Each stream is due at absolute deadlines ``start + n·ptime``. A single timer, armed for the
+earliest pending deadline (``loop.call_at``), serves every stream whose deadline has come,
+in deadline order, and is then armed again for the next one: one timer for all streams,
+not one per stream (PERF-FACTS.md: one timer for all streams holds 1,000 streams where a
+task per stream does not). A stream is never served before its deadline, and a stream whose
+deadline comes while others are being served is served in the same round (the time is read
+again after each), so that a packet leaves as soon after its time as the loop allows; after
+``MAX_ROUND`` seconds of serving, the loop has its turn (received packets are read) before
+the rest. A stream that fell more than ``MAX_LAG`` periods behind (the loop was blocked, or
+the process is overloaded) skips the missed periods instead of sending them in a burst.
 
 A stream added without a start time starts on the next multiple of ``PHASE``: streams
 started at random moments (calls answered whenever their INVITE comes) then share
 ``ptime / PHASE`` deadlines per period, so the clock wakes the loop at most that many
-times per period (200 a second) however many streams run, where spread deadlines woke it
-up to every ``GRANULARITY``. Each wake-up costs a loop iteration and a system call; a
-busy agent's streams shared them this way for about a tenth of its CPU per call. The first
-packet leaves at most ``PHASE`` later, which RTP does not notice (its timestamps start at a
-random value, RFC 3550 §5.1).
+times per period (200 a second) however many streams run. Each wake-up costs a loop
+iteration and a system call; a busy agent's streams shared them this way for about a
+tenth of its CPU per call. The first packet leaves at most ``PHASE`` later, which RTP does
+not notice (its timestamps start at a random value, RFC 3550 §5.1).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import Protocol
 
 __all__ = ["Clocked", "MediaClock", "Registration"]
 
-GRANULARITY = 0.001
 PHASE = 0.005
 MAX_LAG = 2
+#: seconds the clock serves streams at a stretch before the loop reads what has arrived
+MAX_ROUND = 0.001
 
 
 class Clocked(Protocol):
@@ -62,7 +65,7 @@ class Registration:
 class MediaClock:
     """Drives :class:`Clocked` members from one timer on ``loop``."""
 
-    __slots__ = ("_counter", "_handle", "_heap", "_when", "loop", "ticks")
+    __slots__ = ("_added", "_counter", "_firing", "_handle", "_heap", "_when", "loop", "ticks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -70,6 +73,8 @@ class MediaClock:
         self._counter = itertools.count()
         self._handle: asyncio.TimerHandle | None = None
         self._when = math.inf
+        self._firing = False
+        self._added: list[tuple[float, int, Registration]] = []  # while firing
         self.ticks = 0  # timer callbacks run
 
     def __len__(self) -> int:
@@ -83,11 +88,16 @@ class MediaClock:
         if start is None:
             start = math.ceil(self.loop.time() / PHASE) * PHASE
         registration = Registration(member, period, start)
-        heapq.heappush(self._heap, (registration.start, next(self._counter), registration))
-        self._arm()
+        entry = (registration.start, next(self._counter), registration)
+        if self._firing:
+            self._added.append(entry)  # the heap is being served: joins it after the round
+        else:
+            heapq.heappush(self._heap, entry)
+            self._arm()
         return registration
 
     def _arm(self) -> None:
+        """Arm the timer for the earliest pending deadline (if it is not armed for it)."""
         heap = self._heap
         while heap and not heap[0][2].active:
             heapq.heappop(heap)
@@ -97,7 +107,7 @@ class MediaClock:
                 self._handle = None
                 self._when = math.inf
             return
-        when = heap[0][0] - GRANULARITY / 2
+        when = heap[0][0]
         if self._handle is not None:
             if when >= self._when:
                 return
@@ -109,14 +119,34 @@ class MediaClock:
         self._handle = None
         self._when = math.inf
         self.ticks += 1
-        loop_time = self.loop.time
+        self._firing = True
+        try:
+            self._serve()
+        finally:
+            self._firing = False
+            added, heap = self._added, self._heap
+            while added:
+                heapq.heappush(heap, added.pop())
+            self._arm()
+
+    def _serve(self) -> None:
+        """Serve every stream due, in deadline order, until the earliest is in the future
+        (or ``MAX_ROUND`` is over: the timer is armed again for what is left, due now)."""
+        loop = self.loop
+        loop_time = loop.time
         now = loop_time()
-        horizon = now + GRANULARITY / 2 + 1e-9  # start + n·period rounds either way
+        end = now + MAX_ROUND
         heap = self._heap
-        pop, push = heapq.heappop, heapq.heappush
-        while heap and heap[0][0] <= horizon:
-            deadline, _, registration = pop(heap)
+        replace, pop = heapq.heapreplace, heapq.heappop
+        counter = self._counter
+        while heap:
+            deadline, _, registration = heap[0]
+            if deadline > now:
+                now = loop_time()  # serving took time: more may be due by now
+                if deadline > now or now > end:
+                    return
             if not registration.active:
+                pop(heap)
                 continue
             period = registration.period
             if now - deadline > MAX_LAG * period:
@@ -128,27 +158,23 @@ class MediaClock:
             try:
                 registration.member.tick(deadline, now)
             except Exception as error:  # one stream's fault never stops the others
-                self.loop.call_exception_handler(
+                loop.call_exception_handler(
                     {"message": "media clock member failed", "exception": error}
                 )
             registration.n += 1
             if registration.active:
-                push(
+                # the heap is untouched while serving (add() waits in _added): its top is
+                # still this registration
+                replace(
                     heap,
-                    (
-                        registration.start + registration.n * period,
-                        next(self._counter),
-                        registration,
-                    ),
+                    (registration.start + registration.n * period, next(counter), registration),
                 )
-        if heap:
-            # not more often than the granularity, however the deadlines are spread
-            when = max(heap[0][0] - GRANULARITY / 2, loop_time() + GRANULARITY / 2)
-            self._when = when
-            self._handle = self.loop.call_at(when, self._fire)
+            else:
+                pop(heap)
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self._heap.clear()
+        self._added.clear()

@@ -20,18 +20,32 @@ or ``None``: a frame to conceal. The buffer:
 from __future__ import annotations
 
 import enum
-from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
-from aiortc.rtp import RtpPacket
-
-__all__ = ["JitterBuffer", "JitterBufferCounters"]
+__all__ = ["Frame", "JitterBuffer", "JitterBufferCounters"]
 
 SHRINK_MARGIN = 2
 SHRINK_AFTER = 25  # frames (0.5 s at 20 ms)
 RELAX_AFTER = 500  # frames without underrun before the target drops by one (10 s)
 IDLE_FRAMES = 10  # empty frames in a row before the buffer waits for a new talkspurt
 PLAYED_MEMORY = 128  # sequence numbers remembered to tell duplicates from late packets
+
+
+class Frame(Protocol):
+    """An RTP packet as the buffer sees it (aiortc's ``RtpPacket`` or ``RtpHeader``)."""
+
+    @property
+    def ssrc(self) -> int: ...
+
+    @property
+    def sequence_number(self) -> int: ...
+
+    @property
+    def payload_type(self) -> int: ...
+
+    @property
+    def payload(self) -> bytes: ...
 
 
 class Playout(enum.Enum):
@@ -61,11 +75,11 @@ class JitterBuffer:
         "_above",
         "_calm",
         "_empty_run",
+        "_first",
         "_losing",
         "_next",
         "_packets",
-        "_played",
-        "_played_order",
+        "_skipped",
         "capacity",
         "counters",
         "max_delay",
@@ -85,10 +99,12 @@ class JitterBuffer:
         self.state = Playout.BUFFERING
         self.ssrc: int | None = None
         self.counters = JitterBufferCounters()
-        self._packets: dict[int, RtpPacket] = {}  # by extended sequence number
+        self._packets: dict[int, Frame] = {}  # by extended sequence number
         self._next = 0  # extended sequence number due next (the playout point)
-        self._played: set[int] = set()
-        self._played_order: deque[int] = deque()
+        # Every sequence number from _first up to _next was played (or discarded), except
+        # those in _skipped (lost): what tells a duplicate from a late packet.
+        self._first = 0
+        self._skipped: set[int] = set()
         self._empty_run = 0
         self._above = 0
         self._calm = 0
@@ -109,15 +125,18 @@ class JitterBuffer:
         delta = ((seq - self._next + 0x8000) & 0xFFFF) - 0x8000
         return self._next + delta
 
+    def _played(self, seq: int) -> bool:
+        """Whether ``seq`` (before the playout point) was played, within the memory."""
+        return seq >= self._first and self._next - seq <= PLAYED_MEMORY and seq not in self._skipped
+
     def _reset(self, seq: int) -> None:
         self._packets.clear()
-        self._played.clear()
-        self._played_order.clear()
-        self._next = seq
+        self._skipped.clear()
+        self._next = self._first = seq
         self.state = Playout.BUFFERING
         self._empty_run = 0
 
-    def push(self, packet: RtpPacket) -> None:
+    def push(self, packet: Frame) -> None:
         counters = self.counters
         counters.received += 1
         if packet.ssrc != self.ssrc:
@@ -135,7 +154,7 @@ class JitterBuffer:
         ):
             self._next = seq  # reordered before playout started: it still has its turn
         if seq < self._next:
-            if seq in self._played:
+            if self._played(seq):
                 counters.duplicates += 1
             elif self._next - seq > self.capacity:
                 counters.resets += 1  # the sender restarted its sequence
@@ -153,23 +172,23 @@ class JitterBuffer:
             seq = self._next
         self._packets[seq] = packet
 
-    def pop(self) -> RtpPacket | None:
+    def pop(self) -> Frame | None:
         """The frame due now, or None to conceal (or to stay silent while buffering)."""
         packets = self._packets
         counters = self.counters
         if self.state is Playout.BUFFERING:
             if not packets or self.delay < self.target:
                 return None
-            self._next = min(packets)
+            self._next = self._first = min(packets)  # nothing played since the reset
             self.state = Playout.PLAYING
             self._above = self._calm = 0
         packet = packets.pop(self._next, None)
         if packet is not None:
             self._empty_run = 0
             self._losing = False
-            self._advance()
+            self._next += 1
             counters.played += 1
-            self._adapt()
+            self._adapt(packets)
             return packet
         counters.concealed += 1
         if packets:
@@ -177,7 +196,7 @@ class JitterBuffer:
             if not self._losing:
                 counters.loss_bursts += 1
                 self._losing = True
-            self._next += 1
+            self._skip()
             return None
         # underrun: hold the playout point, so the delay grows by this frame
         counters.underruns += 1
@@ -190,27 +209,29 @@ class JitterBuffer:
             self.target = max(self.min_delay, self.target - IDLE_FRAMES)
         return None
 
-    def _advance(self) -> None:
-        seq = self._next
-        self._played.add(seq)
-        self._played_order.append(seq)
-        if len(self._played_order) > PLAYED_MEMORY:
-            self._played.discard(self._played_order.popleft())
-        self._next = seq + 1
+    def _skip(self) -> None:
+        """Move the playout point past a lost packet."""
+        skipped = self._skipped
+        skipped.add(self._next)
+        self._next += 1
+        if len(skipped) > PLAYED_MEMORY:  # forget what is beyond the memory anyway
+            oldest = self._next - PLAYED_MEMORY
+            self._skipped = {seq for seq in skipped if seq >= oldest}
 
-    def _adapt(self) -> None:
+    def _adapt(self, packets: dict[int, Frame]) -> None:
         """Shrink a delay grown larger than needed, one frame at a time."""
         self._calm += 1
         if self._calm >= RELAX_AFTER and self.target > self.min_delay:
             self.target -= 1
             self._calm = 0
-        if self.delay > self.target + SHRINK_MARGIN:
+        # the delay, worked out here as the property does: this runs for every frame
+        if packets and max(packets) - self._next + 1 > self.target + SHRINK_MARGIN:
             self._above += 1
             if self._above >= SHRINK_AFTER:
                 self._above = 0
                 if self._next in self._packets:
                     del self._packets[self._next]
                     self.counters.discarded += 1
-                    self._advance()
+                    self._next += 1
         else:
             self._above = 0

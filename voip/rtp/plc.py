@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from array import array
+from collections import deque
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -27,10 +28,12 @@ class Concealer:
     """Keeps the recent history of played frames and makes up the missing ones."""
 
     __slots__ = (
-        "_history",
+        "_history_bytes",
+        "_kept",
         "_lost",
         "_offset",
         "_period",
+        "_recent",
         "max_frames",
         "sample_rate",
     )
@@ -38,14 +41,19 @@ class Concealer:
     def __init__(self, sample_rate: int = 8000, *, max_frames: int = 3) -> None:
         self.sample_rate = sample_rate
         self.max_frames = max_frames
-        self._history = b""  # the last 48.75 ms of output (App. I: 390 samples at 8 kHz)
+        # the last frames of output, at least 48.75 ms of them (App. I: 390 samples at
+        # 8 kHz), joined only when a frame is lost
+        self._history_bytes = WIDTH * (sample_rate * 39 // 800)
+        self._recent: deque[bytes] = deque()
+        self._kept = 0  # bytes in _recent
         self._lost = 0  # frames concealed in a row
         self._period = b""  # one pitch period of the audio before the loss
         self._offset = 0  # where in the period the substitute goes on
 
     @property
-    def _history_bytes(self) -> int:
-        return WIDTH * (self.sample_rate * 39 // 800)
+    def _history(self) -> bytes:
+        """The last 48.75 ms of output (or what there is of it)."""
+        return b"".join(self._recent)[-self._history_bytes :]
 
     def good(self, frame: bytes) -> bytes:
         """A frame that arrived: returned as is, or cross-faded after a loss."""
@@ -54,13 +62,18 @@ class Concealer:
             synthetic = self._substitute(fade, 1.0)
             frame = _crossfade(synthetic, frame, fade)
         self._lost = 0
-        self._remember(frame)
+        # _remember, inline: this runs for every frame played
+        recent = self._recent
+        recent.append(frame)
+        self._kept += len(frame)
+        if self._kept - len(recent[0]) >= self._history_bytes:
+            self._forget()
         return frame
 
     def missing(self, samples: int) -> bytes | None:
         """A frame of ``samples`` made up for a lost packet; None once ``max_frames`` were
         concealed in a row or there is nothing to go on (the caller plays silence)."""
-        if self._lost >= self.max_frames or len(self._history) < self._history_bytes:
+        if self._lost >= self.max_frames or self._kept < self._history_bytes:
             self._lost += 1
             return None
         if self._lost == 0:
@@ -109,7 +122,15 @@ class Concealer:
         return history[WIDTH * (n - lag) :]
 
     def _remember(self, frame: bytes) -> None:
-        self._history = (self._history + frame)[-self._history_bytes :]
+        self._recent.append(frame)
+        self._kept += len(frame)
+        self._forget()
+
+    def _forget(self) -> None:
+        """Keep the fewest frames that still hold the history."""
+        recent = self._recent
+        while self._kept - len(recent[0]) >= self._history_bytes:
+            self._kept -= len(recent.popleft())
 
 
 def _crossfade(old: bytes, new: bytes, samples: int) -> bytes:

@@ -1,8 +1,8 @@
 """One RTP audio stream on asyncio: the driver around the sans-I/O pieces of this package.
 
-Receiving: both sockets are drained when readable (the engine's :class:`SocketPoller`, or
-``loop.add_reader``), at most
-``MAX_DATAGRAMS_PER_WAKEUP`` datagrams per wake-up (PERF-FACTS.md). RTP from the peer is
+Receiving: the engine's :class:`SocketPoller` (or one of the stream's own) reads what
+arrives on both sockets and hands each datagram over (:meth:`MediaStream._on_rtp`); the
+common RTP packet is read with one ``struct`` call (:func:`parse_rtp`). RTP from the peer is
 accepted from wherever it really comes and the stream sends back there (symmetric RTP,
 RFC 4961): the first valid packet latches the address; packets from elsewhere are counted
 and dropped, unless the latched address has been quiet for ``RELATCH_AFTER`` seconds (a NAT
@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import pylibsrtp
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtp import is_rtcp
 from pyee.asyncio import AsyncIOEventEmitter
 
 from sdp import NegotiatedMedia
@@ -47,6 +45,7 @@ from voip.rtp.codecs import (
 )
 from voip.rtp.dtmf import DtmfReceiver, DtmfSender, dtmf_digits
 from voip.rtp.jitterbuffer import JitterBuffer
+from voip.rtp.packet import parse_rtp
 from voip.rtp.plc import Concealer
 from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import RtpPorts
@@ -58,8 +57,6 @@ from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
 
 __all__ = ["MediaStream"]
 
-MAX_DATAGRAMS_PER_WAKEUP = 256
-RECEIVE_SIZE = 2048
 RELATCH_AFTER = 1.0
 QUEUED_FRAMES = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
 RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
@@ -136,6 +133,7 @@ class MediaStream:
         self._generation = 0  # flush() bumps it: writes waiting then are dropped
         self._incoming: deque[bytes] = deque()
         self._readable = asyncio.Event()
+        self._reader_waits = False  # read() waits on _readable for the next frame
         self._dtmf_queue: deque[str] = deque()
         self._dtmf: DtmfSender | None = None
         self._dtmf_gap = 0
@@ -149,16 +147,15 @@ class MediaStream:
         self._from_user: Callable[[bytes], bytes] = _same
         self._closed = False
         self._sinks: list[Callable[[bytes], None]] = []
-        self._silence_of: tuple[AudioCodec, float] | None = None
-        self._silence_payload = b""
-        self._poller = poller
-        if poller is None:
-            loop = self.loop
-            loop.add_reader(ports.rtp.fileno(), self._drain, ports.rtp, False)
-            loop.add_reader(ports.rtcp.fileno(), self._drain, ports.rtcp, True)
-        else:
-            poller.add(ports.rtp, functools.partial(self._drain, ports.rtp, False))
-            poller.add(ports.rtcp, functools.partial(self._drain, ports.rtcp, True))
+        self._frame_samples = 160  # RTP timestamp units per packet
+        self._codec_samples = 160  # samples at the codec's rate per packet
+        #: the encoded silence of one packet time, for a codec without state (G.711)
+        self._silence_payload: bytes | None = None
+        self._follow_codec()
+        self._own_poller = poller is None
+        self._poller = poller if poller is not None else SocketPoller(self.loop)
+        self._poller.add(ports.rtp, self._on_rtp_socket)
+        self._poller.add(ports.rtcp, self._on_rtcp_socket)
 
     def __repr__(self) -> str:
         return f"<MediaStream {self.ports.host}:{self.ports.port} -> {self.remote_rtp}>"
@@ -172,7 +169,7 @@ class MediaStream:
     @property
     def frame_samples(self) -> int:
         """RTP timestamp units per packet."""
-        return round(self.codec.clock_rate * self.ptime)
+        return self._frame_samples
 
     @property
     def frame_bytes(self) -> int:
@@ -200,6 +197,7 @@ class MediaStream:
         else:
             codec = self.codec  # the same codec goes on (it may keep state)
         self.codec, self.payload_type, self.ptime = codec, payload_type, ptime
+        self._follow_codec()
         if codec.name.upper() in ("G722", "OPUS"):
             # what arrives carries our number for it (RFC 3264 §6.1); the peer's as well
             for number in (
@@ -241,6 +239,16 @@ class MediaStream:
             self._registration = None
         self._ensure_clock()
 
+    def _follow_codec(self) -> None:
+        """What follows from the codec and packet time, worked out once, not per packet."""
+        codec, ptime = self.codec, self.ptime
+        self._frame_samples = round(codec.clock_rate * ptime)
+        self._codec_samples = round(codec.sample_rate * ptime)
+        silence = bytes(2 * self._codec_samples)
+        self._silence_payload = codec.encode(silence) if codec is PCMU or codec is PCMA else None
+        if self._plc.sample_rate != codec.sample_rate:
+            self._plc = Concealer(codec.sample_rate, max_frames=CONCEAL_FRAMES)
+
     def _set_direction(self, sending: bool, receiving: bool) -> None:
         if sending and not self.sending:
             self.sender.talkspurt = True
@@ -265,15 +273,15 @@ class MediaStream:
     def tick(self, deadline: float, now: float) -> None:
         """One packet time: send one packet, play out one frame, watch for inactivity."""
         registration = self._registration
-        if registration is not None and registration.skipped != self.stats.skipped:
-            skipped = registration.skipped - self.stats.skipped
-            self.stats.skipped = registration.skipped
-            self.sender.advance(skipped * self.frame_samples)
-        samples = self.frame_samples
+        stats = self.stats
+        if registration is not None and registration.skipped != stats.skipped:
+            skipped = registration.skipped - stats.skipped
+            stats.skipped = registration.skipped
+            self.sender.advance(skipped * self._frame_samples)
         if self.sending:
             self._send_frame()
         # on hold the queue stays: the prompt goes on where it stopped when the call resumes
-        self.sender.advance(samples)
+        self.sender.advance(self._frame_samples)
         if self.receiving:
             self._play_frame()
             if (
@@ -294,7 +302,24 @@ class MediaStream:
             self._registration = None
 
     def _send_frame(self) -> None:
-        stats = self.stats
+        if (self._dtmf is not None or self._dtmf_gap or self._dtmf_queue) and self._send_event():
+            return
+        outgoing = self._outgoing
+        if outgoing:
+            pcm = outgoing.popleft()
+            if len(outgoing) < QUEUED_FRAMES:
+                self._space.set()
+            if not outgoing:
+                self._drained.set()
+            payload = self.codec.encode(pcm)
+        else:
+            # the producer is behind (or there is none): silence, never a burst later
+            self.stats.silence_sent += 1
+            payload = self._silence()
+        self._sendto(self.sender.packet(self.payload_type, payload))
+
+    def _send_event(self) -> bool:
+        """Send this packet time's telephone-event packet (RFC 4733), if one is due."""
         dtmf = self._dtmf
         if (
             dtmf is None
@@ -306,7 +331,7 @@ class MediaStream:
                 self._dtmf_queue.popleft(),
                 self.sender.timestamp,
                 duration=round(DTMF_DURATION * self.codec.clock_rate),
-                samples_per_packet=self.frame_samples,
+                samples_per_packet=self._frame_samples,
             )
         if dtmf is not None and self.telephone_event is not None:
             packet = dtmf.next_packet()
@@ -318,38 +343,23 @@ class MediaStream:
             )
             if dtmf.done:
                 self._dtmf = None
-                stats.dtmf_sent += 1
+                self.stats.dtmf_sent += 1
                 self._dtmf_gap = max(1, round(DTMF_GAP / self.ptime))
                 self.sender.talkspurt = True
             self._sendto(data)
-            return
+            return True
         if self._dtmf_gap > 0:
             self._dtmf_gap -= 1
-        outgoing = self._outgoing
-        if outgoing:
-            pcm = outgoing.popleft()
-            if len(outgoing) < QUEUED_FRAMES:
-                self._space.set()
-            if not outgoing:
-                self._drained.set()
-        else:
-            stats.silence_sent += 1
-            self._sendto(self.sender.packet(self.payload_type, self._silence()))
-            return
-        payload = self.codec.encode(pcm)
-        self._sendto(self.sender.packet(self.payload_type, payload))
+        return False
 
     def _silence(self) -> bytes:
-        """A packet time of silence, encoded: for G.711 the same payload every time for
-        one packet time, so encoded once; a codec with state (G.722, Opus) encodes it
+        """A packet time of silence, encoded: for G.711 the same payload every time, so
+        encoded once (:meth:`_follow_codec`); a codec with state (G.722, Opus) encodes it
         each time, its encoder's timeline going on."""
-        codec, ptime = self.codec, self.ptime
-        if codec is not PCMU and codec is not PCMA:
-            return codec.encode(bytes(2 * round(codec.sample_rate * ptime)))
-        if self._silence_of != (codec, ptime):
-            self._silence_payload = codec.encode(bytes(2 * round(codec.sample_rate * ptime)))
-            self._silence_of = (codec, ptime)
-        return self._silence_payload
+        payload = self._silence_payload
+        if payload is None:
+            return self.codec.encode(bytes(2 * self._codec_samples))
+        return payload
 
     def _sendto(self, data: bytes) -> None:
         address = self.latched
@@ -384,34 +394,31 @@ class MediaStream:
         return [] if self.source is None else [self.source]
 
     def _play_frame(self) -> None:
-        concealed = self.jitter.counters.concealed
-        packet = self.jitter.pop()
-        plc = self._plc
-        if plc.sample_rate != self.codec.sample_rate:
-            plc = self._plc = Concealer(self.codec.sample_rate, max_frames=CONCEAL_FRAMES)
-        samples = round(self.codec.sample_rate * self.ptime)
+        jitter = self.jitter
+        concealed = jitter.counters.concealed
+        packet = jitter.pop()
         frame: bytes | None
         if packet is not None:
-            if packet.payload_type == CN_PAYLOAD_TYPE:
-                frame = self._noise.noise(packet.payload, samples)
+            payload_type = packet.payload_type
+            if payload_type == CN_PAYLOAD_TYPE:
+                frame = self._noise.noise(packet.payload, self._codec_samples)
             else:
-                decoder = self._decoders.get(packet.payload_type, self.codec)
-                frame = decoder.decode(packet.payload)
-            frame = plc.good(frame)
+                frame = self._decoders.get(payload_type, self.codec).decode(packet.payload)
+            frame = self._plc.good(frame)
         elif not self._started_receiving:
             return  # nothing ever arrived: no frames yet
         else:
             frame = None
-            if self.jitter.counters.concealed > concealed:
+            samples = self._codec_samples
+            if jitter.counters.concealed > concealed:
                 # packet loss concealment (G.711 Appendix I): pitch waveform substitution
-                frame = plc.missing(samples)
+                frame = self._plc.missing(samples)
                 if frame is not None:
                     self.stats.concealed += self.ptime
             if frame is None:
                 frame = bytes(2 * samples)
-        self._deliver(self._to_user(frame))
-
-    def _deliver(self, frame: bytes) -> None:
+        if self._to_user is not _same:
+            frame = self._to_user(frame)
         for sink in self._sinks:
             sink(frame)
         incoming = self._incoming
@@ -419,25 +426,21 @@ class MediaStream:
             incoming.popleft()
             self.stats.frames_dropped += 1
         incoming.append(frame)
-        self._readable.set()
+        if self._reader_waits:
+            self._reader_waits = False
+            self._readable.set()
 
     # --- receiving --------------------------------------------------------------------------
 
-    def _drain(self, sock: socket.socket, rtcp_socket: bool) -> None:
-        recvfrom = sock.recvfrom
-        for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
-            try:
-                data, address = recvfrom(RECEIVE_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                if sock.fileno() < 0:
-                    return
-                continue  # an ICMP error for an earlier send
-            if rtcp_socket or (self.rtcp_mux and is_rtcp(data)):
-                self._on_rtcp(data)
-            else:
-                self._on_rtp(data, address[:2])
+    def _on_rtp_socket(self, data: bytes, address: Address) -> None:
+        """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4)."""
+        if self.rtcp_mux and is_rtcp(data):
+            self._on_rtcp(data)
+        else:
+            self._on_rtp(data, address)
+
+    def _on_rtcp_socket(self, data: bytes, address: Address) -> None:
+        self._on_rtcp(data)
 
     def _on_rtp(self, data: bytes, address: Address) -> None:
         stats = self.stats
@@ -451,17 +454,20 @@ class MediaStream:
             stats.unkeyed += 1
             return
         try:
-            packet = RtpPacket.parse(data)
+            packet = parse_rtp(data)
         except ValueError:
             stats.malformed += 1
             return
         payload_type = packet.payload_type
-        audio = payload_type in self._decoders or payload_type == CN_PAYLOAD_TYPE
-        dtmf = payload_type == self.local_telephone_event and self.local_telephone_event is not None
-        if not (audio or dtmf):
+        if payload_type in self._decoders or payload_type == CN_PAYLOAD_TYPE:
+            dtmf = False
+        elif payload_type == self.local_telephone_event:
+            dtmf = True
+        else:
             stats.unknown_payload += 1
             return
         now = self.loop.time()
+        address = address[:2]  # an IPv6 address comes with flow information and scope
         if address != self.latched:
             if self.latched is not None and now - self._latched_heard < RELATCH_AFTER:
                 stats.foreign += 1
@@ -572,6 +578,7 @@ class MediaStream:
             if self._closed:
                 raise EOFError("the media stream is closed")
             self._readable.clear()
+            self._reader_waits = True
             await self._readable.wait()
         return self._incoming.popleft()
 
@@ -612,10 +619,9 @@ class MediaStream:
             self._registration = None
         poller = self._poller
         for sock in (self.ports.rtp, self.ports.rtcp):
-            if poller is not None:
-                poller.remove(sock)
-            elif sock.fileno() >= 0:
-                self.loop.remove_reader(sock.fileno())
+            poller.remove(sock)
+        if self._own_poller:
+            poller.close()
         self.ports.release()
         self._space.set()
         self._drained.set()

