@@ -32,6 +32,8 @@ __all__ = ["Clocked", "MediaClock", "Registration"]
 
 PHASE = 0.005
 MAX_LAG = 2
+#: start + n·period of two streams on the same phase differ by a rounding at most
+ROUNDING = 1e-9
 #: seconds the clock serves streams at a stretch before the loop reads what has arrived
 MAX_ROUND = 0.001
 
@@ -141,9 +143,9 @@ class MediaClock:
         counter = self._counter
         while heap:
             deadline, _, registration = heap[0]
-            if deadline > now:
+            if deadline > now + ROUNDING:
                 now = loop_time()  # serving took time: more may be due by now
-                if deadline > now or now > end:
+                if deadline > now + ROUNDING or now > end:
                     return
             if not registration.active:
                 pop(heap)
