@@ -26,7 +26,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 # Kept in step with voip.sip._implementation.COMPILED (a test checks it).
-COMPILED = ("errors", "grammar", "uri", "headers", "fields", "message", "parser")
+COMPILED = ("errors", "grammar", "uri", "headers", "fields", "message", "parser", "validate")
 # Kept in step with sdp._implementation.COMPILED (a test checks it).
 SDP_COMPILED = (
     "errors",

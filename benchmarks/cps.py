@@ -10,6 +10,9 @@ request): INVITE with an SDP offer, 100/180 (optional), 200 with the answer, ACK
 - ``sipp``: SIPp's own UAS (``sipp -sn uas``), the reference ceiling;
 - ``aiosipua``: aiosipua's ``SipUAS`` (PyPI aiosipua 0.7.1, ``benchmarks/uas_aiosipua.py``).
 
+Both Python UASs set up the garbage collector as a long-running server would, alike
+(``uas_common.settle_collector``; ``UAS_DEFAULT_GC=1`` keeps CPython's settings).
+
 A *trial* runs SIPp at ``-r RATE`` for ``--duration`` seconds (``-m RATE*duration`` calls)
 against a freshly started UAS. It passes when SIPp exits 0 with every call successful,
 0 failed (failed includes timeouts, unexpected messages and too many retransmissions), and

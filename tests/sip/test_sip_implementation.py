@@ -15,6 +15,7 @@ from voip.sip import (
     Request,
     SipError,
     SipUri,
+    UaPolicy,
     Via,
     parse_message,
 )
@@ -71,3 +72,9 @@ def test_programs_may_subclass_the_syntax_classes() -> None:
     assert traced.start_line() == "OPTIONS sip:example.com SIP/2.0"
     assert isinstance(Refused(403, "no"), SipError)
     assert Refused(403, "no").status == 403
+
+
+def test_a_policy_copies_and_pickles_to_an_equal_policy() -> None:
+    policy = UaPolicy(extensions=frozenset({"100rel"}), forwards=True)
+    assert copy.copy(policy) == policy
+    assert pickle.loads(pickle.dumps(policy)) == policy

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mypy_extensions import mypyc_attr
+
 from voip.sip.errors import SipError
 from voip.sip.grammar import METHODS
 from voip.sip.headers import canonical_name
@@ -42,6 +44,7 @@ SINGLE_HEADERS = (
 )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class UaPolicy:
     """What this UA understands: URI schemes, option tags and session body types."""
@@ -53,6 +56,12 @@ class UaPolicy:
     # True for an element that forwards requests (a B2BUA leg, a proxy): Max-Forwards
     # 0 is then a 483 (§16.3 step 3); a UA processes such a request normally.
     forwards: bool = False
+
+    def __reduce__(self) -> tuple[type[UaPolicy], tuple[object, ...]]:
+        # Compiled by mypyc, a frozen class cannot be rebuilt field by field: copy and
+        # pickle rebuild it through its constructor.
+        fields = (self.schemes, self.extensions, self.session_types, self.known_methods)
+        return (type(self), (*fields, self.forwards))
 
 
 DEFAULT_POLICY = UaPolicy()
