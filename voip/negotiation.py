@@ -23,7 +23,7 @@ from sdp import (
 )
 from voip.rtp.srtp import SrtpMode, SrtpRequired, check_agreed, local_crypto
 
-__all__ = ["AUDIO_CODECS", "SDP", "Negotiation", "default_audio"]
+__all__ = ["AUDIO_CODECS", "COMFORT_NOISE", "SDP", "Negotiation", "default_audio"]
 
 SDP = "application/sdp"
 
@@ -31,21 +31,32 @@ SDP = "application/sdp"
 #: the audio codecs the media engine has (voip.rtp.codecs), in order of preference: G.711
 #: first (microseconds per packet, where G.722 and Opus through PyAV cost tens)
 AUDIO_CODECS = ("PCMU", "PCMA", "G722", "OPUS")
+#: comfort noise (RFC 3389, CN/8000, static payload type 13): offered when named among the
+#: codecs; agreed, silence is sent as CN packets rather than as encoded silence
+COMFORT_NOISE = "CN"
 #: their SDP formats (RFC 3551 §4.5.2: G.722 has an RTP clock of 8000; RFC 7587 §7: opus/48000/2)
-_FORMATS = {"PCMU": (8000, 1), "PCMA": (8000, 1), "G722": (8000, 1), "OPUS": (48000, 2)}
+_FORMATS = {
+    "PCMU": (8000, 1),
+    "PCMA": (8000, 1),
+    "G722": (8000, 1),
+    "OPUS": (48000, 2),
+    COMFORT_NOISE: (8000, 1),
+}
 
 
 def default_audio(
     port: int, codecs: Sequence[str] | None = None, srtp: SrtpMode = SrtpMode.OFF
 ) -> MediaCapabilities:
     """Audio with PCMU, PCMA, G.722 and Opus (or ``codecs``, a choice among them in order
-    of preference) and RFC 4733 telephone events, 20 ms packets. ``srtp`` other than off
-    draws fresh SDES keys (RFC 4568) and offers ``RTP/AVP`` with them (optional) or
-    ``RTP/SAVP`` (required)."""
+    of preference, and "CN" for RFC 3389 comfort noise) and RFC 4733 telephone events, 20 ms
+    packets. ``srtp`` other than off draws fresh SDES keys (RFC 4568) and offers
+    ``RTP/AVP`` with them (optional) or ``RTP/SAVP`` (required)."""
     names = [name.upper() for name in codecs] if codecs else list(AUDIO_CODECS)
-    unknown = [name for name in names if name not in AUDIO_CODECS]
+    unknown = [name for name in names if name not in AUDIO_CODECS and name != COMFORT_NOISE]
     if unknown:
-        raise ValueError(f"unknown codecs {unknown}: the engine has {', '.join(AUDIO_CODECS)}")
+        raise ValueError(
+            f"unknown codecs {unknown}: the engine has {', '.join(AUDIO_CODECS)} and CN"
+        )
     return MediaCapabilities(
         "audio",
         port,

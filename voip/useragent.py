@@ -207,7 +207,8 @@ class UserAgent(AsyncIOEventEmitter):
         self.user_agent = user_agent
         self.session_timers = session_timers
         #: the audio codecs offered and accepted, in order of preference (None: all the
-        #: media engine has, voip.negotiation.AUDIO_CODECS)
+        #: media engine has, voip.negotiation.AUDIO_CODECS); "CN" among them offers RFC 3389
+        #: comfort noise
         self.codecs: tuple[str, ...] | None = None
         #: the SRTP policy of calls (voip.rtp.srtp)
         self.srtp = SrtpMode(srtp)

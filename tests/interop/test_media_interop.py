@@ -323,3 +323,26 @@ async def test_without_telephone_event_digits_go_by_info_dtmf_relay_to_sipp(
     # one INFO per digit, in order, and nothing of "5x"
     assert re.findall(r"Signal=(.)\r?\nDuration=160", result.messages()) == ["4", "#"]
     assert result.messages().count("Content-Type: application/dtmf-relay") == 2
+
+
+async def test_cn_offered_to_baresip_is_not_agreed_so_silence_goes_encoded_rfc3389(
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    # baresip 1.0 answers an offer of PCMU and CN with PCMU alone: the toolkit, which sends
+    # CN only when it was agreed, sends its silence as PCMU, and baresip's call goes on
+    bob = baresip_factory("bob", codecs=("PCMU",))
+    async with UserAgent("alice") as ua:
+        ua.codecs = ("PCMU", "CN")
+        await ua.listen("udp", "127.0.0.1", 0)
+        call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
+        await bob.wait_established()
+        assert [c.name for c in call.agreed[0].codecs] == ["PCMU"]
+        media = media_of(call)
+        async with asyncio.timeout(TIMEOUT):
+            while media.statistics().silence_sent < 50:
+                await asyncio.sleep(0.05)
+        stats = media.statistics()
+        await call.hangup()
+        await bob.wait_closed()
+    assert "CN/8000" in bob.log_path.read_text(encoding="utf-8")  # it was offered
+    assert stats.comfort_noise_sent == 0 and stats.packets_sent >= 50

@@ -132,3 +132,13 @@ def test_reordered_before_playout_started_still_plays() -> None:
         buffer.push(_packet(seq))
     assert _drain(buffer, 3) == [10, 11, 12]
     assert buffer.counters.late == 0
+
+
+def test_play_now_starts_playout_before_the_target_is_buffered_rfc3389() -> None:
+    # a CN packet announces a silence: waiting for two more frames would wait a second
+    buffer = JitterBuffer(min_delay=3)
+    buffer.push(_packet(40))
+    assert _drain(buffer, 2) == [None, None]  # buffering: one frame is below the target
+    buffer.play_now()
+    assert _drain(buffer, 1) == [40]
+    assert buffer.counters.underruns == 0 and buffer.counters.concealed == 0

@@ -5,6 +5,7 @@ wall-clock time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 import struct
@@ -31,14 +32,16 @@ def _media(
     direction: Direction = Direction.SENDRECV,
     rtcp_mux: bool = False,
     on_hold: bool = False,
+    comfort_noise: bool = False,
 ) -> NegotiatedMedia:
     payload_type = {"PCMU": 0, "PCMA": 8}[codec]
+    cn = (Codec("CN", 8000, payload_type=13),) if comfort_noise else ()
     return NegotiatedMedia(
         index=0,
         media="audio",
         accepted=True,
         proto="RTP/AVP",
-        codecs=(Codec(codec, 8000, payload_type=payload_type),),
+        codecs=(Codec(codec, 8000, payload_type=payload_type), *cn),
         direction=direction,
         remote_address="127.0.0.1",
         remote_port=port,
@@ -162,12 +165,73 @@ async def test_slow_producer_yields_silence_never_a_burst(
     frames = await _collect(b, 10)
     assert frames.count(0) == len(frames)  # nothing written: silence
     assert a.stats.silence_sent >= 10
+    assert a.stats.comfort_noise_sent == 0  # CN was not agreed: encoded silence goes
     await a.write(_tone(0.4))
     await a.drain()
     registration = a._registration
     assert registration is not None
     # never more than one packet per period of the clock, however much was queued
     assert a.stats.packets_sent <= registration.n
+
+
+async def test_silence_goes_as_cn_at_its_start_and_once_a_second_when_agreed_rfc3389(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, _ = pair
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        a.configure(_media(peer.getsockname()[1], comfort_noise=True))
+        while a.stats.silence_sent < 60:  # 1.2 s of silence
+            await asyncio.sleep(0.05)
+        await a.write(_tone(0.1))
+        await a.drain()
+        await asyncio.sleep(0.1)
+        packets = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                packets.append(_rtp_header(peer.recv(2048)))
+    kinds = "".join("c" if p[0] == 13 else "s" if p[0] == 0 else "?" for p in packets)
+    # one CN packet at the start of the silence, one a second after, nothing between; the
+    # tone (5 frames); the next silence starts with CN again
+    assert kinds == "ccsssssc", kinds
+    assert a.stats.comfort_noise_sent == 3
+    cn = [p for p in packets if p[0] == 13]
+    speech = [p for p in packets if p[0] == 0]
+    assert all(payload == b"\x7f" for *_, payload in cn)  # -127 dBov: digital silence
+    # the sequence goes on unbroken; the timestamp counts the silence (50 frames of 160)
+    sequence = [p[2] for p in packets]
+    assert sequence == list(range(sequence[0], sequence[0] + len(packets)))
+    assert cn[1][3] - cn[0][3] == 50 * 160
+    assert (speech[0][3] - cn[1][3]) % 160 == 0 and speech[0][3] > cn[1][3]
+    assert cn[2][3] == speech[-1][3] + 160
+    # the speech after CN is a new talkspurt: marked (RFC 3551 §4.1), then unmarked
+    assert speech[0][1] and not any(p[1] for p in speech[1:])
+
+
+def _rtp_header(data: bytes) -> tuple[int, bool, int, int, bytes]:
+    """Payload type, marker, sequence number, timestamp and payload of an RTP packet."""
+    second, sequence, timestamp = struct.unpack_from("!xBHI", data)
+    return second & 0x7F, bool(second & 0x80), sequence, timestamp, data[12:]
+
+
+async def test_a_peers_cn_silence_is_played_as_comfort_noise_not_as_loss(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    # a sends CN once a second while it has nothing to say: b fills the time between with
+    # noise at the announced level, counting neither loss nor underruns, and plays the
+    # speech that follows
+    a, b = pair
+    a.configure(_media(b.local_port, comfort_noise=True))
+    b.configure(_media(a.local_port, comfort_noise=True))
+    silence = await _collect(b, 60)
+    assert audioop.rms(silence, 2) < 10
+    assert b.stats.comfort_noise_played >= 50
+    writer = asyncio.create_task(a.write(_tone(0.6)))
+    received = await _collect(b, 40)
+    await writer
+    assert audioop.rms(received, 2) > 2000  # the tone came through
+    assert b.stats.lost == 0 and b.stats.concealed == 0 and b.stats.underruns == 0
 
 
 async def test_symmetric_rtp_latches_to_where_packets_really_come_from(

@@ -12,6 +12,8 @@ or ``None``: a frame to conceal. The buffer:
   ``SHRINK_MARGIN`` frames above target for ``SHRINK_AFTER`` frames discards one frame, and a
   long run without underruns lowers the target again;
 - counts a missing packet as ``lost`` when later packets are already there;
+- plays at once, whatever the target, when told that a silence began (:meth:`play_now`,
+  for an RFC 3389 CN packet, after which the source may send nothing for a while);
 - goes back to buffering after ``IDLE_FRAMES`` empty frames in a row (the peer stopped
   sending: hold, silence suppression), and resets on an SSRC change (RFC 3550 §8.2) or a
   sequence jump too large to be reordering.
@@ -172,6 +174,14 @@ class JitterBuffer:
             seq = self._next
         self._packets[seq] = packet
 
+    def play_now(self) -> None:
+        """Start playing what is buffered without waiting for ``target`` frames: the
+        source announced a silence (RFC 3389 CN) and may send nothing more for a while."""
+        if self.state is Playout.BUFFERING and self._packets:
+            self._next = self._first = min(self._packets)  # nothing played since the reset
+            self.state = Playout.PLAYING
+            self._above = self._calm = 0
+
     def pop(self) -> Frame | None:
         """The frame due now, or None to conceal (or to stay silent while buffering)."""
         packets = self._packets
@@ -179,9 +189,7 @@ class JitterBuffer:
         if self.state is Playout.BUFFERING:
             if not packets or self.delay < self.target:
                 return None
-            self._next = self._first = min(packets)  # nothing played since the reset
-            self.state = Playout.PLAYING
-            self._above = self._calm = 0
+            self.play_now()
         packet = packets.pop(self._next, None)
         if packet is not None:
             self._empty_run = 0

@@ -40,6 +40,8 @@ class StreamStatistics:
     unknown_payload: int = 0  # RTP with a payload type not negotiated
     foreign: int = 0  # RTP from an address other than the latched one
     silence_sent: int = 0  # frames sent as silence because the producer had none
+    comfort_noise_sent: int = 0  # RFC 3389 CN packets sent for those frames (when agreed)
+    comfort_noise_played: int = 0  # frames of comfort noise made between the peer's CN packets
     frames_dropped: int = 0  # received frames nobody read in time
     dtmf_received: int = 0
     dtmf_sent: int = 0

@@ -11,9 +11,11 @@ packet type. Telephone events go to the DTMF receiver, audio into the jitter buf
 
 Sending and playout run on the process's :class:`MediaClock`: each period the stream sends
 one packet (queued PCM, a DTMF event packet, or silence when the producer is behind: never a
-burst afterwards) and takes one frame out of the jitter buffer (decoded, concealed, or comfort
-noise). A writer that runs ahead of the clock waits (``write`` is back-pressured); ``flush``
-drops queued audio at once (barge-in).
+burst afterwards; when CN was agreed, RFC 3389 §4, the silence goes as a CN packet at its start
+and one each ``CN_REFRESH``, nothing between) and takes one frame out of the jitter buffer
+(decoded, concealed, or comfort noise, also between the peer's CN packets). A writer that
+runs ahead of the clock waits (``write`` is back-pressured); ``flush`` drops queued audio at
+once (barge-in).
 
 No packet for ``inactivity_timeout`` seconds while the peer should be sending emits
 ``"inactive"`` (RFC 3550 has no such rule; it is the provider fault X.215 calls
@@ -63,6 +65,11 @@ RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
 CONCEAL_FRAMES = 3  # missing frames in a row made up before silence (60 ms at 20 ms)
 DTMF_DURATION = 0.1
 DTMF_GAP = 0.05
+#: RFC 3389 §4 leaves the rate of CN updates to the implementation: one at the start of a
+#: silence, then one a second (the peer's inactivity timers see the stream alive)
+CN_REFRESH = 1.0
+#: the CN payload of digital silence: a noise level of -127 dBov (§3.1)
+CN_SILENCE = bytes([127])
 
 Address = tuple[str, int]
 #: What every stream decodes whatever was negotiated (stateless codecs: the instances are
@@ -108,6 +115,7 @@ class MediaStream:
         self.codec: AudioCodec = PCMU
         self.payload_type = 0
         self.telephone_event: int | None = None  # the peer's number, for what we send
+        self.comfort_noise: int | None = None  # the peer's number for CN, when agreed
         self.local_telephone_event = local_telephone_event  # ours, for what we receive
         self.ptime = 0.02
         self.rtcp_mux = False
@@ -137,6 +145,8 @@ class MediaStream:
         self._dtmf_queue: deque[str] = deque()
         self._dtmf: DtmfSender | None = None
         self._dtmf_gap = 0
+        self._cn_frames = 0  # frames of the current silence sent as comfort noise
+        self._comfort: bytes | None = None  # the last CN payload played: the peer is silent
         self._plc = Concealer(8000, max_frames=CONCEAL_FRAMES)
         self._started_receiving = False
         self._last_received = 0.0
@@ -207,6 +217,15 @@ class MediaStream:
                 if number is not None:
                     self._decoders[number] = codec
         self.telephone_event = media.telephone_event_payload_type
+        # CN goes with the audio of its clock rate (RFC 3389 §5: CN/8000 with G.711, G.722)
+        self.comfort_noise = next(
+            (
+                c.payload_type
+                for c in media.codecs
+                if c.name.upper() == "CN" and c.clock_rate == codec.clock_rate
+            ),
+            None,
+        )
         # events arrive with our number for telephone-event, which need not be 101
         local_event = media.local_telephone_event_payload_type
         if local_event is not None:
@@ -311,12 +330,28 @@ class MediaStream:
                 self._space.set()
             if not outgoing:
                 self._drained.set()
+            if self._cn_frames:
+                # speech after a silence sent as CN: a new talkspurt, marked (RFC 3551 §4.1)
+                self._cn_frames = 0
+                self.sender.talkspurt = True
             payload = self.codec.encode(pcm)
         else:
             # the producer is behind (or there is none): silence, never a burst later
             self.stats.silence_sent += 1
+            if self.comfort_noise is not None:
+                self._send_comfort_noise(self.comfort_noise)
+                return
             payload = self._silence()
         self._sendto(self.sender.packet(self.payload_type, payload))
+
+    def _send_comfort_noise(self, payload_type: int) -> None:
+        """A frame of silence when CN was agreed (RFC 3389 §4): a CN packet at the start
+        of the silence, then one each CN_REFRESH, nothing between (the RTP timestamp goes
+        on, so the next packet's tells how long the silence was)."""
+        if self._cn_frames % max(1, round(CN_REFRESH / self.ptime)) == 0:
+            self._sendto(self.sender.packet(payload_type, CN_SILENCE))
+            self.stats.comfort_noise_sent += 1
+        self._cn_frames += 1
 
     def _send_event(self) -> bool:
         """Send this packet time's telephone-event packet (RFC 4733), if one is due."""
@@ -395,12 +430,21 @@ class MediaStream:
 
     def _play_frame(self) -> None:
         jitter = self.jitter
+        frame: bytes | None
+        if self._comfort is not None and not jitter:
+            # the peer sent CN and nothing since (RFC 3389 §4): its silence goes on, made
+            # from the last CN, neither a loss nor an underrun of the jitter buffer
+            self.stats.comfort_noise_played += 1
+            frame = self._noise.noise(self._comfort, self._codec_samples)
+            self._deliver(frame if self._to_user is _same else self._to_user(frame))
+            return
         concealed = jitter.counters.concealed
         packet = jitter.pop()
-        frame: bytes | None
         if packet is not None:
             payload_type = packet.payload_type
+            self._comfort = None
             if payload_type == CN_PAYLOAD_TYPE:
+                self._comfort = packet.payload
                 frame = self._noise.noise(packet.payload, self._codec_samples)
             else:
                 frame = self._decoders.get(payload_type, self.codec).decode(packet.payload)
@@ -417,8 +461,9 @@ class MediaStream:
                     self.stats.concealed += self.ptime
             if frame is None:
                 frame = bytes(2 * samples)
-        if self._to_user is not _same:
-            frame = self._to_user(frame)
+        self._deliver(frame if self._to_user is _same else self._to_user(frame))
+
+    def _deliver(self, frame: bytes) -> None:
         for sink in self._sinks:
             sink(frame)
         incoming = self._incoming
@@ -503,6 +548,8 @@ class MediaStream:
         if self.receiving:
             self._started_receiving = True
             self.jitter.push(packet)
+            if payload_type == CN_PAYLOAD_TYPE:
+                self.jitter.play_now()  # a silence begins: no point waiting for more
 
     def _on_rtcp(self, data: bytes) -> None:
         if self.srtp is not None:
