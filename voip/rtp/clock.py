@@ -1,7 +1,8 @@
 """One media clock for every stream of a process.
 
 Each stream is due at absolute deadlines ``start + n·ptime``. A single timer, armed for the
-earliest pending deadline (``loop.call_at``), serves every stream whose deadline has come,
+earliest pending deadline (a timerfd where there is one, else ``loop.call_at``: see
+:mod:`voip.rtp.wakeup`), serves every stream whose deadline has come,
 in deadline order, and is then armed again for the next one: one timer for all streams,
 not one per stream (PERF-FACTS.md: one timer for all streams holds 1,000 streams where a
 task per stream does not). A stream is never served before its deadline, and a stream whose
@@ -27,6 +28,8 @@ import heapq
 import itertools
 import math
 from typing import Protocol
+
+from voip.rtp.wakeup import WakeupTimer, wakeup_timer
 
 __all__ = ["Clocked", "MediaClock", "Registration"]
 
@@ -67,14 +70,15 @@ class Registration:
 class MediaClock:
     """Drives :class:`Clocked` members from one timer on ``loop``."""
 
-    __slots__ = ("_added", "_counter", "_firing", "_handle", "_heap", "_when", "loop", "ticks")
+    __slots__ = ("_added", "_counter", "_firing", "_heap", "_timer", "_when", "loop", "ticks")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._heap: list[tuple[float, int, Registration]] = []
         self._counter = itertools.count()
-        self._handle: asyncio.TimerHandle | None = None
-        self._when = math.inf
+        # made for the first stream, closed after the last (a timerfd is a descriptor)
+        self._timer: WakeupTimer | None = None
+        self._when = math.inf  # what the timer is armed for
         self._firing = False
         self._added: list[tuple[float, int, Registration]] = []  # while firing
         self.ticks = 0  # timer callbacks run
@@ -104,21 +108,23 @@ class MediaClock:
         while heap and not heap[0][2].active:
             heapq.heappop(heap)
         if not heap:
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
-                self._when = math.inf
+            self._close_timer()
             return
         when = heap[0][0]
-        if self._handle is not None:
-            if when >= self._when:
-                return
-            self._handle.cancel()
+        if when >= self._when:
+            return  # armed for it (or for a stream since taken off: it rearms then)
+        if self._timer is None:
+            self._timer = wakeup_timer(self.loop, self._fire)
         self._when = when
-        self._handle = self.loop.call_at(when, self._fire)
+        self._timer.arm(when)
+
+    def _close_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        self._when = math.inf
+        if timer is not None:
+            timer.close()
 
     def _fire(self) -> None:
-        self._handle = None
         self._when = math.inf
         self.ticks += 1
         self._firing = True
@@ -175,8 +181,6 @@ class MediaClock:
                 pop(heap)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._close_timer()
         self._heap.clear()
         self._added.clear()

@@ -1,0 +1,110 @@
+"""The media clock's wake-up timer: a timerfd on Linux with asyncio's loop, call_at elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import cast
+
+from voip.rtp.clock import MediaClock
+from voip.rtp.wakeup import LoopTimer, TimerFd, wakeup_timer
+
+
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_asyncios_loop_gets_a_timerfd_and_another_loop_call_at() -> None:
+    timer = wakeup_timer(asyncio.get_running_loop(), lambda: None)
+    assert isinstance(timer, TimerFd)
+    timer.close()
+    other = cast(asyncio.AbstractEventLoop, object())
+    assert isinstance(wakeup_timer(other, lambda: None), LoopTimer)
+
+
+async def test_the_timerfd_calls_back_at_its_absolute_time_never_before() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    timer = TimerFd(loop, lambda: fired.append(loop.time()))
+    when = loop.time() + 0.02
+    timer.arm(when)
+    await asyncio.sleep(0.1)
+    assert len(fired) == 1
+    assert fired[0] >= when  # the loop's time() and the timerfd share CLOCK_MONOTONIC
+    timer.close()
+
+
+async def test_arming_again_replaces_the_earlier_time_and_disarm_stops_it() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    timer = TimerFd(loop, lambda: fired.append(loop.time()))
+    timer.arm(loop.time() + 0.5)
+    soon = loop.time() + 0.01
+    timer.arm(soon)
+    await asyncio.sleep(0.1)
+    assert len(fired) == 1 and fired[0] >= soon
+    timer.arm(loop.time() + 0.02)
+    timer.disarm()
+    await asyncio.sleep(0.1)
+    assert len(fired) == 1
+    timer.close()
+
+
+async def test_a_time_already_past_calls_back_at_once() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    timer = TimerFd(loop, lambda: fired.append(loop.time()))
+    timer.arm(loop.time() - 1.0)
+    await asyncio.sleep(0.05)
+    assert len(fired) == 1
+    timer.close()
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, float]] = []
+
+    def tick(self, deadline: float, now: float) -> None:
+        self.ticks.append((deadline, now))
+
+
+async def test_the_clock_on_a_timerfd_serves_streams_never_before_their_deadline() -> None:
+    clock = MediaClock(asyncio.get_running_loop())
+    members = [_Recorder() for _ in range(3)]
+    for member in members:
+        clock.add(member, 0.02)
+    await asyncio.sleep(0.2)
+    clock.close()
+    for member in members:
+        assert len(member.ticks) >= 5
+        assert all(now >= deadline - 1e-9 for deadline, now in member.ticks)
+
+
+async def test_the_clock_holds_a_descriptor_only_while_streams_are_on_it() -> None:
+    clock = MediaClock(asyncio.get_running_loop())
+    before = _descriptors()
+    registration = clock.add(_Recorder(), 0.02)
+    assert _descriptors() == before + 1  # the timerfd
+    await asyncio.sleep(0.05)
+    registration.cancel()
+    await asyncio.sleep(0.05)  # the next wake-up finds nothing left on the clock
+    assert _descriptors() == before
+    clock.add(_Recorder(), 0.02)  # and a new one when a stream comes back
+    assert _descriptors() == before + 1
+    clock.close()
+    assert _descriptors() == before
+
+
+async def test_the_call_at_timer_calls_back_once_for_its_last_arming_and_not_disarmed() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    timer = LoopTimer(loop, lambda: fired.append(loop.time()))
+    timer.arm(loop.time() + 0.01)
+    last = loop.time() + 0.02
+    timer.arm(last)
+    await asyncio.sleep(0.08)
+    assert len(fired) == 1 and fired[0] >= last
+    timer.arm(loop.time() + 0.01)
+    timer.disarm()
+    await asyncio.sleep(0.05)
+    assert len(fired) == 1
