@@ -33,3 +33,13 @@ def test_a_delay_that_moves_mid_call_keeps_the_windowed_correlation_high() -> No
 def test_audio_that_is_not_the_source_has_a_low_windowed_correlation() -> None:
     result = score(_pcm(_speechlike(6, seed=1)), _pcm(_speechlike(6, seed=2)))
     assert result.windowed_correlation < 0.3, result
+
+
+def test_a_second_received_as_silence_counts_as_uncorrelated_not_as_nan() -> None:
+    source = _speechlike(6, seed=1)
+    gapped = source.copy()
+    gapped[2 * RATE : 3 * RATE + RATE // 2] = 0  # a second and a half lost
+    result = score(_pcm(source), _pcm(gapped))
+    assert 0.9 < result.windowed_correlation <= 1.0, result  # one window of five is 0
+    silent = score(_pcm(source), _pcm(np.concatenate([source[:RATE], np.zeros(5 * RATE)])))
+    assert silent.windowed_correlation == 0.0, silent  # most windows silent: the median is 0

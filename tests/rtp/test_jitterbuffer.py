@@ -83,6 +83,22 @@ def test_delay_larger_than_needed_shrinks_by_discarding_frames() -> None:
     assert buffer.delay <= buffer.target + 2
 
 
+def test_frames_beyond_the_target_are_overdue_after_the_clock_skipped_periods() -> None:
+    buffer = JitterBuffer(min_delay=2, max_delay=8)
+    for seq in range(3):
+        buffer.push(_packet(seq))
+    assert not buffer.overdue  # still buffering: nothing is due before playout starts
+    assert _drain(buffer, 1) == [0]
+    assert not buffer.overdue  # playing with the target buffered
+    for seq in range(3, 8):  # the peer went on sending while our clock skipped 5 periods
+        buffer.push(_packet(seq))
+    caught_up: list[int | None] = []
+    while buffer.overdue:
+        caught_up += _drain(buffer, 1)
+    assert caught_up == [1, 2, 3, 4, 5] and buffer.delay == buffer.target
+    assert buffer.counters.discarded == 0
+
+
 def test_ssrc_change_resets_the_buffer_and_is_counted() -> None:
     buffer = JitterBuffer(min_delay=2)
     for seq in (100, 101):

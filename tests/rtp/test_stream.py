@@ -9,14 +9,17 @@ import contextlib
 import math
 import socket
 import struct
+import time
 import warnings
 from collections.abc import AsyncIterator
 
 import pytest
+from aiortc.rtp import RtpPacket
 from support.peers._process import free_port_range
 
 from sdp import Codec, Direction, NegotiatedMedia
 from voip.rtp.clock import MediaClock
+from voip.rtp.codecs import PCMU
 from voip.rtp.ports import PortAllocator
 from voip.rtp.stream import QUEUED_FRAMES, MediaStream
 
@@ -437,3 +440,46 @@ async def test_quality_gives_an_e_model_mos_per_direction_during_the_call(
     a.close()
     after = a.quality()  # still there once the call is over
     assert after.received.packets >= quality.received.packets and after.received.mos is not None
+
+
+def _pace_rtp(sock: socket.socket, address: tuple[str, int], payloads: list[bytes]) -> None:
+    """A peer in another thread (not held up with our loop): one packet per 20 ms on its
+    own clock, falling behind rather than bursting when it is late itself."""
+    start = time.monotonic()
+    n = 0
+    while n < len(payloads):
+        time.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+        packet = RtpPacket(0, False, n, n * 160, 0x5EED, payloads[n])
+        sock.sendto(packet.serialize(), address)
+        n += 1
+        late = math.floor((time.monotonic() - start) / 0.02) - n
+        if late > 0:
+            start += late * 0.02
+
+
+async def test_frames_that_come_while_the_loop_is_held_up_are_played_late_not_discarded() -> None:
+    loop = asyncio.get_running_loop()
+    low = free_port_range(4)
+    allocator = PortAllocator(low, low + 3)
+    clock = MediaClock(loop)
+    peer = allocator.allocate()
+    stream = MediaStream(allocator.allocate(), clock, inactivity_timeout=0)
+    stream.configure(_media(peer.port))
+    # every packet a different constant payload, so each played frame names its packet
+    payloads = [bytes([0x10 + n % 64, 0x10 + n // 64] * 80) for n in range(150)]
+    by_frame = {PCMU.decode(payload): n for n, payload in enumerate(payloads)}
+    played: list[int] = []
+    stream.add_sink(lambda frame: played.append(by_frame.get(frame, -1)))
+    sender = loop.run_in_executor(
+        None, _pace_rtp, peer.rtp, ("127.0.0.1", stream.local_port), payloads
+    )
+    for _ in range(3):
+        await asyncio.sleep(0.5)
+        time.sleep(0.3)  # the loop is held up (a CPU stall) for 15 packet times
+    await sender
+    await asyncio.sleep(0.5)
+    stream.close()
+    peer.release()
+    assert stream.statistics().skipped >= 3 * 10
+    assert stream.jitter.counters.discarded == 0
+    assert [n for n in played if n >= 0] == list(range(len(payloads)))  # all, in order

@@ -63,6 +63,14 @@ class Score:
 DRIFT = 0.1  # seconds
 
 
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's coefficient; 0 where one side is constant (silence received for speech:
+    nothing of it came through), not NaN, which would make the whole median NaN."""
+    if not x.std() or not y.std():
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def windowed_correlation(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
     """See :attr:`Score.windowed_correlation`; ``ref`` and ``deg`` already aligned."""
     window, drift = rate, int(DRIFT * rate)
@@ -72,10 +80,10 @@ def windowed_correlation(ref: np.ndarray, deg: np.ndarray, rate: int) -> float:
         if not part.any():
             continue
         candidates = (
-            np.corrcoef(part, deg[start + shift : start + shift + window])[0, 1]
+            _correlation(part, deg[start + shift : start + shift + window])
             for shift in range(-drift, drift + 1, max(1, rate // 1000))
         )
-        best.append(float(np.nanmax(np.fromiter(candidates, dtype=np.float64))))
+        best.append(max(candidates))
     return float(np.median(best)) if best else 0.0
 
 

@@ -14,6 +14,9 @@ or ``None``: a frame to conceal. The buffer:
 - counts a missing packet as ``lost`` when later packets are already there;
 - plays at once, whatever the target, when told that a silence began (:meth:`play_now`,
   for an RFC 3389 CN packet, after which the source may send nothing for a while);
+- says when it is ``overdue``: holding more than ``target`` frames while playing, as after
+  the media clock skipped periods (a stalled event loop) while the peer went on sending, so
+  the frames due meanwhile can be played late instead of discarded as excess delay;
 - goes back to buffering after ``IDLE_FRAMES`` empty frames in a row (the peer stopped
   sending: hold, silence suppression), and resets on an SSRC change (RFC 3550 §8.2) or a
   sequence jump too large to be reordering.
@@ -121,6 +124,11 @@ class JitterBuffer:
         if not self._packets:
             return 0
         return max(self._packets) - self._next + 1
+
+    @property
+    def overdue(self) -> bool:
+        """Playing with more than ``target`` frames buffered: a frame is due already."""
+        return self.state is Playout.PLAYING and self.delay > self.target
 
     def _extend(self, seq: int) -> int:
         """The extended sequence number nearest the playout point."""

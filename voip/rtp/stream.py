@@ -13,9 +13,11 @@ Sending and playout run on the process's :class:`MediaClock`: each period the st
 one packet (queued PCM, a DTMF event packet, or silence when the producer is behind: never a
 burst afterwards; when CN was agreed, RFC 3389 §4, the silence goes as a CN packet at its start
 and one each ``CN_REFRESH``, nothing between) and takes one frame out of the jitter buffer
-(decoded, concealed, or comfort noise, also between the peer's CN packets). A writer that
-runs ahead of the clock waits (``write`` is back-pressured); ``flush`` drops queued audio at
-once (barge-in).
+(decoded, concealed, or comfort noise, also between the peer's CN packets). After periods
+the clock skipped (the loop was held up) the frames that came meanwhile are read and played
+out at once: the peer did not stall, and its audio is delivered late, not cut (the jitter
+buffer would otherwise discard it as excess delay). A writer that runs ahead of the clock
+waits (``write`` is back-pressured); ``flush`` drops queued audio at once (barge-in).
 
 No packet for ``inactivity_timeout`` seconds while the peer should be sending emits
 ``"inactive"`` (RFC 3550 has no such rule; it is the provider fault X.215 calls
@@ -49,7 +51,7 @@ from voip.rtp.dtmf import DtmfReceiver, DtmfSender, dtmf_digits
 from voip.rtp.jitterbuffer import JitterBuffer
 from voip.rtp.packet import parse_rtp
 from voip.rtp.plc import Concealer
-from voip.rtp.poller import SocketPoller
+from voip.rtp.poller import RECEIVE_SIZE, SocketPoller
 from voip.rtp.ports import RtpPorts
 from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
 from voip.rtp.sender import RtpSender
@@ -60,6 +62,7 @@ from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
 __all__ = ["MediaStream"]
 
 RELATCH_AFTER = 1.0
+BACKLOG_DATAGRAMS = 256  # read at most after a stall (5 s of packets at 20 ms)
 QUEUED_FRAMES = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
 RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
 CONCEAL_FRAMES = 3  # missing frames in a row made up before silence (60 ms at 20 ms)
@@ -132,6 +135,7 @@ class MediaStream:
         self._noise = _NOISE
         # clocked state
         self._registration: Registration | None = None
+        self._skipped = 0
         self._outgoing: deque[bytes] = deque()
         self._pending = b""  # PCM written that does not fill a frame yet
         self._space = asyncio.Event()
@@ -281,6 +285,7 @@ class MediaStream:
             return
         if self.sending or self.receiving:
             self._registration = self.clock.add(self, self.ptime)  # on the clock's phase grid
+            self._skipped = 0  # the new registration's skipped periods seen so far
             self._next_rtcp = self.loop.time() + self.rtcp.interval(initial=True)
 
     def hold(self) -> None:
@@ -292,16 +297,27 @@ class MediaStream:
     def tick(self, deadline: float, now: float) -> None:
         """One packet time: send one packet, play out one frame, watch for inactivity."""
         registration = self._registration
-        stats = self.stats
-        if registration is not None and registration.skipped != stats.skipped:
-            skipped = registration.skipped - stats.skipped
-            stats.skipped = registration.skipped
+        skipped = 0
+        if registration is not None and registration.skipped != self._skipped:
+            skipped = registration.skipped - self._skipped
+            self._skipped = registration.skipped
+            self.stats.skipped += skipped
             self.sender.advance(skipped * self._frame_samples)
         if self.sending:
             self._send_frame()
         # on hold the queue stays: the prompt goes on where it stopped when the call resumes
         self.sender.advance(self._frame_samples)
         if self.receiving:
+            # the loop was held up (CPU stall) while the peer went on sending: the frames
+            # due in the skipped periods are played now, late, not left in the jitter
+            # buffer to be discarded one by one as excess delay (audio cut out)
+            if skipped:
+                self._read_backlog()
+                jitter = self.jitter
+                for _ in range(skipped):
+                    if not jitter.overdue:
+                        break
+                    self._play_frame()
             self._play_frame()
             if (
                 not self._inactive
@@ -476,6 +492,18 @@ class MediaStream:
             self._readable.set()
 
     # --- receiving --------------------------------------------------------------------------
+
+    def _read_backlog(self) -> None:
+        """Read what queued up on the RTP port while the loop was held up: the poller
+        reads one datagram per socket per wake-up, so after a stall the clock may come
+        first, with most of what arrived meanwhile still in the socket."""
+        recvfrom = self.ports.rtp.recvfrom
+        for _ in range(BACKLOG_DATAGRAMS):
+            try:
+                data, address = recvfrom(RECEIVE_SIZE)
+            except OSError:  # nothing more (or an ICMP error for an earlier send)
+                return
+            self._on_rtp_socket(data, address)
 
     def _on_rtp_socket(self, data: bytes, address: Address) -> None:
         """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4)."""
