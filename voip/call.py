@@ -101,9 +101,11 @@ class Call:
     transfer (:mod:`voip.transfer`): ``"refer"`` (a TransferRequest to reject or let be),
     ``"transfer_call"`` (the call a REFER made), ``"transfer_progress"`` /
     ``"transferred"`` / ``"transfer_failed"`` (TransferProgress of our REFER),
-    ``"replaced"`` (the call that took this one's place), ``"redirected"`` (the 3xx
-    or failure and the next target the INVITE goes to, RFC 3261 §8.1.3.4), ``"prack"`` (request: the
-    caller acknowledged a reliable 1xx, RFC 3262), ``"ended"`` (:class:`EndReason`)."""
+    ``"replaced"`` (the call that took this one's place), ``"rebound"`` (the new local
+    address, once the re-INVITE after :meth:`UserAgent.rebind` is answered),
+    ``"redirected"`` (the 3xx or failure and the next target the INVITE goes to, RFC
+    3261 §8.1.3.4), ``"prack"`` (request: the caller acknowledged a reliable 1xx, RFC
+    3262), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
         self._events: AsyncIOEventEmitter | None = None  # made when a handler is added
@@ -1139,6 +1141,32 @@ class Call:
         if self.state is not CallState.ANSWERED or self.dialog is None:
             raise SipError(481, f"call is {self.state.value}")
         await self._offer(self.dialog, self._reinvite_once, hold, refresh=refresh)
+
+    def rebind_media(self, host: str) -> None:
+        """The agent moved to the local address ``host``: RTP goes on from new ports
+        there, and the next offer names them in ``c=`` and ``m=``."""
+        media = self.media
+        if media is None or media.closed:
+            return
+        port = self.ua.media.rebind(media, host)
+        self.negotiation.address = host
+        for stream in self.negotiation.media:
+            if stream.media == "audio":
+                stream.port = port
+
+    async def refresh_target(self) -> None:
+        """After the agent moved (:meth:`UserAgent.rebind
+        <voip.useragent.UserAgent.rebind>`): a re-INVITE whose Contact is the new address
+        (a target refresh, RFC 3261 §12.2.1.1: the peer's next requests go there) and
+        whose SDP names the new RTP address (o= version one up, RFC 3264 §8); then the
+        ``"rebound"`` event. Nothing for a call without a confirmed dialog."""
+        dialog = self.dialog
+        if self.state is not CallState.ANSWERED or dialog is None:
+            return
+        targets = await self._in_dialog_targets(dialog)
+        dialog.local_contact = self.ua.contact_for(targets[0])
+        await self.reinvite()
+        self.emit("rebound", self.negotiation.address)
 
     async def update(
         self,

@@ -68,6 +68,7 @@ class Registration:
         self._targets: list[Target] = []
         self._contact: str | None = None
         self._refresh_task: asyncio.Task[None] | None = None
+        self._moved_from: str | None = None  # our Contact before the agent moved
 
     def _request(self, expires: int | None) -> Request:
         """The next REGISTER of this Call-ID; ``expires`` None: a query (§10.2.3), with
@@ -90,6 +91,9 @@ class Registration:
         request.headers.set("From", str(with_tag(self.aor, self.tag)))
         if self._contact is not None and expires is not None:
             request.headers.add("Contact", self._contact)
+            if self._moved_from is not None:
+                # §10.2.2: the binding of the address we left goes, in the same request
+                request.headers.add("Contact", f"{self._moved_from};expires=0")
         return request
 
     async def _send(self, expires: int | None) -> Response:
@@ -130,6 +134,23 @@ class Registration:
                 self._schedule()
             return
         raise RequestFailed(423, "Interval Too Brief (Min-Expires kept growing)")
+
+    async def rebind(self) -> None:
+        """Re-REGISTER after the agent moved to a new local address
+        (:meth:`UserAgent.rebind <voip.useragent.UserAgent.rebind>`): one REGISTER in
+        the same Call-ID binds the new Contact and removes the old one with
+        ``expires=0`` (RFC 3261 §10.2.1, §10.2.2), so that requests for the
+        address-of-record reach the new address at once and never the old."""
+        old = self._contact
+        if not self._targets:
+            self._targets = await self.ua.resolve(self.registrar)
+        self._contact = str(self.ua.contact_for(self._targets[0]))
+        if old is not None and old != self._contact and self.registered:
+            self._moved_from = old
+        try:
+            await self.start()
+        finally:
+            self._moved_from = None
 
     def _read_bindings(self, response: Response) -> None:
         """The bindings of a 2xx to our REGISTER, and the expiry granted to our Contact."""

@@ -62,6 +62,7 @@ from voip.sip.transaction import (
 )
 from voip.transport import Endpoint, TransportLayer
 from voip.transport.dns import Target, locate
+from voip.transport.endpoint import unbracket
 from voip.transport.via import stamp_received
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ class UserAgent(AsyncIOEventEmitter):
     ``"transport_error"`` (the :class:`~voip.transport.Endpoint` and the error of a send
     or connection that failed: a lost TCP/TLS flow),
     ``"message"`` (a MESSAGE request out of dialog), ``"options"`` (an OPTIONS request,
-    already answered).
+    already answered), ``"rebound"`` (the new listening endpoints, once :meth:`rebind`
+    has re-REGISTERed and re-INVITEd).
     """
 
     def __init__(
@@ -257,6 +259,46 @@ class UserAgent(AsyncIOEventEmitter):
         if self.domain is None:
             self.domain = endpoint.host
         return endpoint
+
+    async def rebind(self, host: str) -> list[Endpoint]:
+        """Move the agent to the local address ``host`` (its interface or network changed):
+        the listeners, UDP sockets and connections on the old address are closed and
+        the same transports listen on ``host`` (the same ports when free); each call's
+        RTP goes on from ``host``; each registration re-REGISTERs, binding the new
+        Contact and removing the old (RFC 3261 §10.2.2); then each confirmed dialog is
+        refreshed by a re-INVITE with the new Contact and SDP
+        (:meth:`Call.refresh_target <voip.call.Call.refresh_target>`), after which a
+        session resynchronizes its media (:mod:`voip.session`, issue 5 item 8). A
+        re-INVITE that fails ends its call as any failed re-INVITE would. Returns the
+        new listening endpoints."""
+        host = unbracket(host)
+        moved = list(self.listening)
+        old_hosts = {endpoint.host for endpoint in moved}
+        self.listening = []
+        for old in old_hosts:
+            await self.transport.unlisten(old)
+        for endpoint in moved:
+            try:
+                await self.listen(endpoint.transport, host, endpoint.port)
+            except OSError:  # the port is taken on the new address: another one
+                await self.listen(endpoint.transport, host, 0)
+        if self.domain in old_hosts:
+            self.domain = host  # it was our address, not a domain of ours
+        calls = list(dict.fromkeys(self.calls.values()))
+        for call in calls:
+            call.rebind_media(host)  # media first: RTP resumes before the signalling
+        await asyncio.gather(
+            *(registration.rebind() for registration in list(self.registrations)),
+            return_exceptions=True,
+        )
+        results = await asyncio.gather(
+            *(call.refresh_target() for call in calls), return_exceptions=True
+        )
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, BaseException):
+                log.info("re-INVITE of %s after the move failed: %s", call, result)
+        self.emit("rebound", list(self.listening))
+        return list(self.listening)
 
     async def close(self, *, timeout: float = 5.0) -> None:
         """Hang up every call, un-register every registration, then close the transports."""

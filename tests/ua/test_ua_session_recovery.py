@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support.session import longest_silence, sessions_for, tone
+from support.session import play_prompt, sessions_for
 
 from voip.session import Session, State
 from voip.session import primitives as p
@@ -43,37 +43,23 @@ async def test_a_cut_tcp_connection_is_mended_and_the_prompt_restarts_at_the_maj
     callees = sessions_for(bob)
     caller = await asyncio.wait_for(Session.connect(alice, tcp_uri(bob)), TIMEOUT)
     callee = await asyncio.wait_for(callees.get(), TIMEOUT)
-    assert callee.call.media is not None
-    recorder = callee.call.media.record(tmp_path / "bob.wav")
-    prompt = tone(3.0)
-    await caller.activity_start("prompt")
-    await caller.send_data(prompt[:16000])  # 1 s
-    major = await asyncio.wait_for(caller.sync_major(), TIMEOUT)
-    checkpoint = caller.timeline[major.serial]
-    # the checkpoint is what had been sent: at most the 10 queued frames short of 1 s
-    assert 8000 - 10 * 160 <= checkpoint <= 8000
     restarted_at: list[int] = []
     caller.on("S-RESYNCHRONIZE confirm", lambda _: restarted_at.append(caller.position))
-    playing = asyncio.ensure_future(caller.play(prompt))
-    await asyncio.sleep(0.5)
+    prompt = await play_prompt(caller, callee, 3.0, tmp_path / "bob.wav")
+    # the checkpoint is what had been sent: at most the 10 queued frames short of 1 s
+    assert 8000 - 10 * 160 <= prompt.checkpoint <= 8000
     cut = time.monotonic()
     for connection in bob.transport.connections:
         connection.abort()  # the far side drops every connection under the call
     restart = await asyncio.wait_for(caller.wait_for(p.ResynchronizeConfirm), TIMEOUT)
     outage = time.monotonic() - cut
-    assert restart.serial == major.serial
+    assert restart.serial == prompt.serial
     assert caller.recoveries == 1 and caller.state is State.STA713
     assert any(isinstance(e, p.PExceptionReportIndication) for e in caller.history)
     indication = await asyncio.wait_for(callee.wait_for(p.ResynchronizeIndication), TIMEOUT)
-    assert indication.serial == major.serial
-    await asyncio.wait_for(playing, TIMEOUT)  # the rest of the prompt, from the checkpoint
-    assert caller.call.media is not None
-    await caller.call.media.drain()
-    await asyncio.sleep(0.3)
-    recorder.close()
-    assert restarted_at == [checkpoint]  # the prompt went back to the major sync point
-    assert caller._written == len(prompt) // 2
-    assert longest_silence(tmp_path / "bob.wav") < outage + 1.0
+    assert indication.serial == prompt.serial
+    assert await prompt.finished(caller) < outage + 1.0
+    assert restarted_at == [prompt.checkpoint]  # the prompt went back to the major sync point
     assert await asyncio.wait_for(caller.activity_end(), TIMEOUT) == p.ActivityEndConfirm(2)
     await asyncio.wait_for(caller.release(), TIMEOUT)
 

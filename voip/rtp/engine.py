@@ -88,6 +88,12 @@ class MediaEngine:
         )
         return CallMedia(stream)
 
+    def rebind(self, media: CallMedia, host: str) -> int:
+        """Move ``media`` to new RTP and RTCP ports on ``host`` (the agent's new local
+        address); returns the new RTP port, for the SDP that tells the peer."""
+        media.stream.rebind(self.ports.allocate(host))
+        return media.port
+
     def close(self) -> None:
         if self._clock is not None:
             self._clock.close()

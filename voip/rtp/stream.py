@@ -680,6 +680,22 @@ class MediaStream:
             raise RuntimeError("the peer did not agree to telephone-event (RFC 4733)")
         self._dtmf_queue.extend(dtmf_digits(digits))
 
+    def rebind(self, ports: RtpPorts) -> None:
+        """Go on from ``ports`` (new sockets on the agent's new address) instead of the
+        ones bound so far, which are released: the sender, its sequence numbers and
+        timestamps, what is queued and the peer's address all stay (RFC 3550 §8.2: the
+        SSRC is kept, since only our transport address changed)."""
+        if self._closed:
+            ports.release()
+            return
+        poller = self._poller
+        for sock in (self.ports.rtp, self.ports.rtcp):
+            poller.remove(sock)
+        self.ports.release()
+        self.ports = ports
+        poller.add(ports.rtp, self._on_rtp_socket)
+        poller.add(ports.rtcp, self._on_rtcp_socket)
+
     # --- the end ------------------------------------------------------------------------------
 
     def close(self, *, bye: bool = True) -> None:

@@ -170,8 +170,10 @@ class Session:
         call.on("options", lambda request: self._emit(p.CapabilityDataIndication(request.body)))
         call.on("dtmf", self._on_dtmf)
         call.on("media_inactive", self._on_media_inactive)
+        call.on("rebound", self._on_rebound)
         self._recovering = False
-        #: how many times a lost TCP/TLS flow was mended under this session
+        #: how many times a lost TCP/TLS flow was mended, or the session moved to a new
+        #: local address, under this session
         self.recoveries = 0
         #: seconds to keep trying to mend a lost flow before the S-P-ABORT
         self.recovery_window = RECOVERY_WINDOW
@@ -605,18 +607,34 @@ class Session:
                     await asyncio.sleep(delay)
                     delay = min(2 * delay, RECOVERY_LAST_RETRY)
             self.recoveries += 1
-            machine = self.machine
-            if (
-                machine.activity is not None
-                and machine.state is State.STA713
-                and machine.functional_units & FunctionalUnit.RESYNCHRONIZE
-                and machine.holds(Tokens.MAJOR_ACTIVITY)
-            ):
-                await self.resynchronize(ResyncType.RESTART, machine.vr)
+            await self._restart_activity()
         except Exception as failure:  # recovery is best effort; the call may have ended
             log.info("recovery of %s failed: %s", call, failure)
         finally:
             self._recovering = False
+
+    async def _restart_activity(self) -> None:
+        """After the session moved to a new connection or address: the activity's media
+        restarts from its last confirmed sync point (S-RESYNCHRONIZE restart), when this
+        side may (it holds the major/activity token and resynchronize was agreed)."""
+        machine = self.machine
+        if (
+            machine.activity is not None
+            and machine.state is State.STA713
+            and machine.functional_units & FunctionalUnit.RESYNCHRONIZE
+            and machine.holds(Tokens.MAJOR_ACTIVITY)
+        ):
+            await self.resynchronize(ResyncType.RESTART, machine.vr)
+
+    def _on_rebound(self, host: str) -> None:
+        """The agent moved to the local address ``host`` and the call's re-INVITE
+        carried the new Contact and SDP (:meth:`UserAgent.rebind`): the session
+        survives; the provider reports the move and the media resynchronizes."""
+        if self.state in (State.STA01, State.STA02A, State.STA08):
+            return
+        self._emit(p.PExceptionReportIndication(503, f"local address changed to {host}"))
+        self.recoveries += 1
+        self.call.ua.spawn(self._restart_activity())
 
     # === tokens ===========================================================================
 

@@ -282,9 +282,17 @@ class TransportLayer:
                 self._tls_client = client_context()
             context = self._tls_client
         sock = socket.socket(remote.family, socket.SOCK_STREAM)
+        # From the address we listen on, when it is one address: the one the agent
+        # is reachable at (and moved to, see :meth:`unlisten`); else the routed one.
+        listener = self._stream_listeners.get((remote.transport, remote.family))
+        source = (
+            listener.host
+            if listener is not None and not is_wildcard(listener.host)
+            else self._addresses.toward(remote.host)
+        )
         try:
             sock.setblocking(False)
-            sock.bind((self._addresses.toward(remote.host), 0))
+            sock.bind((source, 0))
         except OSError as error:
             sock.close()
             self._report_later(destination, error)
@@ -305,6 +313,43 @@ class TransportLayer:
         self.counters.connections_opened += 1
         connection.connect_task = loop.create_task(connection.connect(sock, context))
         return connection
+
+    async def unlisten(self, host: str) -> list[Endpoint]:
+        """Stop using the local address ``host`` (the agent moves off it): its listeners
+        and UDP sockets are closed, and so are the TCP/TLS connections bound on it, at
+        once (closed by us: not reported to ``on_error``). Returns the listening
+        endpoints closed, for the caller to open again on its new address."""
+        host = unbracket(host)
+        closed: list[Endpoint] = []
+        for datagram in [d for d in self._datagram_sockets if d.local.host == host]:
+            datagram.close()
+            self._datagram_sockets.remove(datagram)
+            closed.append(datagram.local)
+        self._datagram_by_local = {
+            k: d for k, d in self._datagram_by_local.items() if d.local.host != host
+        }
+        self._datagram_default = {
+            k: d for k, d in self._datagram_default.items() if d.local.host != host
+        }
+        servers = []
+        for server in list(self._servers):
+            names = [endpoint_of("tcp", s.getsockname()) for s in server.sockets]
+            if names and all(name.host == host for name in names):
+                servers.append(server)
+                self._servers.remove(server)
+                server.close()
+        for key, bound in list(self._stream_listeners.items()):
+            if bound.host == host:
+                del self._stream_listeners[key]
+                closed.append(bound)
+        connections = [c for c in self._live if c.local.host == host]
+        for connection in connections:
+            connection.abort()
+        await asyncio.gather(
+            *(connection.closed for connection in connections),
+            *(server.wait_closed() for server in servers),
+        )
+        return closed
 
     # --- addresses -----------------------------------------------------------------------
 
