@@ -39,6 +39,13 @@ from voip.transport.via import response_destination
 _WILDCARDS = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def canonical(endpoint: Endpoint) -> Endpoint:
     """``endpoint`` with its host written as the socket API writes it (``[::0:1]`` → ``::1``)."""
     try:
@@ -283,13 +290,14 @@ class TransportLayer:
             context = self._tls_client
         sock = socket.socket(remote.family, socket.SOCK_STREAM)
         # From the address we listen on, when it is one address: the one the agent
-        # is reachable at (and moved to, see :meth:`unlisten`); else the routed one.
+        # is reachable at (and moved to, see :meth:`unlisten`); else the routed one
+        # (also when only that one can reach the peer: a loopback listener, a peer
+        # elsewhere).
         listener = self._stream_listeners.get((remote.transport, remote.family))
-        source = (
-            listener.host
-            if listener is not None and not is_wildcard(listener.host)
-            else self._addresses.toward(remote.host)
-        )
+        source = self._addresses.toward(remote.host)
+        if listener is not None and not is_wildcard(listener.host):
+            if _is_loopback(listener.host) == _is_loopback(source):
+                source = listener.host
         try:
             sock.setblocking(False)
             sock.bind((source, 0))
