@@ -1513,6 +1513,10 @@ class Call:
         quoted = text.replace("\\", "").replace('"', "'")
         reason = [("Reason", f'SIP;cause={status};text="{quoted}"')]
         headers = reason if by != "local" or with_reason else []
+        if self.media is not None:
+            # RFC 3261 §15.1.1: the session is over (no more media sent or listened to)
+            # as soon as the BYE goes, not when it is answered
+            self.media.close()
         with contextlib.suppress(Exception):  # a failed BYE ends the call all the same
             await self._request("BYE", headers=headers)
         self._end(by, status, text, error)

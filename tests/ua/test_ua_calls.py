@@ -48,6 +48,20 @@ async def test_bye_from_the_caller_ends_both_sides(alice: UserAgent, bob: UserAg
     assert not alice.calls and not bob.calls
 
 
+async def test_the_caller_stops_media_as_soon_as_its_bye_goes_not_when_answered(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    # RFC 3261 §15.1.1: the UAC stops sending and listening for media once the BYE is
+    # passed to its transaction (what the peer sends while it tears down, e.g. baresip's
+    # RTCP BYE outside SRTP, is not taken as the call's media)
+    caller, callee = await connected(alice, bob)
+    seen: list[tuple[bool, CallState]] = []
+    callee.on("bye", lambda _: seen.append((caller.media.closed, caller.state)))
+    await asyncio.wait_for(caller.hangup(), TIMEOUT)
+    assert seen == [(True, CallState.ANSWERED)]  # the 200 had not come yet
+    assert caller.state is CallState.ENDED
+
+
 async def test_an_ended_call_is_not_kept_by_the_transactions_that_still_wait(
     alice: UserAgent, bob: UserAgent
 ) -> None:
