@@ -49,9 +49,12 @@ class Clocked(Protocol):
 class Registration:
     """A stream on the clock; ``cancel()`` takes it off."""
 
-    __slots__ = ("active", "member", "n", "period", "skipped", "start")
+    __slots__ = ("active", "clock", "member", "n", "period", "skipped", "start")
 
-    def __init__(self, member: Clocked, period: float, start: float) -> None:
+    def __init__(
+        self, member: Clocked, period: float, start: float, clock: MediaClock | None = None
+    ) -> None:
+        self.clock = clock
         self.member = member
         self.period = period
         self.start = start
@@ -64,13 +67,26 @@ class Registration:
         return self.start + self.n * self.period
 
     def cancel(self) -> None:
-        self.active = False
+        if self.active:
+            self.active = False
+            if self.clock is not None:
+                self.clock._cancelled()
 
 
 class MediaClock:
     """Drives :class:`Clocked` members from one timer on ``loop``."""
 
-    __slots__ = ("_added", "_counter", "_firing", "_heap", "_timer", "_when", "loop", "ticks")
+    __slots__ = (
+        "_active",
+        "_added",
+        "_counter",
+        "_firing",
+        "_heap",
+        "_timer",
+        "_when",
+        "loop",
+        "ticks",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -80,6 +96,7 @@ class MediaClock:
         self._timer: WakeupTimer | None = None
         self._when = math.inf  # what the timer is armed for
         self._firing = False
+        self._active = 0  # registrations not cancelled
         self._added: list[tuple[float, int, Registration]] = []  # while firing
         self.ticks = 0  # timer callbacks run
 
@@ -93,7 +110,8 @@ class MediaClock:
             raise ValueError("period must be positive")
         if start is None:
             start = math.ceil(self.loop.time() / PHASE) * PHASE
-        registration = Registration(member, period, start)
+        registration = Registration(member, period, start, self)
+        self._active += 1
         entry = (registration.start, next(self._counter), registration)
         if self._firing:
             self._added.append(entry)  # the heap is being served: joins it after the round
@@ -101,6 +119,14 @@ class MediaClock:
             heapq.heappush(self._heap, entry)
             self._arm()
         return registration
+
+    def _cancelled(self) -> None:
+        """A registration was cancelled: after the last one the timer (a timerfd: a file
+        descriptor) is closed at once, not at its next expiry."""
+        self._active = max(0, self._active - 1)
+        if not self._active and not self._firing:
+            self._heap.clear()
+            self._close_timer()
 
     def _arm(self) -> None:
         """Arm the timer for the earliest pending deadline (if it is not armed for it)."""
@@ -182,5 +208,6 @@ class MediaClock:
 
     def close(self) -> None:
         self._close_timer()
+        self._active = 0
         self._heap.clear()
         self._added.clear()
