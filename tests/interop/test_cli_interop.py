@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from support.peers import Baresip, Kamailio, Sipp
-from support.peers._process import free_port
+from support.peers._process import free_port, port_in_use
 
 from voip.cli.exits import ExitCode
 from voip.trace import read_jsonl
@@ -67,6 +67,17 @@ async def voip(*args: str, env: dict[str, str], timeout: float = TIMEOUT) -> Run
 
 def start_voip(*args: str, env: dict[str, str]) -> asyncio.Task[Run]:
     return asyncio.ensure_future(voip(*args, env=env))
+
+
+async def until_listening(server: asyncio.Task[Run], port: int) -> None:
+    """Wait until the ``voip`` process ``server`` has bound UDP ``port`` (its interpreter
+    starting takes a second or several on a busy machine: a fixed sleep raced it)."""
+    for _ in range(int(TIMEOUT / 0.1)):
+        assert not server.done(), server.result()
+        if port_in_use(port):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
 
 
 def rms(path: Path) -> int:
@@ -338,7 +349,7 @@ async def test_serve_runs_the_bot_for_each_sipp_call_concurrently(
         "serve", "--bot", f"{BOTS}:echo", "--listen", f"127.0.0.1:{port}", "--calls", "2",
         "--user", "carol", env=env,
     )  # fmt: skip
-    await asyncio.sleep(1.5)  # the interpreter starting
+    await until_listening(server, port)
     assert not server.done(), server.result()
     # two calls at once: each holds 2 s with RTP (SIPp plays its PCMA pcap)
     result = await sipp.run(
@@ -390,7 +401,7 @@ async def test_answer_records_a_sipp_call_and_exits_after_it(
         "answer", "--listen", f"127.0.0.1:{port}", "--calls", "1", "--record", str(recording),
         "--user", "carol", env=clean_environment(home),
     )  # fmt: skip
-    await asyncio.sleep(1.5)
+    await until_listening(server, port)
     result = await sipp.run("uac_call_audio", ("127.0.0.1", port), service="carol", calls=1)
     assert result.ok, result.report()
     run = await asyncio.wait_for(server, TIMEOUT)
@@ -417,7 +428,7 @@ async def test_the_readme_bot_greets_and_echoes_a_caller(
         "serve", "--bot", f"{bot}:handle", "--listen", f"127.0.0.1:{port}", "--calls", "1",
         env=clean_environment(home),
     )  # fmt: skip
-    await asyncio.sleep(1.5)
+    await until_listening(server, port)
     recording = tmp_path / "heard.wav"
     run = await voip(
         "call", f"sip:bot@127.0.0.1:{port}", "--play", str(tone_wav), "--duration", "4",

@@ -7,9 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from interop.test_cli_interop import ROOT, Run, clean_environment, start_voip, voip
+from interop.test_cli_interop import (
+    ROOT,
+    Run,
+    clean_environment,
+    start_voip,
+    until_listening,
+    voip,
+)
 
-from support.peers._process import free_port, port_in_use
+from support.peers._process import free_port
 
 __all__ = ["ROOT", "TIMEOUT", "Run", "clean_environment", "serving", "voip"]
 
@@ -27,11 +34,7 @@ async def serving(
         "serve", "--bot", f"samples.{bot}", "--listen", f"127.0.0.1:{port}",
         "--calls", str(calls), "--user", "bot", *args, env=clean_environment(home, **env),
     )  # fmt: skip
-    for _ in range(100):  # the interpreter starting: until the port is taken
-        await asyncio.sleep(0.1)
-        assert not server.done(), server.result()
-        if port_in_use(port):
-            break
+    await until_listening(server, port)
     try:
         yield f"sip:bot@127.0.0.1:{port}", server
     finally:
