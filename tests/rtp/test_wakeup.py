@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import cast
 
@@ -100,4 +101,16 @@ async def test_the_clock_holds_a_descriptor_only_while_streams_are_on_it() -> No
     clock.add(_Recorder(), 0.02)  # and a new one when a stream comes back
     assert _descriptors() == before + 1
     clock.close()
+    assert _descriptors() == before
+
+
+def test_a_timerfd_left_on_a_finished_loop_closes_its_descriptor_when_collected() -> None:
+    before = _descriptors()
+    loop = asyncio.new_event_loop()
+    timer = TimerFd(loop, lambda: None)
+    timer.arm(loop.time() + 10)
+    loop.close()  # its streams never ended: the clock never closed the timer
+    assert _descriptors() == before + 1
+    del timer
+    gc.collect()
     assert _descriptors() == before

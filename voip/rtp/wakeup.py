@@ -139,6 +139,13 @@ class TimerFd:
                 self.loop.remove_reader(fd)
             os.close(fd)
 
+    def __del__(self) -> None:
+        # a clock whose loop ended with streams still on it: the descriptor goes too
+        fd = getattr(self, "_fd", -1)  # not set when timerfd_create failed
+        self._fd = -1
+        if fd >= 0:
+            os.close(fd)
+
 
 def wakeup_timer(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> WakeupTimer:
     """The most precise timer ``loop`` can have, calling ``callback`` when it expires."""
