@@ -148,6 +148,9 @@ class Session:
         self._written = 0  # samples of the activity's audio written to the media
         self._epoch = 0  # counts the flushes that drop what is queued
         self._waiters: list[tuple[type[SessionEvent], asyncio.Future[Any]]] = []
+        #: the confirms our own requests await (:meth:`_confirmed`): each gets its event
+        #: whoever else waits for it too, and does not take it from :meth:`wait_for`
+        self._confirms: list[tuple[type[SessionEvent], asyncio.Future[Any]]] = []
         self._taken: set[int] = set()  # history entries a waiter has had
         self._sending = asyncio.Lock()
         self._offering = False
@@ -225,6 +228,12 @@ class Session:
 
     def _emit(self, event: SessionEvent) -> None:
         self.history.append(event)
+        for kind, future in list(self._confirms):
+            if isinstance(event, kind):
+                self._confirms.remove((kind, future))
+                if not future.done():
+                    future.set_result(event)
+                break
         for kind, future in list(self._waiters):
             if isinstance(event, kind) and not future.done():
                 self._taken.add(len(self.history) - 1)
@@ -544,7 +553,7 @@ class Session:
             self._emit(machine.u_abort_indication(status, text))
         else:
             self._emit(machine.p_abort_indication(reason.status, reason.text))
-        for _, future in self._waiters:
+        for _, future in [*self._waiters, *self._confirms]:
             if not future.done():
                 future.set_exception(SessionError(f"the session ended: {reason}"))
 
@@ -1098,7 +1107,7 @@ class Session:
 
     def _future(self, kind: type[E]) -> asyncio.Future[E]:
         future: asyncio.Future[E] = asyncio.get_running_loop().create_future()
-        self._waiters.append((kind, future))
+        self._confirms.append((kind, future))
         return future
 
     async def _sip(self, request: Any) -> Any:
