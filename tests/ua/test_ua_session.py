@@ -290,6 +290,20 @@ async def test_sync_points_are_confirmed_by_the_peer_and_resynchronize_restarts_
     assert caller.machine.vm == callee.machine.vm == 3
 
 
+async def test_a_confirm_reaches_both_the_request_and_a_user_already_waiting_for_it(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, _ = await connect(alice, bob)
+    await caller.activity_start("prompt")
+    waiting = asyncio.ensure_future(caller.wait_for(p.SyncMajorConfirm))
+    await asyncio.sleep(0)  # the user waits first
+    confirm = await asyncio.wait_for(caller.sync_major(), TIMEOUT)
+    assert confirm == await asyncio.wait_for(waiting, TIMEOUT) == p.SyncMajorConfirm(1)
+    # a confirm the request had is still there for wait_for, once
+    resync = await asyncio.wait_for(caller.resynchronize(ResyncType.RESTART, 1), TIMEOUT)
+    assert await asyncio.wait_for(caller.wait_for(p.ResynchronizeConfirm), TIMEOUT) == resync
+
+
 async def test_an_activity_is_ended_and_discarded_with_the_peers_confirm(
     alice: UserAgent, bob: UserAgent
 ) -> None:
