@@ -60,7 +60,7 @@ from voip.sip.transaction import (
     TransportFailure,
     make_cancel,
 )
-from voip.transport import Endpoint, TransportLayer
+from voip.transport import TCP, TLS, TRANSPORTS, UDP, Endpoint, TransportLayer
 from voip.transport.dns import Target, locate
 from voip.transport.endpoint import unbracket
 from voip.transport.via import stamp_received
@@ -163,6 +163,7 @@ class UserAgent(AsyncIOEventEmitter):
         rtp_ports: PortAllocator | tuple[int, int] | None = None,
         srtp: SrtpMode | str = SrtpMode.OFF,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        transports: Iterable[str] | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -195,7 +196,16 @@ class UserAgent(AsyncIOEventEmitter):
         §8.1.3.4, :mod:`voip.sip.redirect`): the INVITE goes again to the Contacts of a
         300, 301 or 302, highest ``q`` first, each target once; 0 follows none (the 3xx
         ends the call, its Contacts in the RequestFailed's response), as does
-        ``dial(follow_redirects=False)`` for one call."""
+        ``dial(follow_redirects=False)`` for one call.
+
+        ``transports``: the transports requests may leave by, most preferred first (the
+        client's transports of RFC 3263 §4.1); by default those the agent listens on
+        (UDP when it listens on none). TCP and TLS need no listener: the agent opens the
+        connection, puts its local address in Via and Contact, and takes the requests
+        of the registration or dialog back on that connection (connection reuse as in
+        RFC 5923 and the flows of RFC 5626 §4.2), so a client-only agent places calls
+        and registers over TLS with ``tls_client`` alone. A URI that names TCP or TLS
+        (``transport=``, ``sips:``) is reached so even when neither is listed."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -216,6 +226,10 @@ class UserAgent(AsyncIOEventEmitter):
         self.srtp = SrtpMode(srtp)
         #: 3xx responses in a row a call follows (voip.sip.redirect); 0: none
         self.max_redirects = max_redirects
+        for name in transports or ():
+            if name not in TRANSPORTS:
+                raise ValueError(f"unknown transport {name!r}: expected one of {TRANSPORTS}")
+        self.transports = tuple(transports) if transports else None
         self.overload_after = overload_after
         self.transactions = TransactionLayer(timers)
         self.transport = TransportLayer(
@@ -362,7 +376,9 @@ class UserAgent(AsyncIOEventEmitter):
         return NameAddress(uri, self.display_name)
 
     def local_endpoint(self, target: Target) -> Endpoint:
-        return self.transport.local_endpoint(target.transport, self._endpoint(target))
+        return self.transport.local_endpoint(
+            target.transport, self._endpoint(target), server_name=target.server_name
+        )
 
     def via_for(self, target: Target) -> str:
         """Our Via sent-by for a request to ``target``: the socket actually used, and
@@ -394,8 +410,17 @@ class UserAgent(AsyncIOEventEmitter):
         """The targets for ``uri`` in the order to try them (RFC 3263 §4)."""
         if not isinstance(uri, SipUri):
             raise RequestFailed(416, f"cannot route to {uri}")
-        supported = tuple({e.transport for e in self.listening} or {"udp"})
-        return await locate(uri, resolver=self.resolver, supported=supported)  # type: ignore[arg-type]
+        return await locate(uri, resolver=self.resolver, supported=self.transports_for(uri))  # type: ignore[arg-type]
+
+    def transports_for(self, uri: SipUri) -> tuple[str, ...]:
+        """The transports a request to ``uri`` may use, most preferred first: ``transports``
+        (by default those listened on, else UDP), and TCP and TLS when ``uri`` names a
+        transport or is a SIPS URI: an outbound connection serves it (see ``__init__``)."""
+        listened = tuple(dict.fromkeys(e.transport for e in self.listening))
+        supported = self.transports or listened or (UDP,)
+        if uri.transport is not None or uri.secure:
+            supported += tuple(t for t in (TCP, TLS) if t not in supported)
+        return supported
 
     def first_hop(self, request: Request) -> Uri:
         """The URI that decides where a request goes first (RFC 3261 §8.1.2)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import warnings
 import wave
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.peers import Baresip, Kamailio, Sipp
+from support.peers import Baresip, Kamailio, LoopbackPki, Sipp
 from support.peers._process import free_port, port_in_use
 
 from voip.cli.exits import ExitCode
+from voip.sip import Request
 from voip.trace import read_jsonl
 
 with warnings.catch_warnings():  # audioop: the stdlib's up to 3.12 (audioop-lts after)
@@ -89,6 +91,16 @@ def rms(path: Path) -> int:
 def seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as wav:
         return wav.getnframes() / wav.getframerate()
+
+
+async def audio_went_both_ways(bob: Baresip, recording: Path) -> None:
+    """Once baresip has seen the call end: ``recording`` (what the toolkit heard) holds
+    baresip's speech file, and baresip's own recording our tone."""
+    await bob.wait_closed()
+    bob.stop()  # closes its recordings
+    assert rms(recording) > 300
+    (heard,) = bob.received_recordings()
+    assert rms(heard) > 300
 
 
 def labels(trace: Path) -> list[str]:
@@ -323,13 +335,124 @@ async def test_call_to_baresip_through_kamailio_plays_a_wav_and_records_the_answ
         env=env,
     )  # fmt: skip
     assert run.returncode == ExitCode.OK, run
-    await bob.wait_closed()
-    bob.stop()  # closes its recordings
-    assert rms(recording) > 300  # baresip's speech file
+    await audio_went_both_ways(bob, recording)
     assert seconds(recording) > 2.0
-    (heard,) = bob.received_recordings()
-    assert rms(heard) > 300  # our tone, decoded by baresip
     assert "Call quality: " in run.stdout
+
+
+async def test_call_over_tls_with_no_certificate_of_its_own_reaches_baresip_through_kamailio(
+    *,
+    kamailio: Kamailio,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    # a TLS client: no --cert, no listener; one connection to Kamailio's TLS port carries
+    # the call both ways (every response, and the BYE), the test CA trusted with --ca
+    bob = baresip_factory("bob", registrar=kamailio)
+    await kamailio.wait_registered("bob")
+    recording, trace = tmp_path / "bob.wav", tmp_path / "call.jsonl"
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "call", "bob", "--user", "alice", "--domain", kamailio.domain, "--transport", "tls",
+        "--ca", str(loopback_pki.cafile), "--proxy", kamailio.outbound_proxy("tls"),
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "3",
+        "--trace", str(trace), env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    assert "from its own TLS connections" in run.stderr
+    records = list(read_jsonl(trace))
+    assert [str(r) for r in records][:4] == ["> INVITE", "< 407", "> ACK", "> INVITE"]
+    assert {(r.peer.transport, r.peer.port) for r in records} == {("tls", kamailio.port("tls"))}
+    (local,) = {r.local for r in records}
+    assert local is not None and local.transport == "tls"
+    invite = records[3].message
+    assert isinstance(invite, Request)
+    assert invite.via[0].transport == "TLS" and f":{local.port}" in str(invite.via[0])
+    assert str(invite.headers.get("Contact")) == f"<sips:alice@127.0.0.1:{local.port}>"
+    await audio_went_both_ways(bob, recording)
+
+
+async def test_call_over_tls_reaches_baresip_directly_and_audio_goes_both_ways(
+    *,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    identity = tmp_path / "baresip-identity.pem"  # baresip wants certificate and key in one
+    identity.write_bytes(loopback_pki.certfile.read_bytes() + loopback_pki.keyfile.read_bytes())
+    bob = baresip_factory("bob", certificate=identity)
+    recording = tmp_path / "bob.wav"
+    run = await voip(
+        "call", bob.uri("tls"), "--transport", "tls", "--ca", str(loopback_pki.cafile),
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "2", "-v",
+        env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    assert "SIP/2.0/TLS 127.0.0.1:" in run.stderr  # -v: our Via
+    await audio_went_both_ways(bob, recording)
+
+
+def tls_account(path: Path, kamailio: Kamailio, ca_file: Path | None) -> Path:
+    lines = [
+        "[accounts.default]",
+        'user = "carol"',
+        f'domain = "{kamailio.domain}"',
+        f'registrar = "{kamailio.uri(transport="tls")}"',
+        'transport = "tls"',
+    ]
+    if ca_file is not None:
+        lines.append(f'ca_file = "{ca_file}"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def test_register_over_tls_trusts_the_ca_file_of_the_toml_account(
+    kamailio: Kamailio, loopback_pki: LoopbackPki, home: Path, tmp_path: Path
+) -> None:
+    config = tls_account(tmp_path / "voip.toml", kamailio, loopback_pki.cafile)
+    env = clean_environment(home, VOIP_CONFIG=str(config), VOIP_PASSWORD=kamailio.users["carol"])
+    run = await voip("register", env=env)
+    assert run.returncode == ExitCode.OK, run
+    assert f"registered sip:carol@{kamailio.domain} at " in run.stdout
+    contact = next(line for line in run.stdout.splitlines() if "(this agent)" in line)
+    assert contact.startswith("  contact sips:carol@127.0.0.1:")
+
+
+async def test_register_over_tcp_with_no_listener_binds_its_connections_address(
+    kamailio: Kamailio, home: Path
+) -> None:
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "register", kamailio.uri(transport="tcp"), "--user", "alice", "--domain",
+        kamailio.domain, "--transport", "tcp", "--listen", "none", env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    contact = next(line for line in run.stdout.splitlines() if "(this agent)" in line)
+    assert re.match(r"  contact sip:alice@127\.0\.0\.1:\d+;transport=tcp expires ", contact)
+
+
+async def test_listen_none_over_udp_is_a_usage_error(home: Path) -> None:
+    run = await voip(
+        "options", "sip:127.0.0.1:5060", "--listen", "none", env=clean_environment(home)
+    )
+    assert run.returncode == ExitCode.USAGE, run
+    assert "--listen none needs --transport tcp or tls" in run.stderr
+
+
+async def test_register_over_tls_to_a_server_whose_ca_is_not_trusted_says_so(
+    kamailio: Kamailio, home: Path, tmp_path: Path
+) -> None:
+    config = tls_account(tmp_path / "voip.toml", kamailio, None)  # the system's CAs only
+    env = clean_environment(home, VOIP_CONFIG=str(config), VOIP_PASSWORD=kamailio.users["carol"])
+    run = await voip("register", "--timeout", "3", env=env)
+    assert run.returncode == ExitCode.UNREACHABLE, run
+    assert "certificate verify failed" in run.stderr
+    assert "not trusted: give the CA that signed it with --ca FILE" in run.stderr
 
 
 # --- voip serve and voip answer -------------------------------------------------------------------
@@ -408,6 +531,44 @@ async def test_answer_records_a_sipp_call_and_exits_after_it(
     assert run.returncode == ExitCode.OK, run
     assert rms(recording) > 300  # SIPp's PCMA pcap
     assert "call 1 from sip:" in run.stderr
+
+
+def screen_text(output: str) -> str:
+    """What a terminal shows of ``output``, its control sequences taken out."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)
+
+
+@pytest.mark.parametrize("command", ["answer", "serve"])
+async def test_live_status_shows_a_line_per_active_call_with_peer_state_codec_and_loss(
+    command: str, sipp: Sipp, home: Path, tmp_path: Path
+) -> None:
+    port = free_port("udp")
+    bot = ["--bot", f"{BOTS}:echo"] if command == "serve" else []
+    # --live draws the status even though stderr is a pipe here, as on a terminal
+    server = start_voip(
+        command, *bot, "--listen", f"127.0.0.1:{port}", "--calls", "2", "--live",
+        "--user", "carol",
+        env=clean_environment(home, COLUMNS="200", VOIP_TEST_BOT_LOG=str(tmp_path / "bot.jsonl")),
+    )  # fmt: skip
+    await until_listening(server, port)
+    # two calls at once, each 2 s of SIPp's PCMA pcap
+    result = await sipp.run(
+        "uac_call_audio", ("127.0.0.1", port), service="carol", calls=2, rate=10
+    )
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert result.ok, f"{result.report()}\n{run}"
+    assert run.returncode == ExitCode.OK, run
+    screen = screen_text(run.stderr)
+    assert "2 active calls" in screen, run
+    for number in (1, 2):
+        line = (
+            rf"● call {number}  sip:sipp@127\.0\.0\.1(?::\d+)?  00:0\d\.\d  answered\s+PCMA  "
+            r"sent \d+  received (\d+)  loss (\d+\.\d)%  jitter \d+\.\d ms"
+        )
+        frames = re.findall(line, screen)
+        assert frames, f"no live line for call {number}:\n{screen}"
+        received, loss = frames[-1]
+        assert int(received) > 10 and float(loss) == 0.0  # SIPp's audio, none lost
 
 
 def readme_bot(path: Path) -> Path:

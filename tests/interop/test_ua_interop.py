@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-from support.peers import Baresip, Kamailio, Sipp
+from support.peers import Baresip, Kamailio, LoopbackPki, Sipp
+from support.ua import answer_calls
 
 from sdp import Direction
 from voip.call import Call
 from voip.sip import Credentials
+from voip.transport import client_context
 from voip.useragent import RequestFailed, UserAgent
 
 TIMEOUT = 15.0
@@ -273,3 +275,56 @@ async def test_the_toolkit_holds_and_resumes_a_sipp_uas_through_kamailio(
     result = await uas.wait(TIMEOUT)
     assert result.ok, result.report()
     assert result.messages().count("a=sendonly") >= 1
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_a_client_only_agent_registers_calls_and_is_called_over_its_own_connection(
+    transport: str,
+    kamailio: Kamailio,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    # no listener at all: the agent opens one connection to Kamailio, whose local address
+    # is its Via and Contact, and Kamailio sends the requests for it back on that
+    # connection (connection reuse, RFC 5923; RFC 5626 §4.2 flows)
+    bob = baresip_factory("bob", registrar=kamailio)
+    await kamailio.wait_registered("bob")
+    ua = UserAgent(
+        "alice",
+        domain=kamailio.domain,
+        credentials=[Credentials("alice", kamailio.users["alice"])],
+        outbound_proxy=kamailio.outbound_proxy(transport),
+        tls_client=client_context(loopback_pki.cafile),
+        transports=(transport,),
+    )
+    async with ua:
+        await within(ua.register(kamailio.uri(transport=transport), expires=120))
+        assert ua.listening == []
+        (connection,) = ua.transport.connections
+        local = connection.local
+        (contact,) = await kamailio.contacts("alice")
+        scheme = "sips" if transport == "tls" else "sip"
+        assert contact.address.startswith(f"{scheme}:alice@127.0.0.1:{local.port}")
+
+        # bob calls alice: the INVITE and bob's BYE come in on alice's connection
+        calls = answer_calls(ua)
+        await bob.dial(kamailio.aor("alice"))
+        incoming = await within(calls.get())
+        await bob.wait_established()
+        assert incoming.invite is not None and incoming.invite.via[-1].transport == "UDP"
+        await bob.hangup()
+        assert (await within(incoming.ended())).by == "remote"
+
+        # alice calls bob, then hangs up
+        mark = bob.log_mark()
+        call: Call = await within(ua.call(kamailio.aor("bob")))
+        await bob.wait_established(since=mark)
+        assert call.invite is not None and call.invite.via[0].transport == transport.upper()
+        assert re.search(
+            rf"@127\.0\.0\.1:{local.port}[;>]", str(call.invite.headers.get("Contact"))
+        )
+        await within(call.hangup())
+        await bob.wait_closed(since=mark)
+        assert ua.transport.connections == (connection,)  # one connection served it all
+        await within(ua.registrations[-1].unregister())
+    assert ua.listening == []

@@ -17,6 +17,7 @@ The file (``--config``, ``VOIP_CONFIG``, or ``~/.config/voip/config.toml``)::
     password_file = "~/.config/voip/office.password"
     display_name = "Alice"
     transport = "udp"            # udp, tcp or tls
+    ca_file = "~/.config/voip/office-ca.pem"   # CA to trust for TLS (default: the system's)
 
 An account named ``default`` is used when none is chosen.
 """
@@ -48,6 +49,7 @@ ENVIRONMENT = {
     "password_file": "VOIP_PASSWORD_FILE",
     "display_name": "VOIP_DISPLAY_NAME",
     "transport": "VOIP_TRANSPORT",
+    "ca_file": "VOIP_CA_FILE",
 }
 PASSWORD_VARIABLE = "VOIP_PASSWORD"
 
@@ -65,6 +67,7 @@ class Account:
     password_file: str | None = None
     display_name: str | None = None
     transport: str = "udp"
+    ca_file: str | None = None
     password: str | None = None
 
     def __repr__(self) -> str:  # never show the password
@@ -146,6 +149,8 @@ def load_account(
             settings[key] = value
     settings.pop("name", None)
     result = Account(name=name or "default", **settings)
+    if result.ca_file is not None:
+        result = replace(result, ca_file=str(Path(result.ca_file).expanduser()))
     if result.transport not in ("udp", "tcp", "tls"):
         raise CommandFailed(
             ExitCode.USAGE, f"unknown transport {result.transport!r}", "Use udp, tcp or tls."

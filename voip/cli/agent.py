@@ -68,17 +68,24 @@ def account_options(function: F) -> F:
             "--transport",
             type=click.Choice(["udp", "tcp", "tls"]),
             default=None,
-            help="Transport to listen on and send with (default udp).",
+            help="Transport to listen on and send with (default udp). TLS without --cert "
+            "listens on nothing: requests go out over the connection this agent opens, and "
+            "requests to it come back on that connection.",
         ),
         click.option(
             "--listen",
             default="0.0.0.0:0",
             show_default=True,
-            metavar="HOST:PORT",
-            help="Local address for SIP (port 0: any free one).",
+            metavar="HOST:PORT|none",
+            help="Local address for SIP (port 0: any free one); 'none' for TCP or TLS: no "
+            "listener, only the connections this agent opens (to its proxy or registrar).",
         ),
         click.option(
-            "--ca-file", type=click.Path(dir_okay=False), help="CA certificates for TLS servers."
+            "--ca-file",
+            "--ca",
+            "ca_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="CA certificates to trust for TLS servers (default: the system's).",
         ),
         click.option("--cert", type=click.Path(dir_okay=False), help="TLS certificate to serve."),
         click.option("--key", type=click.Path(dir_okay=False), help="Its private key."),
@@ -133,7 +140,8 @@ class Softphone:
     trace: SipTrace
     transport: str
     timeout: float
-    local: Endpoint
+    #: where it listens; None when it only opens connections (``--listen none``)
+    local: Endpoint | None
     ladder: bool = False
     svg: Path | None = None
     _jsonl: IO[str] | None = field(default=None, repr=False)
@@ -154,6 +162,13 @@ class Softphone:
         if self.transport != "udp" and "transport" not in uri.params and uri.scheme == "sip":
             uri.params["transport"] = self.transport
         return uri
+
+    @property
+    def where(self) -> str:
+        """Where it takes SIP: its listener, or its own connections."""
+        if self.local is None:
+            return f"its own {self.transport.upper()} connections"
+        return str(self.local)
 
     def heard_from_peer(self, call_id: str) -> bool:
         """Whether anything at all came back for ``call_id`` (a response, a request)."""
@@ -187,6 +202,7 @@ async def softphone(
             "auth_user": params.get("auth_user"),
             "password_file": params.get("password_file"),
             "transport": params.get("transport"),
+            "ca_file": params.get("ca_file"),
             "registrar": registrar,
         },
         config=params.get("config"),
@@ -194,7 +210,7 @@ async def softphone(
         ask_password=bool(params.get("ask_password")),
     )
     transport = account.transport
-    host, port = split_listen(str(params.get("listen") or "0.0.0.0:0"))
+    listen = str(params.get("listen") or "0.0.0.0:0")
     credentials = []
     if account.password is not None:
         credentials.append(Credentials(account.auth_user or account.user, account.password))
@@ -202,11 +218,14 @@ async def softphone(
     if params.get("cert"):
         tls_server = server_context(params["cert"], params.get("key"))
     elif transport == "tls":
+        listen = "none"  # a client: its own connections only
+    if listen == "none" and transport == "udp":
         raise CommandFailed(
             ExitCode.USAGE,
-            "TLS needs a certificate to listen with",
-            "Give --cert FILE --key FILE (and --ca-file for the server's CA).",
+            "--listen none needs --transport tcp or tls",
+            "Over UDP, responses and requests come to a socket this agent listens on.",
         )
+    address = None if listen == "none" else split_listen(listen)
     verbose = bool(params.get("verbose"))
     trace_path: Path | None = params.get("trace_path")
     jsonl = trace_path.open("w", encoding="utf-8") if trace_path is not None else None
@@ -216,19 +235,23 @@ async def softphone(
         display_name=account.display_name,
         credentials=credentials,
         outbound_proxy=account.proxy,
-        tls_client=client_context(params.get("ca_file")) if transport == "tls" else None,
+        tls_client=client_context(account.ca_file) if transport == "tls" else None,
         tls_server=tls_server,
+        transports=(transport,),
     )
     trace = SipTrace.attach(ua, jsonl=jsonl, on_record=_print_record if verbose else None)
     try:
-        try:
-            local = await ua.listen(transport, host, port)
-        except OSError as error:
-            raise CommandFailed(
-                ExitCode.FAILED,
-                f"cannot listen on {transport} {host}:{port}: {error.strerror or error}",
-                "Choose another --listen address or port.",
-            ) from error
+        local = None
+        if address is not None:
+            host, port = address
+            try:
+                local = await ua.listen(transport, host, port)
+            except OSError as error:
+                raise CommandFailed(
+                    ExitCode.FAILED,
+                    f"cannot listen on {transport} {host}:{port}: {error.strerror or error}",
+                    "Choose another --listen address or port.",
+                ) from error
         phone = Softphone(
             account,
             ua,
@@ -258,12 +281,17 @@ def refusal(
     """The error for a request that got no 2xx: unreachable when nothing came back."""
     account = phone.account
     if not phone.heard_from_peer(call_id) and status in (408, 503):
-        return CommandFailed(
-            ExitCode.UNREACHABLE,
-            f"{what}: no response ({status} {reason})",
-            f"Check the address and port, that the server runs, and the transport "
-            f"({phone.transport}).",
+        hint = (
+            "Check the address and port, that the server runs, and the transport "
+            f"({phone.transport})."
         )
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            hint = (
+                "The server's TLS certificate is not trusted: give the CA that signed it "
+                "with --ca FILE (or ca_file in the account), and reach the server by the "
+                "name or address its certificate holds."
+            )
+        return CommandFailed(ExitCode.UNREACHABLE, f"{what}: no response ({status} {reason})", hint)
     if status in (401, 407) or (register and status == 403):
         user = account.auth_user or account.user
         if account.password is None:

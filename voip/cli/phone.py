@@ -29,7 +29,7 @@ from voip.cli.agent import (
     trace_options,
 )
 from voip.cli.exits import EXIT_CODES_HELP, CommandFailed, ExitCode
-from voip.cli.live import live_status
+from voip.cli.live import live_calls, live_status
 from voip.negotiation import AUDIO_CODECS
 from voip.registration import Registration
 from voip.report import QualityReport
@@ -119,6 +119,7 @@ def call_command(uri: str, **params: Any) -> None:
       VOIP_PASSWORD=secret voip call bob --user alice --domain pbx.example.com \\
           --proxy sip:pbx.example.com --dtmf 12# --duration 10
     """
+    params["live_forced"] = params["live"] is True
     if params["live"] is None:
         params["live"] = sys.stderr.isatty()
     asyncio.run(_call(uri, params))
@@ -131,7 +132,7 @@ async def _call(uri: str, params: dict[str, Any]) -> None:
         if params["codecs"]:
             phone.ua.codecs = tuple(c.upper() for c in params["codecs"])
         target = phone.uri(uri)
-        status(f"calling {target} from {phone.local}")
+        status(f"calling {target} from {phone.where}")
         phone.ua.max_redirects = params["max_redirects"]
         call = phone.ua.dial(target)
         call.on("ringing", lambda response: status(f"ringing ({_status_line(response)})"))
@@ -219,7 +220,8 @@ async def _converse(
     if duration is not None:
         jobs.append(asyncio.ensure_future(asyncio.sleep(duration)))
     try:
-        async with live_status(call, enabled=bool(params.get("live"))):
+        live = bool(params.get("live"))
+        async with live_status(call, enabled=live, forced=bool(params.get("live_forced"))):
             await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for job in jobs:
@@ -375,6 +377,12 @@ def serve_options(function: Any) -> Any:
             "--register", "do_register", is_flag=True, help="Register at the account's registrar."
         ),
         click.option("--registrar", help="Registrar URI (implies --register)."),
+        click.option(
+            "--live/--no-live",
+            default=None,
+            help="Live status, one line per active call: peer, state, duration, codec, "
+            "loss (default: when stderr is a terminal).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -463,40 +471,50 @@ async def _serve(params: dict[str, Any], bot: Bot | None) -> None:
             ua.codecs = tuple(c.upper() for c in params["codecs"])
         stop = asyncio.Event()
         stop_on_signals(stop)
+        live = params.get("live")
+        enabled = sys.stderr.isatty() if live is None else bool(live)
         if params.get("do_register") or registrar:
             registration = await register_account(phone, registrar)
             status(f"registered {registration.aor.uri} at {registration.registrar}")
-        limit = params["calls"]
-        handled = 0
-        tasks: set[asyncio.Task[None]] = set()
-        all_done = asyncio.Event()
+        async with live_calls(enabled=enabled, forced=live is True) as board:
+            limit = params["calls"]
+            handled = 0
+            tasks: set[asyncio.Task[None]] = set()
+            all_done = asyncio.Event()
 
-        def on_call(call: Call) -> None:
-            nonlocal handled
-            handled += 1
-            number = handled
-            if limit and number > limit:
-                call.reject_now(486, "Busy Here")
-                return
-            task = asyncio.ensure_future(_one_call(phone, call, number, params, bot=bot, stop=stop))
-            tasks.add(task)
+            def on_call(call: Call) -> None:
+                nonlocal handled
+                handled += 1
+                number = handled
+                if limit and number > limit:
+                    call.reject_now(486, "Busy Here")
+                    return
+                task = asyncio.ensure_future(
+                    _one_call(phone, call, number, params, bot=bot, stop=stop)
+                )
+                tasks.add(task)
+                board.add(number, call)
 
-            def finished(done: asyncio.Task[None]) -> None:
-                tasks.discard(done)
-                if limit and number >= limit and not tasks:
-                    all_done.set()
+                def finished(done: asyncio.Task[None]) -> None:
+                    tasks.discard(done)
+                    board.remove(number)
+                    if limit and number >= limit and not tasks:
+                        all_done.set()
 
-            task.add_done_callback(finished)
+                task.add_done_callback(finished)
 
-        ua.on("incoming_call", on_call)
-        where = f"{phone.local}"
-        status(f"answering calls at sip:{phone.account.user}@{where.split(':', 1)[1]}")
-        waiting = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(all_done.wait())}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        for job in waiting:
-            job.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=10.0)
+            ua.on("incoming_call", on_call)
+            if phone.local is None:
+                status(f"answering calls on {phone.where}")
+            else:
+                where = str(phone.local).split(":", 1)[1]
+                status(f"answering calls at sip:{phone.account.user}@{where}")
+            waiting = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(all_done.wait())}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for job in waiting:
+                job.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=10.0)
         phone.show_ladder()
 
 
@@ -565,9 +583,9 @@ async def _one_call(
         if bot is None:
             await call.ring()
             await call.accept()
-            await _converse(
-                phone, call, {**params, "record": _numbered(params.get("record"), number)}, stop
-            )
+            # the call's line is on the board of live_calls: no display of its own
+            converse = {**params, "record": _numbered(params.get("record"), number), "live": False}
+            await _converse(phone, call, converse, stop)
         else:
             await _run_bot(phone, call, number, params, bot)
     except CommandFailed as error:

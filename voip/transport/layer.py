@@ -361,13 +361,16 @@ class TransportLayer:
 
     # --- addresses -----------------------------------------------------------------------
 
-    def local_endpoint(self, transport: str, destination: Endpoint) -> Endpoint:
+    def local_endpoint(
+        self, transport: str, destination: Endpoint, *, server_name: str | None = None
+    ) -> Endpoint:
         """The address for Via sent-by and Contact in a message to ``destination`` over
         ``transport`` (RFC 3261 §18.1.1, §8.1.1.8): a listener's, its wildcard address
         replaced by the local address the kernel routes ``destination`` from.
 
         Without a TCP/TLS listener, the connection's own address: the connection is
-        bound (and opened) now, and the next send to ``destination`` uses it.
+        bound (and opened) now, and the next send to ``destination`` uses it; a TLS
+        server's certificate must then match ``server_name`` (see :meth:`send`).
         """
         self._ready()
         if transport == UDP:
@@ -378,7 +381,7 @@ class TransportLayer:
                 return self._addresses.local_for(bound, destination.host)
             return bound
         remote = Endpoint(transport, destination.host, destination.port)
-        connection = self._connections.get(remote) or self._connect(remote, None)
+        connection = self._connections.get(remote) or self._connect(remote, server_name)
         if connection is None:
             return Endpoint(
                 transport, self._addresses.toward(destination.host), DEFAULT_PORTS[transport]
