@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.peers import Baresip, Kamailio, LoopbackPki, Sipp
+from support.peers import Baresip, Kamailio, Linphone, LoopbackPki, Sipp
 from support.peers._process import free_port, port_in_use
 
 from voip.cli.exits import ExitCode
@@ -337,6 +337,33 @@ async def test_call_to_baresip_through_kamailio_plays_a_wav_and_records_the_answ
     assert run.returncode == ExitCode.OK, run
     await audio_went_both_ways(bob, recording)
     assert seconds(recording) > 2.0
+    assert "Call quality: " in run.stdout
+
+
+async def test_call_to_linphone_through_kamailio_plays_a_wav_and_records_the_answer(
+    *,
+    kamailio: Kamailio,
+    linphone_factory: Callable[..., Linphone],
+    speech_wav: Path,
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    dave = linphone_factory("dave", registrar=kamailio)
+    dave.play(speech_wav)
+    linphone_heard, recording = tmp_path / "linphone.wav", tmp_path / "dave.wav"
+    dave.record(linphone_heard)
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "call", "dave", *registrar_args(kamailio, "alice"),
+        "--proxy", kamailio.outbound_proxy("udp"),
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "3",
+        env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    await dave.wait_closed()
+    assert rms(recording) > 300 and seconds(recording) > 2.0  # linphone's speech file
+    assert rms(linphone_heard) > 300  # our tone, as linphone recorded it
     assert "Call quality: " in run.stdout
 
 

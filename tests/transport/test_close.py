@@ -48,3 +48,19 @@ async def test_after_close_sends_are_dropped_and_nothing_is_opened() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         layer.local_endpoint("udp", Endpoint("udp", "127.0.0.1", 5060))
     assert open_fds() == before and layer.sockets_open == 0
+
+
+async def test_a_connection_closed_before_its_connect_task_ran_is_let_go_of() -> None:
+    # a client-only agent's first Via opens its connection; closed in the same step of
+    # the loop, before the connect task ever ran, it is let go of all the same
+    server, alice = Recorder(), Recorder()
+    server_layer = server.layer()
+    bound = await server_layer.listen("tcp", "127.0.0.1")
+    before = open_fds()
+    layer = alice.layer()
+    local = layer.local_endpoint("tcp", bound)
+    assert local.transport == "tcp" and local.port != 0 and layer.sockets_open == 1
+    async with asyncio.timeout(5.0):  # no task in between: the connect task has not run
+        await layer.close()
+    assert layer.sockets_open == 0 and open_fds() == before
+    await server_layer.close()

@@ -319,7 +319,7 @@ class TransportLayer:
         self._connections[remote] = connection
         self._live.add(connection)
         self.counters.connections_opened += 1
-        connection.connect_task = loop.create_task(connection.connect(sock, context))
+        connection.start_connecting(sock, context)
         return connection
 
     async def unlisten(self, host: str) -> list[Endpoint]:

@@ -134,6 +134,19 @@ class StreamConnection(asyncio.Protocol):
 
     # --- opening -------------------------------------------------------------------------
 
+    def start_connecting(self, sock: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Connect ``sock`` in the background (:meth:`connect`, as ``connect_task``)."""
+        task = self.connect_task = self._loop.create_task(self.connect(sock, context))
+
+        def finished(done: asyncio.Task[None]) -> None:
+            # A task cancelled before its first step (closed at once, as an agent closed
+            # right after it made the connection) never ran connect's own clean-up.
+            if done.cancelled() and self.state is not State.CLOSED:
+                sock.close()
+                self._connect_failed(None)
+
+        task.add_done_callback(finished)
+
     async def connect(self, sock: socket.socket, context: ssl.SSLContext | None) -> None:
         """Connect ``sock`` (bound already) and run the TLS handshake if ``context``."""
         timeout = self._limits.connect_timeout
