@@ -80,3 +80,14 @@ def test_without_any_configuration_the_defaults_apply(tmp_path: Path) -> None:
     environ = {"HOME": str(tmp_path)}
     account = load_account(NONE, environ=environ)
     assert (account.user, account.transport, account.password) == ("voip", "udp", None)
+
+
+def test_the_ca_file_comes_from_the_account_or_voip_ca_file_with_the_home_expanded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "voip.toml"
+    path.write_text('[accounts.default]\nca_file = "~/pki/ca.pem"\n', encoding="utf-8")
+    account = load_account(NONE, config=str(path), environ={"HOME": str(tmp_path)})
+    assert account.ca_file == str(Path("~/pki/ca.pem").expanduser())
+    environ = {"VOIP_CA_FILE": "/etc/voip/ca.pem"}
+    assert load_account(NONE, config=str(path), environ=environ).ca_file == "/etc/voip/ca.pem"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,7 +236,7 @@ async def softphone(
         display_name=account.display_name,
         credentials=credentials,
         outbound_proxy=account.proxy,
-        tls_client=client_context(account.ca_file) if transport == "tls" else None,
+        tls_client=_tls_client(account.ca_file) if transport == "tls" else None,
         tls_server=tls_server,
         transports=(transport,),
     )
@@ -269,6 +270,17 @@ async def softphone(
             await ua.close(timeout=3.0)
         if jsonl is not None:
             jsonl.close()
+
+
+def _tls_client(ca_file: str | None) -> ssl.SSLContext:
+    try:
+        return client_context(ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise CommandFailed(
+            ExitCode.USAGE,
+            f"cannot use the CA file {ca_file}: {error}",
+            "Give a PEM file of CA certificates (--ca FILE, or ca_file in the account).",
+        ) from error
 
 
 def _print_record(record: TraceRecord) -> None:
