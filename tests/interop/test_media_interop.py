@@ -4,7 +4,12 @@ The toolkit plays espeak-ng speech into a call and baresip's ``sndfile`` module 
 it decoded; baresip's ``aufile`` plays the same speech and the toolkit records it. Each
 recording is aligned with its source and scored: correlation and PESQ (ITU-T P.862,
 narrowband at 8 kHz; P.862.2 wideband at 16 kHz for G.722 and Opus, with speech made at
-16 kHz). The issue's target on clean loopback is PESQ ≥ 4.0 for PCMU, PCMA, G.722 and Opus.
+16 kHz). The correlation checked is each second's own alignment (``windowed_correlation``):
+an adaptive jitter buffer may move the delay mid-call on a busy machine, and the single
+overall alignment then scores intact speech low (seen: Opus from baresip at correlation
+0.51, windowed 0.9986, PESQ 4.47; the file repeats its text, so the overall alignment may
+even pick another repetition). The issue's target on clean loopback is PESQ ≥ 4.0 for
+PCMU, PCMA, G.722 and Opus.
 SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the digits (also
 with telephone-event numbered 96 rather than 101); baresip sends digits (``/sndcode``) that
 the toolkit reports, and recognizes the digits the toolkit sends as RFC 4733 events or as
@@ -64,7 +69,7 @@ async def test_speech_the_toolkit_plays_reaches_baresip_with_pesq_4(
     assert recordings, "baresip wrote no *-dec.wav"
     result = score(speech, await finished_recording(recordings[-1]))
     assert result.seconds >= SECONDS - 0.5
-    assert result.correlation > 0.95, result
+    assert result.windowed_correlation > 0.95, result
     assert result.pesq >= PESQ_TARGET, result
 
 
@@ -86,7 +91,7 @@ async def test_speech_baresip_plays_is_recorded_by_the_toolkit_with_pesq_4(
     assert stats.lost == 0 and stats.late == 0
     result = score(source, read_recording(recording))
     assert result.seconds >= SECONDS - 0.5
-    assert result.correlation > 0.95, result
+    assert result.windowed_correlation > 0.95, result
     assert result.pesq >= PESQ_TARGET, result
 
 
@@ -235,7 +240,7 @@ async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
     sent = score(speech, await finished_recording(recordings[-1], 16000), 16000)
     print(f"{codec}: toolkit->baresip {sent}, baresip->toolkit {heard}")
     assert heard.seconds >= SECONDS - 0.5 and sent.seconds >= SECONDS - 0.5
-    assert heard.correlation > 0.95 and sent.correlation > 0.95
+    assert heard.windowed_correlation > 0.95 and sent.windowed_correlation > 0.95
     assert heard.pesq >= WIDEBAND_PESQ_TARGET, heard
     assert sent.pesq >= WIDEBAND_PESQ_TARGET, sent
 
