@@ -176,13 +176,15 @@ class UserAgent(AsyncIOEventEmitter):
         connections closed; set it (tens of seconds to a couple of minutes) for a server
         that answers them, as Kamailio does.
 
-        ``overload_after``: once the agent has been behind the UDP datagrams arriving for
-        this long (seconds), a new INVITE is refused at once with 503 and Retry-After
-        (RFC 3261 §21.5.4), before it costs a call, so that calls in progress finish and
-        the peers' retransmissions do not pile up; None never refuses. The default, T1
-        (0.5 s, when the peers start to retransmit), rides out a pause of the garbage
-        collector or of a busy machine's scheduler, which sheds calls that a moment later
-        would have been answered.
+        ``overload_after``: while the agent is behind the UDP datagrams arriving (a drain
+        left some waiting), a new INVITE that waited this long (seconds) in the socket is
+        refused at once with 503 and Retry-After (RFC 3261 §21.5.4), before it costs a
+        call, so that calls in progress finish and the peers' retransmissions do not pile
+        up; None never refuses. The wait is the kernel's arrival stamp on Linux (elsewhere,
+        how long the socket has not been emptied): a backlog read as fast as it grows is
+        no overload. The default, T1 (0.5 s, when the peers start to retransmit), rides
+        out a pause of the garbage collector or of a busy machine's scheduler, which sheds
+        calls that a moment later would have been answered.
 
         ``rtp_ports``: the range (low, high) or :class:`PortAllocator` the calls' RTP and
         RTCP ports come from (even RTP ports; 40000 to 59999 by default).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -117,3 +118,43 @@ async def test_requests_in_a_dialog_are_not_refused_when_behind(
     response = await final_response(peer)
     assert (response.status, response.cseq.method) == (200, "BYE")
     assert not uas.calls
+
+
+async def test_behind_is_how_long_the_request_being_read_waited_in_the_socket(
+    peer: socket.socket,
+) -> None:
+    # RFC 3261 §21.5.4 sheds what would otherwise be retransmitted: what counts is how
+    # long a request waited (the kernel stamps its arrival), not how long a backlog lasts
+    ua = UserAgent("carol", overload_after=None)
+    waits: list[float | None] = []
+
+    def answer(call: Call) -> None:
+        waits.append(ua.transport.behind(ua.now()))
+        call.accept_now()
+
+    ua.on("incoming_call", answer)
+    await ua.listen("udp", "127.0.0.1", 0)
+    try:
+        send_behind_a_backlog(peer, ua, invite(peer, ua, 1))
+        time.sleep(0.3)  # the loop is held up: everything queued waits in the socket
+        await asyncio.wait_for(final_response(peer), TIMEOUT)
+        [waited] = waits
+        assert waited is not None and 0.3 <= waited < 0.3 + TIMEOUT
+    finally:
+        await ua.close()
+
+
+async def test_an_invite_that_waited_longer_than_overload_after_is_refused(
+    peer: socket.socket,
+) -> None:
+    ua = UserAgent("carol", overload_after=0.2)
+    ua.on("incoming_call", lambda call: call.accept_now())
+    await ua.listen("udp", "127.0.0.1", 0)
+    try:
+        send_behind_a_backlog(peer, ua, invite(peer, ua, 1))
+        assert (await final_response(peer)).status == 200  # behind, but it hardly waited
+        send_behind_a_backlog(peer, ua, invite(peer, ua, 2))
+        time.sleep(0.3)
+        assert (await final_response(peer)).status == 503
+    finally:
+        await ua.close()

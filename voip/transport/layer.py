@@ -389,12 +389,14 @@ class TransportLayer:
         return connection.local
 
     def behind(self, now: float) -> float | None:
-        """For how long (seconds, by the loop's clock) the receiving side has been behind
-        what arrives on UDP: a drain of some socket stopped at its cap with datagrams
-        still waiting, and no drain has emptied it since. None when every socket was
-        emptied by its last drain. What the layer above sheds load on (RFC 3261 §21.5.4)."""
-        since = [d.behind_since for d in self._datagram_sockets if d.behind_since is not None]
-        return now - min(since) if since else None
+        """How far (seconds) the receiving side is behind what arrives on UDP, while a
+        drain of some socket stopped at its cap with datagrams still waiting and no drain
+        has emptied it since: how long the datagram being read waited (where the kernel
+        stamps arrivals, DatagramSocket.behind), else for how long the socket has not
+        been emptied. None when every socket was emptied by its last drain. What the
+        layer above sheds load on (RFC 3261 §21.5.4)."""
+        behind = [d.behind(now) for d in self._datagram_sockets]
+        return max((b for b in behind if b is not None), default=None)
 
     def response_destination(self, request: Request, source: Endpoint) -> Endpoint:
         """Where the response to ``request``, received from ``source``, goes (RFC 3261

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+import sys
+import time
 from typing import Any
 
 from voip.transport.endpoint import UDP, Endpoint, endpoint_of, is_wildcard
@@ -18,6 +21,12 @@ from voip.transport.inbound import Inbound
 from voip.transport.source import SourceAddresses
 
 MAX_DATAGRAMS_PER_WAKEUP = 256
+# Linux stamps each datagram with the time it arrived (SO_TIMESTAMP, socket(7): a struct
+# timeval by the wall clock); Python's socket module does not name the option.
+_STAMPED = sys.platform == "linux"
+_SO_TIMESTAMP = 29  # SO_TIMESTAMP_OLD, = SCM_TIMESTAMP, in asm-generic/socket.h
+_TIMEVAL = struct.Struct("@ll")  # tv_sec, tv_usec: C longs on Linux
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMEVAL.size)
 # Larger than any UDP payload over IPv4 (65,507) or IPv6 without jumbograms (65,527):
 # no datagram is ever cut short.
 RECEIVE_SIZE = 65536
@@ -50,9 +59,11 @@ class DatagramSocket:
         "_locals",
         "_loop",
         "_sources",
+        "_stamped",
         "behind_since",
         "local",
         "sock",
+        "waited",
         "wildcard",
     )
 
@@ -78,6 +89,14 @@ class DatagramSocket:
         #: when a drain last stopped at its cap with datagrams still waiting (None: the
         #: last drain emptied the socket): the process is behind what arrives
         self.behind_since: float | None = None
+        #: while behind, how long the datagram being read waited in the socket (seconds)
+        self.waited = 0.0
+        self._stamped = _STAMPED
+        if self._stamped:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+            except OSError:
+                self._stamped = False
         loop.add_reader(sock.fileno(), self._readable)
 
     @property
@@ -95,8 +114,20 @@ class DatagramSocket:
             local = self._locals[host] = self._addresses.local_for(self.local, host)
         return local
 
+    def behind(self, now: float) -> float | None:
+        """None while the last drain emptied the socket; else how far behind the process
+        is: how long the datagram being read waited in the socket, where the kernel
+        stamps arrivals, otherwise how long ago a drain first stopped at its cap. A
+        backlog that is read as fast as it grows waits little, however long it lasts."""
+        since = self.behind_since
+        if since is None:
+            return None
+        return self.waited if self._stamped else now - since
+
     def _readable(self) -> None:
-        recvfrom = self.sock.recvfrom
+        sock = self.sock
+        recvfrom, recvmsg = sock.recvfrom, sock.recvmsg
+        stamped = self._stamped
         deliver = self._inbound.datagram
         counters = self._inbound.counters
         wildcard = self.wildcard
@@ -104,7 +135,13 @@ class DatagramSocket:
         sources = self._sources
         for _ in range(MAX_DATAGRAMS_PER_WAKEUP):
             try:
-                data, address = recvfrom(RECEIVE_SIZE)
+                if stamped:
+                    data, ancillary, _, address = recvmsg(RECEIVE_SIZE, _ANCILLARY_SIZE)
+                    if self.behind_since is not None and ancillary:
+                        seconds, micro = _TIMEVAL.unpack_from(ancillary[0][2])
+                        self.waited = max(0.0, time.time() - seconds - micro / 1e6)
+                else:
+                    data, address = recvfrom(RECEIVE_SIZE)
             except (BlockingIOError, InterruptedError):
                 self.behind_since = None
                 return
