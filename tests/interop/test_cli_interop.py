@@ -542,6 +542,45 @@ async def test_serve_registered_at_kamailio_answers_baresip_and_runs_the_bot(
     assert await kamailio.contacts("carol") == []  # un-registered on the way out
 
 
+async def test_serve_as_a_tls_client_at_kamailio_answers_linphone_and_echoes_its_speech(
+    *,
+    kamailio: Kamailio,
+    loopback_pki: LoopbackPki,
+    linphone_factory: Callable[..., Linphone],
+    speech_wav: Path,
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    # registered over its own TLS connection (no listener): linphone's INVITE comes to it
+    # on that connection, through Kamailio
+    log, linphone_heard = tmp_path / "bot.jsonl", tmp_path / "linphone.wav"
+    env = clean_environment(home, VOIP_TEST_BOT_LOG=str(log), VOIP_PASSWORD=kamailio.users["carol"])
+    server = start_voip(
+        "serve", "--bot", f"{BOTS}:echo", "--calls", "1", "--transport", "tls",
+        "--ca", str(loopback_pki.cafile), "--registrar", kamailio.uri(transport="tls"),
+        "--user", "carol", "--domain", kamailio.domain, env=env,
+    )  # fmt: skip
+    (contact,) = await kamailio.wait_registered("carol")
+    assert contact.address.startswith("sips:carol@127.0.0.1:")
+    dave = linphone_factory("dave", registrar=kamailio)
+    dave.play(speech_wav)
+    dave.record(linphone_heard)
+    dave.call(kamailio.aor("carol"))
+    await dave.wait_established()
+    await asyncio.sleep(3.0)  # three seconds of speech, echoed
+    dave.terminate()
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    assert "answering calls on its own TLS connections" in run.stderr
+    await dave.wait_closed()
+    entries = bot_log(log)
+    assert [e["event"] for e in entries] == ["start", "end"]
+    assert "dave" in str(entries[0]["caller"])
+    assert int(str(entries[1]["frames"])) > 100  # linphone's speech reached the bot
+    assert rms(linphone_heard) > 300  # and came back to linphone
+    assert await kamailio.contacts("carol") == []  # un-registered on the way out
+
+
 async def test_answer_records_a_sipp_call_and_exits_after_it(
     sipp: Sipp, home: Path, tmp_path: Path
 ) -> None:
