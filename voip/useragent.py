@@ -60,7 +60,7 @@ from voip.sip.transaction import (
     TransportFailure,
     make_cancel,
 )
-from voip.transport import TCP, TLS, TRANSPORTS, UDP, Endpoint, TransportLayer
+from voip.transport import TRANSPORTS, UDP, Endpoint, TransportLayer
 from voip.transport.dns import Target, locate
 from voip.transport.endpoint import unbracket
 from voip.transport.via import stamp_received
@@ -206,8 +206,7 @@ class UserAgent(AsyncIOEventEmitter):
         connection, puts its local address in Via and Contact, and takes the requests
         of the registration or dialog back on that connection (connection reuse as in
         RFC 5923 and the flows of RFC 5626 §4.2), so a client-only agent places calls
-        and registers over TLS with ``tls_client`` alone. A URI that names TCP or TLS
-        (``transport=``, ``sips:``) is reached so even when neither is listed."""
+        and registers over TLS with ``tls_client`` and ``transports=("tls",)``."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -412,17 +411,16 @@ class UserAgent(AsyncIOEventEmitter):
         """The targets for ``uri`` in the order to try them (RFC 3263 §4)."""
         if not isinstance(uri, SipUri):
             raise RequestFailed(416, f"cannot route to {uri}")
-        return await locate(uri, resolver=self.resolver, supported=self.transports_for(uri))  # type: ignore[arg-type]
+        supported = self.client_transports
+        return await locate(uri, resolver=self.resolver, supported=supported)  # type: ignore[arg-type]
 
-    def transports_for(self, uri: SipUri) -> tuple[str, ...]:
-        """The transports a request to ``uri`` may use, most preferred first: ``transports``
-        (by default those listened on, else UDP), and TCP and TLS when ``uri`` names a
-        transport or is a SIPS URI: an outbound connection serves it (see ``__init__``)."""
+    @property
+    def client_transports(self) -> tuple[str, ...]:
+        """The transports requests may use, most preferred first: ``transports`` (see
+        ``__init__``), by default those listened on, else UDP. A target over another
+        (a URI's ``transport=``, ``sips:``) cannot be reached (RFC 3263 §4.1)."""
         listened = tuple(dict.fromkeys(e.transport for e in self.listening))
-        supported = self.transports or listened or (UDP,)
-        if uri.transport is not None or uri.secure:
-            supported += tuple(t for t in (TCP, TLS) if t not in supported)
-        return supported
+        return self.transports or listened or (UDP,)
 
     def first_hop(self, request: Request) -> Uri:
         """The URI that decides where a request goes first (RFC 3261 §8.1.2)."""

@@ -1,11 +1,13 @@
 """Which transports a user agent's requests may use (RFC 3263 §4.1 "supported"): those it
-listens on by default; TCP and TLS without a listener, over a connection of its own."""
+listens on by default; those named by ``transports``, TCP and TLS without a listener, over
+a connection of its own."""
 
 from __future__ import annotations
 
 import pytest
 
 from voip.sip import parse_uri
+from voip.transport.dns import LocateError
 from voip.useragent import UserAgent
 
 
@@ -15,15 +17,18 @@ async def test_an_agent_that_listens_on_nothing_sends_over_udp() -> None:
         assert target.transport == "udp"
 
 
-async def test_a_uri_naming_tls_is_reached_over_tls_without_a_tls_listener() -> None:
+async def test_a_uri_naming_a_transport_the_agent_lacks_cannot_be_reached() -> None:
     async with UserAgent("alice") as ua:
+        await ua.listen("udp", "127.0.0.1", 0)
+        with pytest.raises(LocateError, match="transport=tls is not supported"):
+            await ua.resolve(parse_uri("sip:bob@127.0.0.1:5061;transport=tls"))
+
+
+async def test_a_uri_naming_tls_is_reached_over_tls_when_listed_without_a_tls_listener() -> None:
+    async with UserAgent("alice", transports=("udp", "tls")) as ua:
         await ua.listen("udp", "127.0.0.1", 0)
         (target,) = await ua.resolve(parse_uri("sip:bob@127.0.0.1:5061;transport=tls"))
         assert (target.transport, target.port) == ("tls", 5061)
-
-
-async def test_a_sips_uri_is_reached_over_tls_without_a_tls_listener() -> None:
-    async with UserAgent("alice") as ua:
         (target,) = await ua.resolve(parse_uri("sips:bob@127.0.0.1"))
         assert (target.transport, target.port) == ("tls", 5061)
 
