@@ -302,16 +302,19 @@ class UserAgent(AsyncIOEventEmitter):
         calls = list(dict.fromkeys(self.calls.values()))
         for call in calls:
             call.rebind_media(host)  # media first: RTP resumes before the signalling
-        await asyncio.gather(
-            *(registration.rebind() for registration in list(self.registrations)),
-            return_exceptions=True,
+        registrations = list(self.registrations)
+        renewed = await asyncio.gather(
+            *(registration.rebind() for registration in registrations), return_exceptions=True
         )
+        for registration, outcome in zip(registrations, renewed, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("re-REGISTER of %s after the move failed: %s", registration, outcome)
         results = await asyncio.gather(
             *(call.refresh_target() for call in calls), return_exceptions=True
         )
         for call, result in zip(calls, results, strict=True):
             if isinstance(result, BaseException):
-                log.info("re-INVITE of %s after the move failed: %s", call, result)
+                log.warning("re-INVITE of %s after the move failed: %s", call, result)
         self.emit("rebound", list(self.listening))
         return list(self.listening)
 
