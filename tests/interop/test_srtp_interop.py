@@ -24,7 +24,7 @@ from support.quality import (
     score,
     until_recorded,
 )
-from support.ua import media_of
+from support.ua import answer_calls, media_of
 
 from voip.call import Call
 from voip.rtp import read_wav
@@ -82,13 +82,7 @@ async def test_baresip_calls_the_toolkit_over_rtp_savp_and_speech_goes_both_ways
     bob = baresip_factory("bob", modules=SRTP, account_params="mediaenc=srtp-mand")
     async with UserAgent("alice", srtp="required") as ua:
         endpoint = await ua.listen("udp", "127.0.0.1", 0)
-        calls: asyncio.Queue[Call] = asyncio.Queue()
-
-        async def answer(call: Call) -> None:
-            await call.accept()
-            calls.put_nowait(call)
-
-        ua.on("incoming_call", answer)
+        calls = answer_calls(ua, ring=False)
         await bob.dial(f"sip:alice@{endpoint.host}:{endpoint.port}")
         call = await asyncio.wait_for(calls.get(), TIMEOUT)
         await _speech_both_ways(bob, call, speech_wav, tmp_path)

@@ -144,14 +144,7 @@ async def test_baresip_calls_the_toolkit_through_kamailio_and_is_answered(
     kamailio: Kamailio, agent: Callable[..., object], baresip_factory: Callable[..., Baresip]
 ) -> None:
     async with agent("carol") as ua:  # type: ignore[attr-defined]
-        answered: asyncio.Queue[Call] = asyncio.Queue()
-
-        async def answer(call: Call) -> None:
-            await call.ring()
-            await call.accept()
-            answered.put_nowait(call)
-
-        ua.on("incoming_call", answer)
+        answered = answer_calls(ua)
         await within(ua.register(kamailio.uri(), expires=300))
         alice = baresip_factory("alice", registrar=kamailio)
         await kamailio.wait_registered("alice")

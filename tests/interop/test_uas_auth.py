@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from support.peers import Baresip, Kamailio, Sipp
 from support.sip_trace import SipTrace
+from support.ua import answer_calls
 
 from voip.call import Call
 from voip.challenger import Challenger
@@ -44,14 +45,7 @@ async def challenging() -> AsyncIterator[Callable[..., object]]:
     ) -> tuple[UserAgent, SipTrace, asyncio.Queue[Call]]:
         ua = UserAgent(user, challenger=challenger, **options)  # type: ignore[arg-type]
         trace = SipTrace.attach(ua)
-        answered: asyncio.Queue[Call] = asyncio.Queue()
-
-        async def answer(call: Call) -> None:
-            await call.ring()
-            await call.accept()
-            answered.put_nowait(call)
-
-        ua.on("incoming_call", answer)
+        answered = answer_calls(ua)
         await ua.listen("udp", "127.0.0.1", 0)
         agents.append(ua)
         return ua, trace, answered
