@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Coroutine, Iterable
@@ -61,8 +62,10 @@ from voip.sip.transaction import (
     make_cancel,
 )
 from voip.transport import TRANSPORTS, UDP, Endpoint, TransportLayer
+from voip.transport.addresses import Move
 from voip.transport.dns import Target, locate
 from voip.transport.endpoint import unbracket
+from voip.transport.monitor import AddressMonitor
 from voip.transport.via import stamp_received
 
 if TYPE_CHECKING:
@@ -139,7 +142,9 @@ class UserAgent(AsyncIOEventEmitter):
     or connection that failed: a lost TCP/TLS flow),
     ``"message"`` (a MESSAGE request out of dialog), ``"options"`` (an OPTIONS request,
     already answered), ``"rebound"`` (the new listening endpoints, once :meth:`rebind`
-    has re-REGISTERed and re-INVITEd).
+    has re-REGISTERed and re-INVITEd), ``"address_changed"`` (the old and the new local
+    address, when the agent noticed by itself that its address left the host and is about
+    to move: ``follow_address_changes``).
     """
 
     def __init__(
@@ -164,6 +169,7 @@ class UserAgent(AsyncIOEventEmitter):
         srtp: SrtpMode | str = SrtpMode.OFF,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         transports: Iterable[str] | None = None,
+        follow_address_changes: bool | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -206,7 +212,16 @@ class UserAgent(AsyncIOEventEmitter):
         connection, puts its local address in Via and Contact, and takes the requests
         of the registration or dialog back on that connection (connection reuse as in
         RFC 5923 and the flows of RFC 5626 §4.2), so a client-only agent places calls
-        and registers over TLS with ``tls_client`` and ``transports=("tls",)``."""
+        and registers over TLS with ``tls_client`` and ``transports=("tls",)``.
+
+        ``follow_address_changes``: when the one address the agent listens on leaves the
+        host (issue 5, item 8), find the new one and :meth:`rebind` to it without being
+        asked (:mod:`voip.transport.monitor`: rtnetlink address events on Linux, else a
+        probe every 5 s; a send failing with ``EADDRNOTAVAIL``, ``ENETUNREACH`` or
+        ``EINVAL`` probes at once); the ``"address_changed"`` event and a log line say so.
+        None (the default) follows when that address is a specific one that is not a
+        loopback address (a wildcard has nothing to follow, and a loopback address does not
+        leave); True follows a loopback address too; False never follows."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -255,6 +270,11 @@ class UserAgent(AsyncIOEventEmitter):
         self._timer_at: float | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.follow_address_changes = follow_address_changes
+        #: watches the local address (``follow_address_changes``), once listening
+        self.address_monitor: AddressMonitor | None = None
+        self._move_to: str | None = None
+        self._moving = asyncio.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -273,7 +293,48 @@ class UserAgent(AsyncIOEventEmitter):
         self.listening.append(endpoint)
         if self.domain is None:
             self.domain = endpoint.host
+        self._watch_address()
         return endpoint
+
+    def _watch_address(self) -> None:
+        """Start following the local address (``follow_address_changes``) when the agent
+        listens on one specific address."""
+        if self.address_monitor is not None or self.follow_address_changes is False:
+            return
+        hosts = {endpoint.host for endpoint in self.listening}
+        if len(hosts) != 1:
+            return
+        (host,) = hosts
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if address.is_unspecified or (address.is_loopback and not self.follow_address_changes):
+            return
+        self.address_monitor = AddressMonitor(host, peers=self._peers, on_move=self._on_move)
+        self.address_monitor.start()
+
+    def _peers(self) -> list[str]:
+        """The hosts the agent talks to (its proxy, registrars, dialogs' next hops, open
+        connections): where a route is probed from after its address left."""
+        uris: list[Uri] = [self.outbound_proxy] if self.outbound_proxy is not None else []
+        uris += [registration.registrar for registration in self.registrations]
+        uris += [call.dialog.next_hop() for call in self.calls.values() if call.dialog]
+        hosts = [unbracket(uri.host) for uri in uris if isinstance(uri, SipUri)]
+        return hosts + [c.remote.host for c in self.transport.connections if c.remote.host]
+
+    def _on_move(self, move: Move) -> None:
+        """The local address left the host and ``move.new`` replaces it (the monitor's
+        decision): rebind to it, one move at a time, the latest one winning."""
+        self.emit("address_changed", move.old, move.new)
+        self._move_to = move.new
+        self.spawn(self._follow())
+
+    async def _follow(self) -> None:
+        async with self._moving:
+            host, self._move_to = self._move_to, None
+            if host is not None:
+                await self.rebind(host)
 
     async def rebind(self, host: str) -> list[Endpoint]:
         """Move the agent to the local address ``host`` (its interface or network changed):
@@ -287,6 +348,8 @@ class UserAgent(AsyncIOEventEmitter):
         re-INVITE that fails ends its call as any failed re-INVITE would. Returns the
         new listening endpoints."""
         host = unbracket(host)
+        if self.address_monitor is not None:
+            self.address_monitor.rebound(host)
         moved = list(self.listening)
         old_hosts = {endpoint.host for endpoint in moved}
         self.listening = []
@@ -323,6 +386,8 @@ class UserAgent(AsyncIOEventEmitter):
         if self._closed:
             return
         self._closed = True
+        if self.address_monitor is not None:
+            self.address_monitor.close()
         jobs = [call.hangup() for call in list(self.calls.values())]
         jobs += [registration.unregister() for registration in list(self.registrations)]
         if jobs:
@@ -675,6 +740,8 @@ class UserAgent(AsyncIOEventEmitter):
     def _on_transport_error(self, destination: Endpoint, error: Exception) -> None:
         self.transactions.transport_error(destination, error)
         self._pump()
+        if self.address_monitor is not None and isinstance(error, OSError) and error.errno:
+            self.address_monitor.send_failed(error.errno)  # our address may be gone
         # a lost TCP/TLS flow: the layers above may mend it (voip.session's recovery)
         self.emit("transport_error", destination, error)
 
