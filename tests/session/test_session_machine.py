@@ -398,6 +398,57 @@ def test_in_a_duplex_session_an_exception_report_is_told_and_data_transfer_goes_
     assert caller.state is State.STA713 and callee.state is State.STA713
 
 
+def test_an_exception_report_spdu_puts_a_half_duplex_session_in_sta19_and_sta20() -> None:
+    caller, callee = pair(HALF, caller_tokens=p.tokens_of(HALF))
+    caller.activity_start_request(b"a")
+    carry(caller, callee)
+    bad = spdu.sync_ack(Kind.MAA, 7)
+    with pytest.raises(ProtocolError) as raised:
+        callee.receive([bad])
+    callee.p_exception_report_request(raised.value.reflected)  # its SPM refuses it: ER
+    assert callee.state is State.STA20  # waits for a recovery SPDU or an abort
+    (event,) = carry(callee, caller)
+    assert isinstance(event, p.PExceptionReportIndication) and bad.encode().hex() in event.reason
+    assert caller.state is State.STA19  # its user must recover
+    with pytest.raises(PrimitiveNotAllowed):
+        caller.data_request()
+    with pytest.raises(PrimitiveNotAllowed):
+        caller.sync_major_request()
+    caller.activity_discard_request()  # a recovery: the activity is dropped
+    assert caller.state is State.STA05C
+    (indication,) = carry(caller, callee)
+    assert isinstance(indication, p.ActivityDiscardIndication) and callee.state is State.STA11C
+    callee.activity_discard_response()
+    assert carry(callee, caller) == [p.ActivityDiscardConfirm()]
+    assert caller.state is State.STA713 and callee.state is State.STA713
+
+
+def test_an_exception_report_spdu_waiting_for_an_ack_goes_to_sta19_too() -> None:
+    caller, callee = pair(HALF, caller_tokens=p.tokens_of(HALF))
+    caller.activity_start_request(b"a")
+    carry(caller, callee)
+    caller.sync_major_request()
+    assert caller.state is State.STA04A
+    carry(caller, callee)  # lost to the report below: the callee's SPM reports instead
+    caller.receive([spdu.exception_report(b"\x29")])
+    assert caller.state is State.STA19
+    caller.resynchronize_request(ResyncType.ABANDON, caller.vm)
+    assert caller.state is State.STA05A
+
+
+def test_an_exception_report_spdu_in_a_duplex_session_or_in_release_is_told_only() -> None:
+    caller, _ = pair(ALL)
+    (event,) = caller.receive([spdu.exception_report(b"\x01")])
+    assert isinstance(event, p.PExceptionReportIndication)
+    assert caller.state is State.STA713
+    caller.p_exception_report_request(b"\x01")
+    assert caller.state is State.STA713 and caller.take_outgoing()[0].kind is Kind.ER
+    half, _ = pair(HALF)
+    half.release_request()
+    half.receive([spdu.exception_report()])
+    assert half.state is State.STA03  # the release goes on
+
+
 @pytest.mark.parametrize(
     "unit",
     [

@@ -109,6 +109,10 @@ MAX_EARLY_TSDUS = 16
 
 #: states of a running connection in which the peer may still end it or send data
 _CONNECTED = frozenset(State) - {State.STA01, State.STA02A, State.STA08}
+#: where an exception report makes the session wait for recovery (X.225 Annex A: data
+#: transfer and the waits for the peer's acknowledgement or the user's response); in the
+#: release states it is told only, in STA19 and STA20 recovery is awaited already
+_REPORTABLE = _CONNECTED - {State.STA03, State.STA09, State.STA16, State.STA19, State.STA20}
 
 
 @dataclass(slots=True)
@@ -619,6 +623,14 @@ class SessionMachine:
         if self._exception_states():
             self.state = State.STA20
 
+    def p_exception_report_request(self, reflected: bytes = b"") -> None:
+        """Our SPM refused an SPDU of the peer (X.225 §7.1): an EXCEPTION REPORT SPDU
+        reflecting its octets; where exception states apply the session then waits for
+        the peer's recovery SPDU or an abort (STA20), as after our user's report."""
+        self.outgoing.append(spdu.exception_report(reflected))
+        if self._exception_states() and self.state in _REPORTABLE:
+            self.state = State.STA20
+
     def _exception_states(self) -> bool:
         """X.215 §10 puts the exceptions functional unit with half-duplex: only there
         does a report wait for recovery (STA19, STA20). In a duplex session (where SIP's
@@ -785,6 +797,11 @@ class SessionMachine:
         if kind is Kind.ER:
             reflected = unit.find(spdu.PI.REFLECT_PARAMETER_VALUES)
             text = reflected.value.hex() if reflected is not None else ""
+            if self._exception_states() and state in _REPORTABLE:
+                # S-P-EXCEPTION-REPORT indication: the user must recover (resynchronize,
+                # interrupt or discard the activity, give the data token) or abort, as
+                # after the peer's user report (X.225 Annex A, ER in STA713: STA19)
+                self.state = State.STA19
             return p.PExceptionReportIndication(400, f"the peer's SPM refused an SPDU {text}")
         raise self._misplaced(unit)
 

@@ -340,7 +340,7 @@ class Session:
                 self._deliver(early)
             except ProtocolError as error:
                 self._refused_spdu(error)
-                self.machine.outgoing.append(spdu.exception_report(error.reflected))
+                self.machine.p_exception_report_request(error.reflected)
                 self.call.ua.spawn(self._carry("SPM", local_ok=True))
 
     def _connect_spdu(self, recv_info: list[str], kind: Kind) -> Spdu | None:
