@@ -129,6 +129,8 @@ class Call:
         self._cancelling = False
         self._invite_server: ServerTransaction | None = None
         self._acked: asyncio.Event = asyncio.Event()
+        #: the INVITE or re-INVITE server transaction whose 2xx awaits its ACK
+        self._awaiting_ack: ServerTransaction | None = None
         self._offer_in_invite = True
         self._follow_redirects = True
         #: the targets of the INVITE and its redirections (RFC 3261 §8.1.3.4)
@@ -898,6 +900,7 @@ class Call:
             dialog.sent_offer(body)  # the answer comes in the ACK
         self.state = CallState.ANSWERED
         self._close_reliable()
+        self._awaiting_ack = self._invite_server
         self.ua.respond(self._invite_server, response)
         if answer is not None or self._early_exchange:
             self._media_changed(self.negotiation.agreed)
@@ -963,9 +966,16 @@ class Call:
             ua.respond(transaction, make_response(request, error.status, error.reason))
             return
         answered = self.state is CallState.ANSWERED
-        if answered and self._invite_server is not None and not self._acked.is_set():
-            # the peer got our 2xx, or it would not send this: its ACK was lost
-            ua.transactions.acknowledge(self._invite_server)
+        awaiting = self._awaiting_ack
+        if (
+            answered
+            and awaiting is not None
+            and not self._acked.is_set()
+            and (awaiting is self._invite_server or request.method == "BYE")
+        ):
+            # the peer got our 2xx to its INVITE, or it would not send this: its ACK was
+            # lost; and once it says BYE, no 2xx (to a re-INVITE either) needs to reach it
+            ua.transactions.acknowledge(awaiting)
             self._acked.set()
         method = request.method
         if method == "BYE":
@@ -1081,6 +1091,7 @@ class Call:
             self._session_timer_answer(request, response)
         if request.method == "INVITE":
             self._acked.clear()
+            self._awaiting_ack = transaction
         self.ua.respond(transaction, response)
         if _has_sdp(request):
             self._media_changed(self.negotiation.agreed, was_held)

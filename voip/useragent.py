@@ -663,8 +663,11 @@ class UserAgent(AsyncIOEventEmitter):
         elif isinstance(event, RequestReceived):
             self._on_request(event.transaction, event.request)
         elif isinstance(event, AckReceived):
+            # §13.2.2.4, §17.2.3: an ACK acknowledges the 2xx of the INVITE with its CSeq
+            # number; one that matches no 2xx of ours (another CSeq, a To tag we did not
+            # give) acknowledges nothing, and the 2xx is retransmitted on
             call = self._call_for(event.request)
-            if call is not None:
+            if call is not None and event.transaction is not None:
                 call.on_ack(event.request)
         elif isinstance(event, CancelReceived):
             self._on_cancel(event)
