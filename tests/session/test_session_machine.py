@@ -570,3 +570,63 @@ def test_finish_without_negotiated_release_is_a_protocol_error() -> None:
     caller, _ = pair(ALL)
     with pytest.raises(ProtocolError):
         caller.receive([spdu.plain(Kind.FN)])
+
+
+def test_tim_ends_with_s_p_abort_a_release_whose_bye_never_comes_after_disconnect() -> None:
+    caller, callee = pair(NEGOTIATED)
+    callee.tim = 4.0
+    caller.release_request()
+    carry(caller, callee)
+    assert callee.release_timer(100.0) is None  # STA09: no release accepted yet
+    callee.release_response(accept=True)  # DISCONNECT: STA16, the BYE to come
+    assert callee.release_timer(100.0) == 104.0
+    assert callee.release_timer(102.0) == 104.0  # running: not restarted
+    assert callee.release_timer_expired(103.9) is None and callee.state is State.STA16
+    event = callee.release_timer_expired(104.0)
+    assert event == p.PAbortIndication(
+        408, "release timer TIM expired: no BYE after our DISCONNECT"
+    )
+    assert callee.state is State.STA01 and callee.tim_deadline is None
+    with pytest.raises(PrimitiveNotAllowed):
+        callee.transport_disconnect()  # a BYE after that finds no release to complete
+    assert callee.release_timer_expired(200.0) is None  # once
+
+
+def test_tim_ends_with_s_p_abort_a_release_whose_bye_gets_no_200() -> None:
+    caller, callee = pair(NEGOTIATED)
+    caller.release_request()
+    assert caller.release_timer(0.0) is None  # FINISH sent, DISCONNECT not in: no TIM
+    carry(caller, callee)
+    callee.release_response(accept=True)
+    carry(callee, caller)  # DISCONNECT: our BYE goes, its 200 to come
+    deadline = caller.release_timer(50.0)
+    assert deadline == 50.0 + caller.tim
+    event = caller.release_timer_expired(deadline)
+    assert event == p.PAbortIndication(
+        408, "release timer TIM expired: no 200 to our BYE after the DISCONNECT"
+    )
+    assert caller.state is State.STA01
+
+
+def test_tim_stops_when_the_release_completes_or_is_refused() -> None:
+    caller, callee = pair(NEGOTIATED)
+    caller.release_request()
+    carry(caller, callee)
+    callee.release_response(accept=True)
+    carry(callee, caller)
+    deadline = callee.release_timer(0.0)
+    assert deadline is not None and caller.release_timer(0.0) is not None
+    callee.transport_disconnect()  # the BYE came in time
+    assert callee.release_timer_expired(deadline) is None and callee.tim_deadline is None
+    assert caller.release_confirm() == p.ReleaseConfirm()  # its 200 came in time
+    assert caller.release_timer_expired(deadline) is None
+    # a refused negotiation and a plain release never start TIM
+    caller, callee = pair(NEGOTIATED)
+    caller.release_request()
+    carry(caller, callee)
+    callee.release_response(accept=False)
+    carry(callee, caller)
+    assert callee.release_timer(0.0) is None and caller.release_timer(0.0) is None
+    plain, _ = pair(ALL)
+    plain.release_request()
+    assert plain.release_accepted and plain.release_timer(0.0) is None

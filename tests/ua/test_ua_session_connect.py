@@ -23,6 +23,7 @@ from voip.session import (
     PrimitiveNotAllowed,
     ResyncType,
     Session,
+    SessionError,
     State,
     Tokens,
     TokenSide,
@@ -275,3 +276,37 @@ async def test_negotiated_release_is_accepted_by_default(alice: UserAgent, bob: 
     assert await asyncio.wait_for(caller.release(), TIMEOUT) == p.ReleaseConfirm()
     await asyncio.wait_for(callee.call.ended(), TIMEOUT)
     assert callee.state is State.STA01
+
+
+async def test_a_negotiated_release_whose_bye_never_comes_ends_by_tim_with_s_p_abort(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    async def accept(session: Session) -> None:
+        session.machine.tim = 0.5  # X.225's TIM, short for the test
+        await session.accept()
+
+    callees = responder(bob, accept)
+    caller = await asyncio.wait_for(
+        Session.connect(alice, uri_of(bob), requirements=NEGOTIATED), TIMEOUT
+    )
+    callee = await asyncio.wait_for(callees.get(), TIMEOUT)
+    hangups: list[object] = []
+
+    async def never_hang_up(*args: object, **options: object) -> None:
+        hangups.append(args)  # the peer that gets the DISCONNECT and sends no BYE
+
+    caller.call.hangup = never_hang_up  # type: ignore[method-assign]
+    releasing = asyncio.ensure_future(caller.release())  # FINISH; DISCONNECT comes back
+    abort = await asyncio.wait_for(callee.wait_for(p.PAbortIndication), TIMEOUT)
+    assert abort == p.PAbortIndication(
+        408, "release timer TIM expired: no BYE after our DISCONNECT"
+    )
+    assert hangups == [()] and callee.state is State.STA01
+    # the callee ended the call itself, its BYE saying why: the caller's release ends
+    told = await asyncio.wait_for(caller.wait_for(p.UAbortIndication), TIMEOUT)
+    assert told == p.UAbortIndication(408, abort.reason)
+    with pytest.raises(SessionError):
+        await asyncio.wait_for(releasing, TIMEOUT)
+    await asyncio.wait_for(callee.call.ended(), TIMEOUT)
+    assert caller.state is State.STA01
+    assert [type(e) for e in callee.history[-2:]] == [p.ReleaseIndication, p.PAbortIndication]

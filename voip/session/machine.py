@@ -106,6 +106,10 @@ class ProtocolError(SessionError):
 
 #: TSDUs kept in STA02A at most (a peer cannot make the SPM hoard)
 MAX_EARLY_TSDUS = 16
+#: seconds an accepted negotiated release waits for its end (X.225's TIM, a local matter):
+#: the peer's BYE after our DISCONNECT, or the 200 to our BYE after its DISCONNECT; then
+#: S-P-ABORT. Below RFC 3261's Timer F (64*T1, 32 s), above a few BYE retransmissions.
+RELEASE_TIMER = 10.0
 
 #: states of a running connection in which the peer may still end it or send data
 _CONNECTED = frozenset(State) - {State.STA01, State.STA02A, State.STA08}
@@ -141,6 +145,9 @@ class SessionMachine:
     release_accepted: bool = False
     #: TSDUs that came in STA02A, before the ACCEPT (see :meth:`receive`)
     _early: list[list[Spdu]] = field(default_factory=list)
+    #: X.225's TIM (seconds; see RELEASE_TIMER) and when it runs out, while it runs
+    tim: float = RELEASE_TIMER
+    tim_deadline: float | None = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -280,6 +287,39 @@ class SessionMachine:
         self._require("T-DISCONNECT", State.STA16)
         self._end()
 
+    def _release_ending(self) -> bool:
+        """An accepted negotiated release waits for its end: STA16 (our DISCONNECT sent,
+        the peer's BYE to come) or STA03 with the peer's DISCONNECT in (our BYE's 200 to
+        come)."""
+        if self.state is State.STA16:
+            return True
+        negotiated = bool(self.functional_units & FunctionalUnit.NEGOTIATED_RELEASE)
+        return self.state is State.STA03 and negotiated and self.release_accepted
+
+    def release_timer(self, now: float) -> float | None:
+        """TIM (X.225 Annex A, STA16): the driver calls this after each step with the
+        time ``now``; it starts TIM when an accepted negotiated release begins to wait
+        for its end, and returns its deadline while it runs (None otherwise)."""
+        if not self._release_ending():
+            self.tim_deadline = None
+        elif self.tim_deadline is None:
+            self.tim_deadline = now + self.tim
+        return self.tim_deadline
+
+    def release_timer_expired(self, now: float) -> SessionEvent | None:
+        """TIM ran out at ``now`` with the release still unfinished: the peer's BYE (or
+        its 200 to ours) never came; the session ends with S-P-ABORT. None when TIM is
+        not due (stopped, or the release finished)."""
+        deadline = self.tim_deadline
+        if deadline is None or now < deadline or not self._release_ending():
+            return None
+        waited = (
+            "BYE after our DISCONNECT"
+            if self.state is State.STA16
+            else "200 to our BYE after the DISCONNECT"
+        )
+        return self.p_abort_indication(408, f"release timer TIM expired: no {waited}")
+
     def release_confirm(self) -> SessionEvent:
         self._require("S-RELEASE confirm", State.STA03)
         self._end()
@@ -308,6 +348,7 @@ class SessionMachine:
 
     def _end(self) -> None:
         self.state = State.STA01
+        self.tim_deadline = None
         self.activity = None
         self.outgoing.clear()
         self._early.clear()

@@ -175,6 +175,7 @@ class Session:
         call.on("media_inactive", self._on_media_inactive)
         call.on("rebound", self._on_rebound)
         self._recovering = False
+        self._tim: asyncio.TimerHandle | None = None  # X.225's TIM, while it runs
         #: how many times a lost TCP/TLS flow was mended, or the session moved to a new
         #: local address, under this session
         self.recoveries = 0
@@ -515,6 +516,7 @@ class Session:
         S-RELEASE indication): DISCONNECT, after which the peer's BYE ends the session,
         or NOT FINISHED (``accept`` False), which refuses it."""
         self.machine.release_response(accept)
+        self._arm_release_timer()  # accepted: the peer's BYE within TIM
         await self._carry("S-RELEASE response")
 
     hangup = release
@@ -529,6 +531,28 @@ class Session:
             media.flush()
         await self.call.hangup(reason, cause=cause)
 
+    def _arm_release_timer(self) -> None:
+        """Run TIM (:meth:`SessionMachine.release_timer`) on the loop's clock while an
+        accepted negotiated release waits for its end."""
+        loop = asyncio.get_running_loop()
+        deadline = self.machine.release_timer(loop.time())
+        if deadline is not None and self._tim is None:
+            self._tim = loop.call_at(deadline, self._release_timer_expired)
+
+    def _release_timer_expired(self) -> None:
+        """TIM ran out: the peer's BYE (or its 200 to ours) never came. S-P-ABORT; a
+        peer that never sent its BYE gets ours, with the reason."""
+        self._tim = None
+        waiting_for_bye = self.machine.state is State.STA16
+        event = self.machine.release_timer_expired(asyncio.get_running_loop().time())
+        if event is None:
+            return
+        assert isinstance(event, p.PAbortIndication)
+        self._emit(event)
+        self._fail_waiters(event.reason)
+        if waiting_for_bye:
+            self.call.ua.spawn(self.call.hangup(event.reason, cause=event.status))
+
     def _on_bye(self, request: Request) -> None:
         cause, text = _reason_of(request.headers.get("Reason"))
         if cause is not None:
@@ -536,6 +560,9 @@ class Session:
 
     def _on_ended(self, reason: EndReason) -> None:
         machine = self.machine
+        if self._tim is not None:
+            self._tim.cancel()
+            self._tim = None
         if machine.state in (State.STA01, State.STA02A):
             return  # ours (abort), or a refusal that connect() reports
         if machine.state is State.STA03 and reason.by == "local":
@@ -553,6 +580,9 @@ class Session:
             self._emit(machine.u_abort_indication(status, text))
         else:
             self._emit(machine.p_abort_indication(reason.status, reason.text))
+        self._fail_waiters(str(reason))
+
+    def _fail_waiters(self, reason: str) -> None:
         for _, future in [*self._waiters, *self._confirms]:
             if not future.done():
                 future.set_exception(SessionError(f"the session ended: {reason}"))
@@ -1039,6 +1069,7 @@ class Session:
         if self.machine.outgoing:  # what the SPM answers itself (GIVE TOKENS ACK)
             self.call.ua.spawn(self._carry("SPM", local_ok=True))
         if any(unit.kind is Kind.DN for unit in units):
+            self._arm_release_timer()  # the 200 to our BYE within TIM
             self.call.ua.spawn(self.call.hangup())  # the peer's DISCONNECT: the BYE goes
 
     def _refused_spdu(self, error: ProtocolError) -> None:
