@@ -1,13 +1,14 @@
-"""Build hook: compile the SIP syntax core and SDP with mypyc when a C compiler is at hand.
+"""Build hook: compile the SIP syntax core, SDP and the RTP media core with mypyc when a
+C compiler is at hand.
 
 Everything else about the package is in pyproject.toml. The modules in
-``voip.sip._implementation.COMPILED`` and ``sdp._implementation.COMPILED`` are
-compiled into extension modules next to their sources (``pip install -e .`` builds them
-in place; ``python setup.py build_ext --inplace`` rebuilds them in a checkout);
-importing ``voip.sip`` or ``sdp`` uses them only while they match the sources they were
-built from (the digest written below, one per package), and falls back to the
-pure-Python modules otherwise. ``VOIP_PURE_PYTHON=1`` at build time skips the
-compilation, at run time skips the compiled modules.
+``voip.sip._implementation.COMPILED``, ``sdp._implementation.COMPILED`` and
+``voip.rtp._implementation.COMPILED`` are compiled into extension modules next to their
+sources (``pip install -e .`` builds them in place; ``python setup.py build_ext --inplace``
+rebuilds them in a checkout); importing ``voip.sip``, ``sdp`` or ``voip.rtp`` uses them
+only while they match the sources they were built from (the digest written below, one
+per package), and falls back to the pure-Python modules otherwise. ``VOIP_PURE_PYTHON=1``
+at build time skips the compilation, at run time skips the compiled modules.
 
 A failed compilation (no compiler, no Python headers, no mypy) leaves a working
 pure-Python install: the extensions are optional.
@@ -43,10 +44,13 @@ SDP_COMPILED = (
     "parser",
     "offer_answer",
 )
+# Kept in step with voip.rtp._implementation.COMPILED (a test checks it).
+RTP_COMPILED = ("packet", "sender", "source", "plc")
 #: package directory -> (its compiled modules, the mypyc group that holds them)
 CORES = {
     Path("voip", "sip"): (COMPILED, "voip.sip._syntax"),
     Path("sdp"): (SDP_COMPILED, "sdp._sdp"),
+    Path("voip", "rtp"): (RTP_COMPILED, "voip.rtp._media"),
 }
 DIGEST_FILE = "_compiled.sha256"
 

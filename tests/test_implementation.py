@@ -1,4 +1,5 @@
-"""The compiled cores (voip.sip's syntax core, sdp) run compiled (mypyc) or as pure Python.
+"""The compiled cores (voip.sip's syntax core, sdp, voip.rtp's media core) run compiled
+(mypyc) or as pure Python.
 
 ``setup.py`` compiles the modules of each core's ``COMPILED``; the compiled modules are
 used only while they match their sources (the digest ``setup.py`` records), and never
@@ -18,8 +19,10 @@ from types import ModuleType
 import pytest
 
 import sdp
+import voip.rtp
 import voip.sip
 from sdp import _implementation as sdp_implementation
+from voip.rtp import _implementation as rtp_implementation
 from voip.sip import _implementation as sip_implementation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORES = [
     pytest.param(voip.sip, sip_implementation, "COMPILED", "fields", id="voip.sip"),
     pytest.param(sdp, sdp_implementation, "SDP_COMPILED", "media", id="sdp"),
+    pytest.param(voip.rtp, rtp_implementation, "RTP_COMPILED", "source", id="voip.rtp"),
 ]
 
 
@@ -117,7 +121,7 @@ def test_compiled_modules_older_than_their_sources_are_not_used(
     assert out.endswith(str(copied / f"{module}.py"))
 
 
-@pytest.mark.parametrize("tests", ["tests/sip", "tests/sdp"])
+@pytest.mark.parametrize("tests", ["tests/sip", "tests/sdp", "tests/rtp"])
 def test_the_core_tests_pass_with_the_pure_python_implementation(tests: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests],

@@ -1,6 +1,10 @@
 """The RTP media engine (RFC 3550): sans-I/O packet, report, jitter and DTMF logic, and
 the asyncio driver (:class:`MediaStream` on one :class:`MediaClock`, ports from a
-:class:`PortAllocator`)."""
+:class:`PortAllocator`). The sans-I/O modules every packet goes through run compiled by
+mypyc when the build made them, else as pure Python; ``IMPLEMENTATION`` says which (see
+``voip.rtp._implementation``)."""
+
+from voip.rtp._implementation import CORE  # isort: skip
 
 from voip.rtp.audio import Resampler, WavRecorder, read_wav, silence, tone
 from voip.rtp.clock import MediaClock
@@ -17,7 +21,10 @@ from voip.rtp.srtp import SrtpError, SrtpMode, SrtpRequired, SrtpTransform
 from voip.rtp.stats import DirectionQuality, MediaQuality, StreamStatistics
 from voip.rtp.stream import MediaStream
 
+IMPLEMENTATION = CORE.running()
+
 __all__ = [
+    "IMPLEMENTATION",
     "AudioCodec",
     "CallMedia",
     "ComfortNoise",

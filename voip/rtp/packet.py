@@ -2,17 +2,18 @@
 
 Nearly every packet of a voice call has the bare 12-byte fixed header: version 2, no
 padding, no header extension, no CSRC list (first octet 0x80). :func:`parse_rtp` unpacks
-that header with one ``struct`` call into an :class:`RtpHeader` (a tuple: about a fifth of
-the cost of aiortc's :class:`aiortc.rtp.RtpPacket`, which builds a header-extension object
-and a CSRC list for each packet); any other packet goes through
-:meth:`aiortc.rtp.RtpPacket.parse`, which validates and skips the CSRC list, the extension
-and the padding, and raises :class:`ValueError` for what is not RTP.
+that header with one ``struct`` call into an :class:`RtpHeader` (about a fifth of the cost
+of aiortc's :class:`aiortc.rtp.RtpPacket`, which builds a header-extension object and a
+CSRC list for each packet; compiled by mypyc, see :mod:`voip.rtp._implementation`); any
+other packet goes through :meth:`aiortc.rtp.RtpPacket.parse`, which validates and skips
+the CSRC list, the extension and the padding, and raises :class:`ValueError` for what is
+not RTP.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from aiortc.rtp import RtpPacket
 
@@ -22,7 +23,8 @@ _FIXED = struct.Struct("!BBHII")
 _PLAIN = 0x80  # V=2, P=0, X=0, CC=0
 
 
-class RtpHeader(NamedTuple):
+@dataclass(slots=True)
+class RtpHeader:
     """What a receiver uses of one RTP packet: its header fields and its payload."""
 
     payload_type: int
