@@ -28,7 +28,7 @@ from voip.dtmf_relay import DTMF_RELAY, dtmf_relay_body
 from voip.negotiation import SDP, Negotiation, default_audio
 from voip.rtp.dtmf import dtmf_digits
 from voip.rtp.srtp import SrtpMode
-from voip.sip import CSeq, RAck, Request, Response, SipError, make_response
+from voip.sip import CSeq, RAck, Request, Response, SipError, SipUri, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
 from voip.sip.redirect import TargetSet, redirected_request
 from voip.sip.reliable import (
@@ -103,6 +103,8 @@ class Call:
     ``"transferred"`` / ``"transfer_failed"`` (TransferProgress of our REFER),
     ``"replaced"`` (the call that took this one's place), ``"rebound"`` (the new local
     address, once the re-INVITE after :meth:`UserAgent.rebind` is answered),
+    ``"redialed"`` (the INVITE sent again from the new address when the agent moved
+    before the answer),
     ``"redirected"`` (the 3xx or failure and the next target the INVITE goes to, RFC
     3261 §8.1.3.4), ``"prack"`` (request: the caller acknowledged a reliable 1xx, RFC
     3262), ``"ended"`` (:class:`EndReason`)."""
@@ -165,6 +167,9 @@ class Call:
         self._reliable: ReliableProvisionals | None = None  # UAS: our reliable 1xx (§3)
         self._reliable_timer: asyncio.TimerHandle | None = None
         self._pracked = asyncio.Event()
+        #: INVITEs given up after the agent moved (:meth:`_redial`): CSeq → the request,
+        #: and whether it was CANCELed yet
+        self._abandoned: dict[int, tuple[Request, bool]] = {}
 
     @property
     def events(self) -> AsyncIOEventEmitter:
@@ -357,6 +362,9 @@ class Call:
             self._end("provider", 503, str(error) or type(error).__name__)
 
     def _on_invite_response(self, transaction: ClientTransaction, response: Response) -> None:
+        if response.cseq.number in self._abandoned:
+            self._on_abandoned(response)
+            return
         self.invite = transaction.request  # the authorized re-send, if there was one
         status = response.status
         if status < 200:
@@ -596,17 +604,18 @@ class Call:
         if self._ack is not None and self._ack_target is not None:
             self.ua.resend(self._ack, self._ack_target)
 
-    async def _ack_and_bye(self, response: Response) -> None:
-        """A 2xx we do not want (another fork won, or it is unusable): ACK it, then BYE
-        (§13.2.2.4)."""
-        assert self.invite is not None
+    async def _ack_and_bye(self, response: Response, invite: Request | None = None) -> None:
+        """A 2xx we do not want (another fork won, or it is unusable, or it answers an
+        INVITE given up: ``invite``): ACK it, then BYE (§13.2.2.4)."""
+        invite = invite or self.invite
+        assert invite is not None
         try:
-            dialog = Dialog.from_uac(self.invite, response)
+            dialog = Dialog.from_uac(invite, response)
         except SipError:
             return
         targets = await self._in_dialog_targets(dialog)
-        ack = dialog.create_request("ACK", cseq=self.invite.cseq.number)
-        _copy_credentials(self.invite, ack)
+        ack = dialog.create_request("ACK", cseq=invite.cseq.number)
+        _copy_credentials(invite, ack)
         self.ua.send_ack(ack, targets[0])
         self._forks_ended[dialog.id.remote_tag] = (ack, targets[0])
         bye = dialog.create_request("BYE")
@@ -1170,7 +1179,12 @@ class Call:
         <voip.useragent.UserAgent.rebind>`): a re-INVITE whose Contact is the new address
         (a target refresh, RFC 3261 §12.2.1.1: the peer's next requests go there) and
         whose SDP names the new RTP address (o= version one up, RFC 3264 §8); then the
-        ``"rebound"`` event. Nothing for a call without a confirmed dialog."""
+        ``"rebound"`` event. An outgoing call not answered yet is dialled again from the
+        new address (:meth:`_redial`)."""
+        unanswered = (CallState.CALLING, CallState.RINGING)
+        if self.outgoing and self.state in unanswered and not self._cancelling and self.invite:
+            self._redial()
+            return
         dialog = self.dialog
         if self.state is not CallState.ANSWERED or dialog is None:
             return
@@ -1178,6 +1192,48 @@ class Call:
         dialog.local_contact = self.ua.contact_for(targets[0])
         await self.reinvite()
         self.emit("rebound", self.negotiation.address)
+
+    def _redial(self) -> None:
+        """The agent moved while this outgoing call was unanswered: its INVITE carried
+        the old address in Via, Contact and SDP, so the callee's answer and requests
+        would go there. The INVITE is CANCELed (RFC 3261 §9.1: once a provisional came,
+        else when one comes) and sent again from the new address as a new INVITE: the
+        same Call-ID, From and To, CSeq one more, new Via and Contact, and an offer that
+        names the new RTP address; the ``"redialed"`` event tells of it. What the old
+        INVITE still draws is ignored, but a 2xx, which is ACKed then BYEd (§13.2.2.4)."""
+        old = self.invite
+        assert old is not None
+        cancelled = self._provisional.is_set()
+        if cancelled:
+            self.ua.send_cancel(old, self._targets)
+        self._abandoned[old.cseq.number] = (old, cancelled)
+        target = old.uri
+        assert isinstance(target, SipUri)  # UserAgent.resolve routes no other
+        retry = redirected_request(old, target)
+        if _has_sdp(old):
+            self.negotiation.offer_rejected()
+            retry.body = self.negotiation.create_offer()
+            retry.headers.set("Content-Length", str(len(retry.body)))
+        for early in self.early.values():  # the old INVITE's early dialogs are over
+            early.terminate()
+        self.early.clear()
+        self._rseqs.clear()
+        self.state = CallState.CALLING
+        self._provisional.clear()
+        self.invite = retry
+        self.emit("redialed", retry)
+        self.ua.spawn(self._send_invite(retry))
+
+    def _on_abandoned(self, response: Response) -> None:
+        """A response to an INVITE given up after a move (:meth:`_redial`): its first
+        provisional lets the CANCEL go; a 2xx is ACKed and BYEd; the rest is ignored."""
+        number = response.cseq.number
+        invite, cancelled = self._abandoned[number]
+        if response.status < 200 and not cancelled:  # 100 Trying too (§9.1)
+            self._abandoned[number] = (invite, True)
+            self.ua.send_cancel(invite, self._targets)
+        elif 200 <= response.status < 300:
+            self.ua.spawn(self._ack_and_bye(response, invite))
 
     async def update(
         self,

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from support.session import play_prompt, sessions_for
 
+import sdp
+from voip.call import Call, CallState
 from voip.session import Session, State
 from voip.session import primitives as p
-from voip.sip import SipUri
+from voip.sip import Request, SipUri
 from voip.useragent import UserAgent
 
 TIMEOUT = 10.0
@@ -92,3 +94,58 @@ async def test_a_session_moved_to_a_new_local_address_goes_on_from_the_major_syn
     assert await asyncio.wait_for(caller.activity_end(), TIMEOUT) == p.ActivityEndConfirm(2)
     await asyncio.wait_for(caller.release(), TIMEOUT)
     await asyncio.wait_for(callee.wait_for(p.ReleaseIndication), TIMEOUT)
+
+
+async def test_a_call_still_ringing_at_the_move_is_cancelled_and_dialled_again_from_there(
+    pair: tuple[UserAgent, UserAgent, str],
+) -> None:
+    alice, bob, transport = pair
+    incoming: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def ring(call: Call) -> None:
+        incoming.put_nowait(call)
+        await call.ring()
+
+    bob.on("incoming_call", ring)
+    caller = alice.dial(uri(bob, transport))
+    redialed: list[Request] = []
+    caller.on("redialed", redialed.append)
+    first = await asyncio.wait_for(incoming.get(), TIMEOUT)
+    async with asyncio.timeout(TIMEOUT):
+        while caller.state is not CallState.RINGING:
+            await asyncio.sleep(0.01)
+    assert first.invite is not None and caller.invite is not None
+    number = caller.invite.cseq.number
+
+    await asyncio.wait_for(alice.rebind(NEW), TIMEOUT)
+    second = await asyncio.wait_for(incoming.get(), TIMEOUT)
+    # the INVITE from the old address was CANCELed: bob's first call ended with 487
+    ended = await asyncio.wait_for(first.ended(), TIMEOUT)
+    assert (ended.by, ended.status) == ("remote", 487)
+    # the new INVITE: the same call (Call-ID, From tag), CSeq one more, from NEW
+    invite = second.invite
+    assert invite is not None and [r.cseq.number for r in redialed] == [number + 1]
+    assert invite.call_id == first.invite.call_id
+    assert invite.from_.tag == first.invite.from_.tag and invite.cseq.number == number + 1
+    assert invite.via[0].host == NEW
+    contact = invite.contact[0].uri
+    assert isinstance(contact, SipUri) and contact.host == NEW
+    offer = sdp.parse(invite.body)
+    assert offer.connection is not None and offer.connection.address == NEW
+    # answered, the call is one dialog with alice at the new address
+    await asyncio.wait_for(second.accept(), TIMEOUT)
+    await asyncio.wait_for(caller.answered(), TIMEOUT)
+    assert caller.state is CallState.ANSWERED and first.state is CallState.ENDED
+    assert caller.media is not None and caller.media.stream.ports.host == NEW
+    assert second.media is not None
+    async with asyncio.timeout(TIMEOUT):  # bob's RTP reaches alice's new port
+        while caller.media.statistics().packets_received == 0:
+            await caller.media.write(b"\0" * 320)  # so that bob latches to it
+            await asyncio.sleep(0.02)
+    assert second.media.stream.latched == (NEW, caller.media.port)
+    assert (await asyncio.wait_for(second.options(), TIMEOUT)).status == 200
+    assert [c for c in dict.fromkeys(bob.calls.values()) if c.state is CallState.ANSWERED] == [
+        second
+    ]
+    await asyncio.wait_for(caller.hangup(), TIMEOUT)
+    await asyncio.wait_for(second.ended(), TIMEOUT)
