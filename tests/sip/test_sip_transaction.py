@@ -121,6 +121,18 @@ def test_timer_a_doubles_from_t1_until_timer_b_times_the_invite_out(
     assert len(layer) == 0
 
 
+def test_a_driver_late_to_timer_a_still_sends_every_retransmission_before_timer_b(
+    layer: TransactionLayer,
+) -> None:
+    """§17.1.1.2: Timer A fires T1, 2·T1, 4·T1 … after the request; a loop held up past
+    its deadlines (a busy machine) sends those retransmissions late, not fewer of them."""
+    start_client(layer, request())
+    for now in (0.9, 5.0, 40.0):  # each time well after the deadline
+        layer.handle_timers(now)
+    kinds = [type(event) for event in layer.take_events()]
+    assert kinds == [Transmit] * 6 + [TransactionTimeout, TransactionTerminated]
+
+
 def test_invite_over_a_reliable_transport_is_not_retransmitted_but_still_times_out(
     layer: TransactionLayer,
 ) -> None:

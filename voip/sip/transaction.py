@@ -383,7 +383,11 @@ class TransactionLayer:
         return None
 
     def handle_timers(self, now: float) -> None:
-        """Fire every timer whose deadline is ``now`` or earlier."""
+        """Fire every timer whose deadline is ``now`` or earlier, in deadline order and as at
+        its deadline: a retransmission timer is reset from when it was due, not from when
+        the driver got to it, so that a busy loop that comes late sends the same
+        retransmissions before Timer B, F, H or L as one on time (§17.1.1.2: T1, 2·T1, …
+        from the request), late, instead of fewer."""
         heap = self._heap
         while heap and heap[0][0] <= now:
             deadline, _, transaction, name = heapq.heappop(heap)
@@ -391,10 +395,10 @@ class TransactionLayer:
                 continue
             del transaction.timers[name]
             if isinstance(transaction, ClientTransaction):
-                self._client_timer(transaction, name, now)
+                self._client_timer(transaction, name, deadline)
             else:
                 assert isinstance(transaction, ServerTransaction)
-                self._server_timer(transaction, name, now)
+                self._server_timer(transaction, name, deadline)
 
     def transport_error(self, destination: Hashable, error: Exception) -> None:
         """The transport failed to reach ``destination``: every transaction sending there fails
