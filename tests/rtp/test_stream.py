@@ -95,14 +95,17 @@ async def test_audio_written_on_one_side_arrives_on_the_other(
     writer = asyncio.create_task(a.write(tone))
     received = await _collect(b, 75)
     await writer
-    # the tone arrives: find it and compare (G.711 keeps it to about 38 dB)
+    # the tone arrives: find it and compare (G.711 keeps it to about 38 dB), each 20 ms
+    # frame at its own best alignment: a loop held up on a busy machine sends the frames
+    # after the pause with the timestamps of the time that passed (the clock skipped
+    # periods), and the receiver conceals that gap, which shifts the tone after it
     loud = [i for i in range(0, len(received), 320) if audioop.rms(received[i : i + 320], 2) > 3000]
     assert len(loud) >= 40
-    start = loud[0]
-    best = max(
-        _correlation(received[start : start + 3200], tone[k : k + 3200]) for k in range(0, 160, 2)
+    best = sorted(
+        max(_correlation(received[i : i + 320], tone[k : k + 320]) for k in range(0, 160, 2))
+        for i in loud
     )
-    assert best > 0.99
+    assert best[len(best) // 2] > 0.99, best
     assert b.statistics().packets_received >= 70
     assert b.statistics().lost == 0
 
@@ -202,12 +205,20 @@ async def test_silence_goes_as_cn_at_its_start_and_once_a_second_when_agreed_rfc
     cn = [p for p in packets if p[0] == 13]
     speech = [p for p in packets if p[0] == 0]
     assert all(payload == b"\x7f" for *_, payload in cn)  # -127 dBov: digital silence
-    # the sequence goes on unbroken; the timestamp counts the silence (50 frames of 160)
+    # the sequence goes on unbroken; the timestamp counts the silence (50 frames of 160),
+    # and the periods the clock skipped if the loop was held up (a busy machine): the RTP
+    # timestamp keeps to the time that passed
     sequence = [p[2] for p in packets]
     assert sequence == list(range(sequence[0], sequence[0] + len(packets)))
-    assert cn[1][3] - cn[0][3] == 50 * 160
+    skipped = a.stats.skipped
+
+    def without_skips(earlier: int, later: int) -> set[int]:
+        """The timestamp distance, less any of the skipped periods."""
+        return {later - earlier - 160 * n for n in range(skipped + 1)}
+
+    assert 50 * 160 in without_skips(cn[0][3], cn[1][3])
     assert (speech[0][3] - cn[1][3]) % 160 == 0 and speech[0][3] > cn[1][3]
-    assert cn[2][3] == speech[-1][3] + 160
+    assert 160 in without_skips(speech[-1][3], cn[2][3])
     # the speech after CN is a new talkspurt: marked (RFC 3551 §4.1), then unmarked
     assert speech[0][1] and not any(p[1] for p in speech[1:])
 
