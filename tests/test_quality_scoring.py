@@ -30,6 +30,18 @@ def test_a_delay_that_moves_mid_call_keeps_the_windowed_correlation_high() -> No
     assert result.correlation < result.windowed_correlation, result
 
 
+def test_a_delay_that_grew_by_more_than_the_drift_is_found_with_a_wider_search() -> None:
+    # a playout that fell 300 ms behind mid-call (its peer's sender stalled): beyond the
+    # default 0.1 s search, within a 0.5 s one
+    source = _speechlike(8, seed=1)
+    half = len(source) // 2
+    moved = np.concatenate([source[:half], np.zeros(2400), source[half:]])
+    narrow = score(_pcm(source), _pcm(moved))
+    wide = score(_pcm(source), _pcm(moved), drift=0.5)
+    assert narrow.windowed_correlation < 0.5, narrow
+    assert wide.windowed_correlation > 0.95, wide
+
+
 def test_audio_that_is_not_the_source_has_a_low_windowed_correlation() -> None:
     result = score(_pcm(_speechlike(6, seed=1)), _pcm(_speechlike(6, seed=2)))
     assert result.windowed_correlation < 0.3, result

@@ -10,6 +10,15 @@ overall alignment then scores intact speech low (seen: Opus from baresip at corr
 0.51, windowed 0.9986, PESQ 4.47; the file repeats its text, so the overall alignment may
 even pick another repetition). The issue's target on clean loopback is PESQ ≥ 4.0 for
 PCMU, PCMA, G.722 and Opus.
+
+What each side scores is what it *decoded*, on the sender's timeline: baresip's ``sndfile``
+writes frames as it decodes them, and the toolkit's recording for PESQ is
+``record(..., timeline="sender")``, each frame at its RTP timestamp. The toolkit's
+*playout* (what a listener hears, with the jitter buffer's adaptations) is recorded too and
+must carry the same speech (windowed correlation), but is not held to the codec's PESQ: on
+a loaded machine baresip's sender stalls now and then, the playout rightly fills the gap
+and grows its delay, and PESQ marks the jump (seen in CI: G.722 from baresip 3.87 played
+out, correlation 0.60 overall and 0.998 windowed, with every packet received).
 SIPp plays its bundled RFC 4733 pcaps into a call and the toolkit reports the digits (also
 with telephone-event numbered 96 rather than 101); baresip sends digits (``/sndcode``) that
 the toolkit reports, and recognizes the digits the toolkit sends as RFC 4733 events or as
@@ -46,6 +55,9 @@ from voip.useragent import UserAgent
 TIMEOUT = 15.0
 SECONDS = 8.0
 PESQ_TARGET = 4.0
+# how far the playout's delay may have moved during a recording: each underrun (a late
+# packet from a stalled peer on a loaded machine) adds 20 ms; seen: 6 in one call
+PLAYOUT_DRIFT = 0.5
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
@@ -79,19 +91,23 @@ async def test_speech_baresip_plays_is_recorded_by_the_toolkit_with_pesq_4(
 ) -> None:
     bob = baresip_factory("bob", codecs=(codec,))
     source = read_wav(speech_wav)[: int(2 * 8000 * (SECONDS + 10))]
-    recording = tmp_path / "received.wav"
+    decoded, played = tmp_path / "decoded.wav", tmp_path / "played.wav"
     async with UserAgent("alice") as ua:
         await ua.listen("udp", "127.0.0.1", 0)
         call = await asyncio.wait_for(ua.call(bob.uri()), TIMEOUT)
-        recorder = media_of(call).record(recording)
+        media_of(call).record(played)
+        recorder = media_of(call).record(decoded, timeline="sender")
         await until_recorded(recorder, SECONDS * 8000)
         stats = media_of(call).statistics()
         await call.hangup()
     assert stats.packets_received >= SECONDS * 50 * 0.9
     assert stats.lost == 0 and stats.late == 0
-    result = score(source, read_recording(recording))
-    assert result.seconds >= SECONDS - 0.5
+    result = score(source, read_recording(decoded))
+    heard = score(source, read_recording(played), drift=PLAYOUT_DRIFT)
+    print(f"{codec} from baresip: decoded {result}, played {heard}")
+    assert result.seconds >= SECONDS - 0.5 and heard.seconds >= SECONDS - 0.5
     assert result.windowed_correlation > 0.95, result
+    assert heard.windowed_correlation > 0.95, heard
     assert result.pesq >= PESQ_TARGET, result
 
 
@@ -216,7 +232,7 @@ async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
     bob = baresip_factory("bob", codecs=(name,), modules=(module,), audio_file=source_file)
     speech = read_wav(wideband_speech_wav, 16000)[: int(2 * 16000 * SECONDS)]
     source = read_wav(wideband_speech_wav, 16000)[: int(2 * 16000 * (SECONDS + 10))]
-    recording = tmp_path / "received.wav"
+    recording, played_out = tmp_path / "received.wav", tmp_path / "played.wav"
     async with UserAgent("alice") as ua:
         ua.media.sample_rate = 16000
         ua.codecs = (codec,)
@@ -225,7 +241,8 @@ async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
         assert call.agreed[0].codecs[0].name.upper() == codec
         await bob.wait_established()
         media = media_of(call)
-        recorder = media.record(recording)
+        media.record(played_out)
+        recorder = media.record(recording, timeline="sender")
         await play_speech(media, speech, rate=16000)
         await until_recorded(recorder, SECONDS * 16000)
         stats = media.statistics()
@@ -235,12 +252,14 @@ async def test_wideband_speech_both_ways_with_baresip_has_pesq_4(
     assert stats.silence_sent < 10  # the producer kept up: the speech went out unbroken
     assert quality.received.lost == 0 and quality.received.mos is not None
     heard = score(source, read_wav(recording, 16000), 16000)
+    played = score(source, read_wav(played_out, 16000), 16000, drift=PLAYOUT_DRIFT)
     recordings = bob.received_recordings()
     assert recordings, "baresip wrote no *-dec.wav"
     sent = score(speech, await finished_recording(recordings[-1], 16000), 16000)
-    print(f"{codec}: toolkit->baresip {sent}, baresip->toolkit {heard}")
+    print(f"{codec}: toolkit->baresip {sent}, baresip->toolkit {heard} (played out {played})")
     assert heard.seconds >= SECONDS - 0.5 and sent.seconds >= SECONDS - 0.5
     assert heard.windowed_correlation > 0.95 and sent.windowed_correlation > 0.95
+    assert played.windowed_correlation > 0.95, played
     assert heard.pesq >= WIDEBAND_PESQ_TARGET, heard
     assert sent.pesq >= WIDEBAND_PESQ_TARGET, sent
 

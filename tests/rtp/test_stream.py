@@ -468,29 +468,96 @@ def _pace_rtp(sock: socket.socket, address: tuple[str, int], payloads: list[byte
             start += late * 0.02
 
 
-async def test_frames_that_come_while_the_loop_is_held_up_are_played_late_not_discarded() -> None:
-    loop = asyncio.get_running_loop()
+@pytest.fixture
+async def fed() -> AsyncIterator[tuple[MediaStream, socket.socket]]:
+    """A stream receiving PCMU from a peer socket (which a test drives from a thread)."""
     low = free_port_range(4)
     allocator = PortAllocator(low, low + 3)
-    clock = MediaClock(loop)
+    clock = MediaClock(asyncio.get_running_loop())
     peer = allocator.allocate()
     stream = MediaStream(allocator.allocate(), clock, inactivity_timeout=0)
     stream.configure(_media(peer.port))
-    # every packet a different constant payload, so each played frame names its packet
-    payloads = [bytes([0x10 + n % 64, 0x10 + n // 64] * 80) for n in range(150)]
-    by_frame = {PCMU.decode(payload): n for n, payload in enumerate(payloads)}
+    yield stream, peer.rtp
+    stream.close()
+    clock.close()
+    peer.release()
+    assert not allocator.in_use
+
+
+def _numbered(count: int) -> tuple[list[bytes], dict[bytes, int]]:
+    """Payloads each of a different constant value, so each frame names its packet, and
+    the packet number of each decoded frame."""
+    payloads = [bytes([0x10 + n % 64, 0x10 + n // 64] * 80) for n in range(count)]
+    return payloads, {PCMU.decode(payload): n for n, payload in enumerate(payloads)}
+
+
+async def test_frames_that_come_while_the_loop_is_held_up_are_played_late_not_discarded(
+    fed: tuple[MediaStream, socket.socket],
+) -> None:
+    loop = asyncio.get_running_loop()
+    stream, peer = fed
+    payloads, by_frame = _numbered(150)
     played: list[int] = []
     stream.add_sink(lambda frame: played.append(by_frame.get(frame, -1)))
-    sender = loop.run_in_executor(
-        None, _pace_rtp, peer.rtp, ("127.0.0.1", stream.local_port), payloads
-    )
+    sender = loop.run_in_executor(None, _pace_rtp, peer, ("127.0.0.1", stream.local_port), payloads)
     for _ in range(3):
         await asyncio.sleep(0.5)
         time.sleep(0.3)  # the loop is held up (a CPU stall) for 15 packet times
     await sender
     await asyncio.sleep(0.5)
     stream.close()
-    peer.release()
     assert stream.statistics().skipped >= 3 * 10
     assert stream.jitter.counters.discarded == 0
     assert [n for n in played if n >= 0] == list(range(len(payloads)))  # all, in order
+
+
+def _send_with_a_stall(
+    sock: socket.socket,
+    address: tuple[str, int],
+    payloads: list[bytes],
+    *,
+    stall_at: int,
+    lose: int,
+) -> None:
+    """A peer whose sender stalls for 10 packet times at ``stall_at`` and then sends what
+    was due meanwhile at once, with the timestamps it had; packet ``lose`` never leaves."""
+    for n, payload in enumerate(payloads):
+        if n == stall_at:
+            time.sleep(0.2)
+        elif n < stall_at or n > stall_at + 10:
+            time.sleep(0.02)
+        if n != lose:
+            sock.sendto(RtpPacket(0, False, n, n * 160, 0x5EED, payload).serialize(), address)
+
+
+async def test_the_sender_timeline_recording_has_every_frame_at_its_timestamp_despite_a_stall(
+    fed: tuple[MediaStream, socket.socket],
+) -> None:
+    loop = asyncio.get_running_loop()
+    stream, peer = fed
+    payloads, by_frame = _numbered(120)
+    played: list[int] = []
+    sent: list[int] = []
+    stream.add_sink(lambda frame: played.append(by_frame.get(frame, -1)))
+    stream.add_sink(lambda frame: sent.append(by_frame.get(frame, -1)), timeline="sender")
+    await loop.run_in_executor(
+        None,
+        lambda: _send_with_a_stall(
+            peer, ("127.0.0.1", stream.local_port), payloads, stall_at=40, lose=80
+        ),
+    )
+    await asyncio.sleep(0.5)
+    stream.close()
+    counters = stream.jitter.counters
+    assert counters.underruns > 0 and counters.lost == 1
+    # played out: the stall's underruns are in it as frames of no packet
+    assert played.count(-1) >= counters.lost + counters.underruns
+    # on the sender's timeline: frame n is the n-th frame of the recording, the lost one
+    # concealed in its place, and nothing of the stall
+    assert len(sent) == len(payloads)
+    assert all(n in (index, -1) for index, n in enumerate(sent)), sent
+    # frame 80 concealed; 81 fades in from the concealment (G.711 Appendix I), so it is not
+    # the bare decoded frame; 40, after the stall, is: an underrun is not the sender's
+    unknown = [index for index, n in enumerate(sent) if n < 0 and index != 81]
+    assert 80 in unknown and 40 not in unknown
+    assert len(unknown) == counters.lost + counters.discarded, unknown

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sdp import NegotiatedMedia
 from voip.rtp.audio import WavRecorder, read_wav
@@ -161,11 +161,15 @@ class CallMedia:
         end (``drain`` waits until it is sent)."""
         await self.stream.write(read_wav(path, self.stream.sample_rate))
 
-    def record(self, path: str | Path) -> WavRecorder:
+    def record(
+        self, path: str | Path, *, timeline: Literal["playout", "sender"] = "playout"
+    ) -> WavRecorder:
         """Write everything received from now on to a WAV file until the recorder is closed
-        or the call ends."""
+        or the call ends: as it was played (``timeline="playout"``), or as the peer sent
+        it, each frame at its RTP timestamp, free of the local playout's adaptations to
+        late packets (``timeline="sender"``; see :meth:`MediaStream.add_sink`)."""
         recorder = WavRecorder(path, self.stream.sample_rate)
-        remove = self.stream.add_sink(recorder.write)
+        remove = self.stream.add_sink(recorder.write, timeline=timeline)
 
         def stop() -> None:
             remove()

@@ -47,6 +47,9 @@ class Frame(Protocol):
     def sequence_number(self) -> int: ...
 
     @property
+    def timestamp(self) -> int: ...
+
+    @property
     def payload_type(self) -> int: ...
 
     @property

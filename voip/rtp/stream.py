@@ -31,6 +31,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Literal
 
 import pylibsrtp
 from aiortc.rtp import is_rtcp
@@ -58,6 +59,7 @@ from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
 from voip.rtp.srtp import SrtpTransform
 from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
+from voip.rtp.timeline import SenderTimeline
 
 __all__ = ["MediaStream"]
 
@@ -158,9 +160,12 @@ class MediaStream:
         self._inactive = False
         self._next_rtcp = 0.0
         self._to_user: Callable[[bytes], bytes] = _same
+        # the sender's timeline is another sequence of frames: its own resampling state
+        self._timeline_to_user: Callable[[bytes], bytes] = _same
         self._from_user: Callable[[bytes], bytes] = _same
         self._closed = False
         self._sinks: list[Callable[[bytes], None]] = []
+        self._timeline = SenderTimeline(sample_rate, self.codec.clock_rate)
         self._frame_samples = 160  # RTP timestamp units per packet
         self._codec_samples = 160  # samples at the codec's rate per packet
         #: the encoded silence of one packet time, for a codec without state (G.711)
@@ -240,6 +245,7 @@ class MediaStream:
         self.srtp = SrtpTransform.follow(self.srtp, media)
         self.awaiting_keys = False
         self._to_user = _converter(codec.sample_rate, self.sample_rate)
+        self._timeline_to_user = _converter(codec.sample_rate, self.sample_rate)
         self._from_user = _converter(self.sample_rate, codec.sample_rate)
         remote: Address | None = None
         if media.remote_address and media.remote_port and not media.legacy_hold:
@@ -271,6 +277,7 @@ class MediaStream:
         self._silence_payload = codec.encode(silence) if codec is PCMU or codec is PCMA else None
         if self._plc.sample_rate != codec.sample_rate:
             self._plc = Concealer(codec.sample_rate, max_frames=CONCEAL_FRAMES)
+        self._timeline.set_clock(self.sample_rate, codec.clock_rate)
 
     def _set_direction(self, sending: bool, receiving: bool) -> None:
         if sending and not self.sending:
@@ -454,7 +461,8 @@ class MediaStream:
             frame = self._noise.noise(self._comfort, self._codec_samples)
             self._deliver(frame if self._to_user is _same else self._to_user(frame))
             return
-        concealed = jitter.counters.concealed
+        counters = jitter.counters
+        concealed, lost = counters.concealed, counters.lost
         packet = jitter.pop()
         if packet is not None:
             payload_type = packet.payload_type
@@ -464,19 +472,33 @@ class MediaStream:
                 frame = self._noise.noise(packet.payload, self._codec_samples)
             else:
                 frame = self._decoders.get(payload_type, self.codec).decode(packet.payload)
+            decoded = frame
             frame = self._plc.good(frame)
-        elif not self._started_receiving:
+            if self._timeline.sinks:
+                # the fade out of a concealment belongs on the sender's timeline after a
+                # lost packet, not after a late one (an underrun is the playout's own)
+                timeline = self._timeline
+                timeline.frame(
+                    packet.ssrc,
+                    packet.timestamp,
+                    self._frame_samples,
+                    self._timeline_to_user(frame if timeline.after_loss else decoded),
+                )
+            self._deliver(frame if self._to_user is _same else self._to_user(frame))
+            return
+        if not self._started_receiving:
             return  # nothing ever arrived: no frames yet
-        else:
-            frame = None
-            samples = self._codec_samples
-            if jitter.counters.concealed > concealed:
-                # packet loss concealment (G.711 Appendix I): pitch waveform substitution
-                frame = self._plc.missing(samples)
-                if frame is not None:
-                    self.stats.concealed += self.ptime
-            if frame is None:
-                frame = bytes(2 * samples)
+        frame = None
+        samples = self._codec_samples
+        if counters.concealed > concealed:
+            # packet loss concealment (G.711 Appendix I): pitch waveform substitution
+            frame = self._plc.missing(samples)
+            if frame is not None:
+                self.stats.concealed += self.ptime
+        if frame is None:
+            frame = bytes(2 * samples)
+        if counters.lost > lost and self._timeline.sinks:
+            self._timeline.concealed(self._frame_samples, self._timeline_to_user(frame))
         self._deliver(frame if self._to_user is _same else self._to_user(frame))
 
     def _deliver(self, frame: bytes) -> None:
@@ -668,10 +690,23 @@ class MediaStream:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self.frames()
 
-    def add_sink(self, sink: Callable[[bytes], None]) -> Callable[[], None]:
-        """Also give every received frame to ``sink`` (e.g. a recorder); returns a remover."""
-        self._sinks.append(sink)
-        return lambda: self._sinks.remove(sink) if sink in self._sinks else None
+    def add_sink(
+        self,
+        sink: Callable[[bytes], None],
+        *,
+        timeline: Literal["playout", "sender"] = "playout",
+    ) -> Callable[[], None]:
+        """Also give received audio to ``sink`` (e.g. a recorder); returns a remover.
+
+        ``timeline="playout"``: every frame as it is played, one per packet time, with the
+        concealment and silence the jitter buffer plays when packets are late.
+        ``timeline="sender"``: the decoded frames at the offsets their RTP timestamps give
+        (:mod:`voip.rtp.timeline`): the peer's speech without the local playout's
+        adaptations, losses concealed, gaps (packets discarded or not sent) as silence.
+        """
+        sinks = self._sinks if timeline == "playout" else self._timeline.sinks
+        sinks.append(sink)
+        return lambda: sinks.remove(sink) if sink in sinks else None
 
     def send_dtmf(self, digits: str) -> None:
         """Send digits as RFC 4733 events, one after the other; raises ValueError for a
