@@ -1,5 +1,5 @@
-"""Build hook: compile the SIP syntax core, SDP and the RTP media core with mypyc when a
-C compiler is at hand.
+"""Build hook: compile the SIP syntax core (with the sans-I/O transaction and dialog
+layers), SDP and the RTP media core with mypyc when a C compiler is at hand.
 
 Everything else about the package is in pyproject.toml. The modules in
 ``voip.sip._implementation.COMPILED``, ``sdp._implementation.COMPILED`` and
@@ -27,7 +27,18 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 # Kept in step with voip.sip._implementation.COMPILED (a test checks it).
-COMPILED = ("errors", "grammar", "uri", "headers", "fields", "message", "parser", "validate")
+COMPILED = (
+    "errors",
+    "grammar",
+    "uri",
+    "headers",
+    "fields",
+    "message",
+    "parser",
+    "validate",
+    "dialog",
+    "transaction",
+)
 # Kept in step with sdp._implementation.COMPILED (a test checks it).
 SDP_COMPILED = (
     "errors",

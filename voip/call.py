@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,6 +31,7 @@ from voip.rtp.dtmf import dtmf_digits
 from voip.rtp.srtp import SrtpMode
 from voip.sip import CSeq, RAck, Request, Response, SipError, SipUri, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
+from voip.sip.fields import NameAddress
 from voip.sip.redirect import TargetSet, redirected_request
 from voip.sip.reliable import (
     OPTION_TAG,
@@ -170,6 +172,8 @@ class Call:
         #: INVITEs given up after the agent moved (:meth:`_redial`): CSeq → the request,
         #: and whether it was CANCELed yet
         self._abandoned: dict[int, tuple[Request, bool]] = {}
+        #: the Contact of our last 1xx/2xx to the INVITE (UAS): the dialog's local target
+        self._contact: NameAddress | None = None
 
     @property
     def events(self) -> AsyncIOEventEmitter:
@@ -681,9 +685,10 @@ class Call:
             source = self._invite_server.source
             assert isinstance(source, Endpoint)
             target = Target(source.transport, source.host, source.port, source.host)  # type: ignore[arg-type]
-            response.headers.add("Contact", str(self.ua.contact_for(target)))
-            response.headers.add("Allow", ", ".join(_allowed()))
-            response.headers.add("Supported", ", ".join(_supported()))
+            self._contact = self.ua.contact_for(target)
+            response.headers.add("Contact", str(self._contact))
+            response.headers.add("Allow", _allow_value())
+            response.headers.add("Supported", _supported_value())
             for name, value in self._recv_info():
                 response.headers.add(name, value)
         if body:
@@ -861,7 +866,10 @@ class Call:
     def _uas_dialog(self, response: Response) -> Dialog:
         assert self.invite is not None
         if self.dialog is None:
-            self.dialog = Dialog.from_uas(self.invite, response)
+            # our own To tag and Contact, not read back from the response just built
+            self.dialog = Dialog.from_uas(
+                self.invite, response, local_tag=self.local_tag, local_contact=self._contact
+            )
             if _has_sdp(self.invite):
                 self.dialog.received_offer(self.invite.body)
         if response.status >= 200:
@@ -1656,3 +1664,14 @@ def _supported() -> tuple[str, ...]:
     from voip.useragent import SUPPORTED
 
     return SUPPORTED
+
+
+@functools.cache
+def _allow_value() -> str:
+    """The Allow field's value, joined once (every 2xx to an INVITE carries it)."""
+    return ", ".join(_allowed())
+
+
+@functools.cache
+def _supported_value() -> str:
+    return ", ".join(_supported())

@@ -51,6 +51,10 @@ from voip.sip.parser import (
 from voip.sip.uri import AbsoluteUri, SipUri, TelUri, Uri, parse_uri
 from voip.sip.validate import UaPolicy, check_message, check_request, check_response
 
+# Compiled with the syntax core (the dialog and transaction layers call it at every
+# message), so imported here before the core says what runs.
+from voip.sip import dialog as _dialog, transaction as _transaction  # isort: skip  # noqa: F401
+
 #: ``"mypyc"`` when the syntax core runs compiled, ``"pure Python"`` otherwise.
 IMPLEMENTATION = CORE.running()
 

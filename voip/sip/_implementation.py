@@ -15,8 +15,20 @@ from sdp._implementation import MYPYC, PURE_PYTHON, CompiledCore
 
 __all__ = ["COMPILED", "CORE", "MYPYC", "PURE_PYTHON", "SELECTED"]
 
-#: The modules compiled by mypyc when the package is built (kept in step with setup.py).
-COMPILED = ("errors", "grammar", "uri", "headers", "fields", "message", "parser", "validate")
+#: The modules compiled by mypyc when the package is built (kept in step with setup.py): the
+#: syntax core and the sans-I/O transaction and dialog layers, which a UAS runs at every message
+COMPILED = (
+    "errors",
+    "grammar",
+    "uri",
+    "headers",
+    "fields",
+    "message",
+    "parser",
+    "validate",
+    "dialog",
+    "transaction",
+)
 CORE = CompiledCore(__name__.rpartition(".")[0], Path(__file__).resolve().parent, COMPILED)
 #: What the process runs; ``voip.sip.IMPLEMENTATION`` checks it against the modules.
 SELECTED = CORE.select()

@@ -23,6 +23,8 @@ __all__ = ["Dialog", "DialogId", "DialogState", "OfferAnswer"]
 
 #: Methods that refresh the remote target (§12.2, RFC 3311 §5.1, RFC 3515 is not one).
 TARGET_REFRESH = frozenset({"INVITE", "UPDATE"})
+#: Requests within a dialog that carry our Contact (§12.2.1.1; RFC 6665 §4.1.1, RFC 3515 §2.4.1)
+_CARRY_CONTACT = TARGET_REFRESH | {"SUBSCRIBE", "REFER"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +102,32 @@ class Dialog:
         )
 
     @classmethod
-    def from_uas(cls, request: Request, response: Response) -> Dialog:
-        """The UAS's dialog from the request and the response it sends (§12.1.1)."""
+    def from_uas(
+        cls,
+        request: Request,
+        response: Response,
+        *,
+        local_tag: str | None = None,
+        local_contact: NameAddress | None = None,
+    ) -> Dialog:
+        """The UAS's dialog from the request and the response it sends (§12.1.1).
+
+        ``local_tag`` and ``local_contact``: the To tag and the Contact the UAS put in
+        ``response``, when it has them at hand (they are not read back from it then:
+        the response's To is the request's with that tag, §8.2.6.2)."""
         contacts = request.contact
         if not contacts:
             raise SipError(400, f"{request.method} creating a dialog has no Contact")
         remote = request.from_
-        to = response.to
+        if local_tag is None:
+            to = response.to
+            local_tag = to.tag or ""
+        else:
+            to = request.to
+        if local_contact is None and response.contact:
+            local_contact = response.contact[0]
         return cls(
-            id=DialogId(request.call_id, to.tag or "", remote.tag or ""),
+            id=DialogId(request.call_id, local_tag, remote.tag or ""),
             local_uri=_without_tag(to),
             remote_uri=_without_tag(remote),
             remote_target=contacts[0].uri,
@@ -118,7 +137,7 @@ class Dialog:
             secure=_is_sips(request.uri) and request.via[0].transport.upper() == "TLS",
             is_uac=False,
             state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
-            local_contact=response.contact[0] if response.contact else None,
+            local_contact=local_contact,
         )
 
     # --- requests within the dialog (§12.2.1) -----------------------------------------------
@@ -154,7 +173,7 @@ class Dialog:
             ("CSeq", f"{cseq} {method}"),
         ]
         fields.extend(("Route", str(route)) for route in routes)
-        if self.local_contact is not None and method in (*TARGET_REFRESH, "SUBSCRIBE", "REFER"):
+        if self.local_contact is not None and method in _CARRY_CONTACT:
             fields.append(("Contact", str(self.local_contact)))
         fields.extend(headers)
         if content_type is not None and body:

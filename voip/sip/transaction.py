@@ -20,6 +20,7 @@ retransmissions and zeroes the wait timers D, I, J and K (§17.1.1.2, §17.2.1, 
 
 from __future__ import annotations
 
+import builtins
 import enum
 import heapq
 import itertools
@@ -162,7 +163,9 @@ class TransportFailure:
     """The transport could not deliver this transaction's message (§17.1.4, §17.2.4)."""
 
     transaction: ClientTransaction | ServerTransaction
-    error: Exception
+    # named through its module: compiled (mypyc), a dataclass's annotations are looked
+    # up in the module's globals, where the builtins are not
+    error: builtins.Exception
 
 
 @dataclass(frozen=True, slots=True)
