@@ -29,6 +29,8 @@ import itertools
 import math
 from typing import Protocol
 
+from mypy_extensions import mypyc_attr
+
 from voip.rtp.wakeup import WakeupTimer, wakeup_timer
 
 __all__ = ["Clocked", "MediaClock", "Registration"]
@@ -73,6 +75,7 @@ class Registration:
                 self.clock._cancelled()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled: a benchmark times its rounds
 class MediaClock:
     """Drives :class:`Clocked` members from one timer on ``loop``."""
 

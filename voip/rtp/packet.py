@@ -38,8 +38,17 @@ class RtpHeader:
 def parse_rtp(data: bytes) -> RtpHeader:
     """The header and payload of ``data``; :class:`ValueError` when it is not RTP."""
     if len(data) >= 12 and data[0] == _PLAIN:
-        _, second, sequence_number, timestamp, ssrc = _FIXED.unpack_from(data)
-        return RtpHeader(second & 0x7F, second >> 7, sequence_number, timestamp, ssrc, data[12:])
+        # octet by octet: compiled (mypyc), each is a native operation, where struct would
+        # box five integers into a tuple
+        second = data[1]
+        return RtpHeader(
+            second & 0x7F,
+            second >> 7,
+            data[2] << 8 | data[3],
+            data[4] << 24 | data[5] << 16 | data[6] << 8 | data[7],
+            data[8] << 24 | data[9] << 16 | data[10] << 8 | data[11],
+            data[12:],
+        )
     packet = RtpPacket.parse(data)
     return RtpHeader(
         packet.payload_type,
