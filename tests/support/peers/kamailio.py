@@ -302,6 +302,7 @@ def start_kamailio(
     realm: str | None = None,
     next_hop: str | None = None,
     redirect: bool = False,
+    relay_net: str | None = None,
     children: int = 4,
     shared_memory_mb: int = 512,
     timeout: float = 15.0,
@@ -315,6 +316,9 @@ def start_kamailio(
     requests for our users go instead of the location table: two proxies in a row.
     ``redirect``: a redirect server: an INVITE to one of our users is answered 302 with
     the user's contacts instead of being relayed.
+    ``relay_net``: a regular expression of next-hop addresses relayed to besides
+    loopback, for a kamailio started inside a network namespace the test created (from a
+    thread that entered it: ``support.netns.run_in``), whose addresses exist only there.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix socket paths are limited to 107 bytes: a short directory of their own.
@@ -344,6 +348,8 @@ def start_kamailio(
         defines.append("WITH_REDIRECT")
     if next_hop is not None:
         defines.append(f'NEXT_HOP="{next_hop}"')
+    if relay_net is not None:
+        defines.append(f'RELAY_NET="{relay_net}"')
 
     argv = ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", str(shared_memory_mb)]
     for define in defines:
