@@ -13,42 +13,19 @@ by Kamailio, reach alice at the new address."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from support.netns import ip, namespace, run_in
-from support.peers import Kamailio
 from support.peers.kamailio import start_kamailio
 from support.session import play_prompt, sessions_for
+from support.ua import registered_at
 
 from voip.session import Session, State
 from voip.session import primitives as p
-from voip.sip import Credentials
-from voip.useragent import UserAgent
 
 TIMEOUT = 20.0
 OLD, NEW, BOB = "10.99.0.1", "10.99.0.2", "10.99.1.1"
-
-
-@asynccontextmanager
-async def registered(
-    kam: Kamailio, user: str, transport: str, host: str
-) -> AsyncIterator[UserAgent]:
-    """A toolkit agent for ``user`` on ``host`` through ``kam``, registered there."""
-    ua = UserAgent(
-        user,
-        domain=kam.domain,
-        credentials=[Credentials(user, kam.users[user])],
-        outbound_proxy=kam.outbound_proxy(transport),
-    )
-    await ua.listen(transport, host, 0)
-    try:
-        await asyncio.wait_for(ua.register(kam.uri(transport=transport), expires=300), TIMEOUT)
-        yield ua
-    finally:
-        await ua.close()
 
 
 async def _moved_through_kamailio(name: str, transport: str, run_dir: Path) -> None:
@@ -56,8 +33,8 @@ async def _moved_through_kamailio(name: str, transport: str, run_dir: Path) -> N
     kam = start_kamailio(run_dir, relay_net="^10[.]99[.]")
     try:
         async with (
-            registered(kam, "alice", transport, OLD) as alice,
-            registered(kam, "bob", transport, BOB) as bob,
+            registered_at(kam, "alice", transport, OLD) as alice,
+            registered_at(kam, "bob", transport, BOB) as bob,
         ):
             assert alice.address_monitor is not None
             assert alice.address_monitor.mechanism == "netlink"

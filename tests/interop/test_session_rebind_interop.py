@@ -11,40 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from support.peers import Kamailio
 from support.session import play_prompt, sessions_for
+from support.ua import registered_at
 
 from voip.session import Session, State
 from voip.session import primitives as p
-from voip.sip import Credentials
-from voip.useragent import UserAgent
 
 TIMEOUT = 20.0
 OLD, NEW = "127.0.0.2", "127.0.0.3"
-
-
-@asynccontextmanager
-async def registered(
-    kam: Kamailio, user: str, transport: str, host: str
-) -> AsyncIterator[UserAgent]:
-    """A toolkit agent for ``user`` on ``host`` through ``kam``, registered there."""
-    ua = UserAgent(
-        user,
-        domain=kam.domain,
-        credentials=[Credentials(user, kam.users[user])],
-        outbound_proxy=kam.outbound_proxy(transport),
-    )
-    await ua.listen(transport, host, 0)
-    try:
-        await asyncio.wait_for(ua.register(kam.uri(transport=transport), expires=300), TIMEOUT)
-        yield ua
-    finally:
-        await ua.close()
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -52,8 +30,8 @@ async def test_a_session_through_kamailio_follows_its_agent_to_a_new_local_addre
     kamailio: Kamailio, transport: str, tmp_path: Path
 ) -> None:
     async with (
-        registered(kamailio, "alice", transport, OLD) as alice,
-        registered(kamailio, "bob", transport, "127.0.0.1") as bob,
+        registered_at(kamailio, "alice", transport, OLD) as alice,
+        registered_at(kamailio, "bob", transport, "127.0.0.1") as bob,
     ):
         [before] = await kamailio.wait_registered("alice")
         assert f"@{OLD}:" in before.address

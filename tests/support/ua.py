@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from voip.call import Call
 from voip.rtp import CallMedia
-from voip.sip import Request, Response
+from voip.sip import Credentials, Request, Response
 from voip.useragent import UserAgent
+
+if TYPE_CHECKING:
+    from support.peers import Kamailio
 
 TIMEOUT = 10.0
 
@@ -76,3 +81,23 @@ def received(ua: UserAgent) -> list[Request | Response]:
 
     ua.transport.add_tracer(spy)
     return messages
+
+
+@asynccontextmanager
+async def registered_at(
+    kam: Kamailio, user: str, transport: str, host: str, *, timeout: float = 20.0
+) -> AsyncIterator[UserAgent]:
+    """A toolkit agent for ``user`` listening on ``host``, with ``kam`` as its outbound
+    proxy, registered there; closed afterwards."""
+    ua = UserAgent(
+        user,
+        domain=kam.domain,
+        credentials=[Credentials(user, kam.users[user])],
+        outbound_proxy=kam.outbound_proxy(transport),
+    )
+    await ua.listen(transport, host, 0)
+    try:
+        await asyncio.wait_for(ua.register(kam.uri(transport=transport), expires=300), timeout)
+        yield ua
+    finally:
+        await ua.close()
