@@ -9,6 +9,7 @@ and the prompt resumes from the last confirmed major sync point."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from support.session import play_prompt, sessions_for
 from voip.session import Session, State
 from voip.session import primitives as p
 from voip.sip import SipUri
-from voip.transport.addresses import Move
+from voip.transport.addresses import MOVING_ERRORS, Move
 from voip.transport.monitor import AddressMonitor
 from voip.useragent import UserAgent
 
@@ -128,4 +129,35 @@ async def _polled_move(name: str) -> list[Move]:
 def test_without_rtnetlink_a_poll_finds_the_new_address_by_the_route_to_a_peer() -> None:
     with namespace({"va": f"{OLD}/24", "vb": f"{BOB}/24"}) as name:
         moves = run_in(name, lambda: _polled_move(name))
+    assert moves == [Move(OLD, NEW, f"{OLD} cannot be bound")]
+
+
+async def _move_on_failed_send(name: str) -> tuple[int, list[Move]]:
+    moves: list[Move] = []
+    await asyncio.to_thread(ip, name, "route", "add", "192.0.2.0/24", "dev", "va")
+    monitor = AddressMonitor(
+        OLD, peers=lambda: ["192.0.2.10"], on_move=moves.append, netlink=False, poll_interval=3600
+    )
+    monitor.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((OLD, 0))
+            await asyncio.to_thread(ip, name, "addr", "del", f"{OLD}/24", "dev", "va")
+            await asyncio.to_thread(ip, name, "addr", "add", f"{NEW}/24", "dev", "va")
+            await asyncio.to_thread(ip, name, "route", "add", "192.0.2.0/24", "dev", "va")
+            assert moves == []  # no event heard, no poll due for an hour
+            with pytest.raises(OSError) as failed:
+                sock.sendto(b"x", ("192.0.2.10", 5060))  # from the address that left
+            code = failed.value.errno
+            assert code is not None
+            monitor.send_failed(code)  # what the agent's transport reports
+        return code, moves
+    finally:
+        monitor.close()
+
+
+def test_a_send_failing_from_an_address_that_left_makes_the_agent_look_at_once() -> None:
+    with namespace({"va": f"{OLD}/24", "vb": f"{BOB}/24"}) as name:
+        code, moves = run_in(name, lambda: _move_on_failed_send(name))
+    assert code in MOVING_ERRORS
     assert moves == [Move(OLD, NEW, f"{OLD} cannot be bound")]
