@@ -447,12 +447,13 @@ def _negotiate_media(
         on_hold=legacy_hold or not remote_direction.receives,
         legacy_hold=legacy_hold,
         # the peer sends with the numbers of our description (RFC 3264 §6.1)
-        local_codecs=tuple(_as_listed(codec, ours) for codec in codecs),
-        local_telephone_event=None if event is None else _as_listed(event, ours),
+        local_codecs=tuple(_as_listed(codec, ours, local_codecs) for codec in codecs),
+        local_telephone_event=None if event is None else _as_listed(event, ours, local_codecs),
     )
 
 
-def _as_listed(codec: Codec, ours: MediaDescription) -> Codec:
-    """The peer's format as our description lists it: with our payload type number."""
-    rtpmap = next(mine for mine in ours.codecs() if codec.same_codec(mine))
+def _as_listed(codec: Codec, ours: MediaDescription, listed: list[RtpMap]) -> Codec:
+    """The peer's format as our description lists it (``listed``: its codecs, worked out
+    once per stream): with our payload type number."""
+    rtpmap = next(mine for mine in listed if codec.same_codec(mine))
     return Codec.from_rtpmap(rtpmap, ours.fmtp(rtpmap.payload_type))

@@ -714,11 +714,17 @@ class Call:
         """Open the call's RTP stream on ``host``; its port goes into the SDP."""
         if self.media is None:
             media = self.media = self.ua.media.open(host, media_port or None)
-            media.on("dtmf", lambda digit: self.emit("dtmf", digit))
-            media.on("inactive", lambda seconds: self.emit("media_inactive", seconds))
+            media.listen(self._on_media_event)
             # with keys in the SDP, nothing is played until they are agreed
             media.stream.awaiting_keys = self.negotiation.srtp is not SrtpMode.OFF
         return self.media.port
+
+    def _on_media_event(self, event: str, *args: Any) -> None:
+        """What the call's stream says that the call tells its own handlers."""
+        if event == "dtmf":
+            self.emit("dtmf", *args)
+        elif event == "inactive":
+            self.emit("media_inactive", *args)
 
     async def ring(
         self, *, early_media: bool = False, media_port: int = 0, reliable: bool | None = None

@@ -139,6 +139,11 @@ class CallMedia:
         """``"dtmf"``, ``"inactive"``, ``"rtcp"``, ``"bye"`` of the stream."""
         self.stream.events.on(event, handler)
 
+    def listen(self, listener: Callable[..., None]) -> None:
+        """``listener(event, *args)`` for every event of the stream, until it closes (the
+        call's one listener: cheaper than an emitter with handlers per call)."""
+        self.stream.listener = listener
+
     # --- for bots -----------------------------------------------------------------------------
 
     async def write(self, pcm: bytes) -> None:
@@ -191,9 +196,7 @@ class CallMedia:
         """Stop media and give the ports back."""
         with contextlib.suppress(Exception):
             self.stream.close()
-        events = self.stream.events
-        events.emit("closed")
         # Nothing is heard from a closed stream: its handlers (which hold the call that
         # set them, and the call holds this) go, so that the call's objects are freed as
         # soon as the call lets go of them rather than by the cyclic garbage collector.
-        events.remove_all_listeners()
+        self.stream.drop_listeners()

@@ -109,7 +109,10 @@ class MediaStream:
         self.loop = clock.loop
         self.sample_rate = sample_rate
         self.inactivity_timeout = inactivity_timeout
-        self.events = AsyncIOEventEmitter(self.loop)
+        self._events: AsyncIOEventEmitter | None = None  # made when a handler is added
+        #: the owner's callable (the call's), told ``(event, *args)`` of every event before
+        #: the pyee handlers: what a call hears of its stream, without an emitter per stream
+        self.listener: Callable[..., None] | None = None
         self.stats = StreamStatistics()
         self.sender = RtpSender()
         self.rtcp = RtcpSession(self.sender, cname or f"voip@{ports.host}", 8000)
@@ -178,6 +181,29 @@ class MediaStream:
 
     def __repr__(self) -> str:
         return f"<MediaStream {self.ports.host}:{self.ports.port} -> {self.remote_rtp}>"
+
+    @property
+    def events(self) -> AsyncIOEventEmitter:
+        """The stream's event emitter (pyee), made on first use: a call hears its stream
+        through :attr:`listener`, and an emitter per stream costs more than its packets."""
+        if self._events is None:
+            self._events = AsyncIOEventEmitter(self.loop)
+        return self._events
+
+    def _emit(self, event: str, *args: object) -> None:
+        if self.listener is not None:
+            self.listener(event, *args)
+        if self._events is not None:
+            self._events.emit(event, *args)
+
+    def drop_listeners(self) -> None:
+        """``"closed"`` to the handlers, then forget them and the listener: nothing is
+        heard from a closed stream, and what they hold (the call) is freed with it."""
+        self.listener = None
+        events = self._events
+        if events is not None:
+            events.emit("closed")
+            events.remove_all_listeners()
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -332,7 +358,7 @@ class MediaStream:
                 and now - self._last_received > self.inactivity_timeout
             ):
                 self._inactive = True
-                self.events.emit("inactive", now - self._last_received)
+                self._emit("inactive", now - self._last_received)
         if now >= self._next_rtcp:
             self._next_rtcp = now + self.rtcp.interval()
             if self.remote_rtcp is not None and (self.sending or self.receiving):
@@ -592,7 +618,7 @@ class MediaStream:
                 return
             if digit is not None:
                 stats.dtmf_received += 1
-                self.events.emit("dtmf", digit)
+                self._emit("dtmf", digit)
             return
         source.update_jitter(now, packet.timestamp)
         if self.receiving:
@@ -624,9 +650,9 @@ class MediaStream:
                 if event.packets_lost is not None:
                     self.stats.remote_lost = event.packets_lost
                     self.stats.remote_jitter = event.jitter
-                self.events.emit("rtcp", event)
+                self._emit("rtcp", event)
             elif isinstance(event, RtcpBye):
-                self.events.emit("bye", event)
+                self._emit("bye", event)
 
     # --- the PCM API for bots -----------------------------------------------------------------
 
