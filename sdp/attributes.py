@@ -25,6 +25,12 @@ class Attribute(FrozenValue):
     name: str
     value: str | None = None
 
+    def __init__(self, name: str, value: str | None = None) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (an SDP answer makes a dozen attributes); the generated one stays interpreted.
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+
     @classmethod
     def parse(cls, text: str) -> Attribute:
         """The text after ``a=``; the name ends at the first colon (RFC 8866 §5.13)."""

@@ -29,6 +29,21 @@ class Codec(FrozenValue):
     fmtp: str | None = None
     payload_type: int | None = None
 
+    def __init__(
+        self,
+        name: str,
+        clock_rate: int,
+        channels: int = 1,
+        fmtp: str | None = None,
+        payload_type: int | None = None,
+    ) -> None:
+        # Native code when compiled, where @dataclass's would be interpreted (Attribute)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "clock_rate", clock_rate)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "fmtp", fmtp)
+        object.__setattr__(self, "payload_type", payload_type)
+
     @classmethod
     def from_rtpmap(cls, rtpmap: RtpMap, fmtp: str | None = None) -> Codec:
         return cls(

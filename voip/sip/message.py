@@ -9,7 +9,7 @@ property writes the field back in canonical form.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 from mypy_extensions import mypyc_attr
@@ -175,6 +175,11 @@ class FieldList(Sequence[T]):
         except SipError as error:
             raise _named(self._key, error) from None
         return value
+
+    def __iter__(self) -> Iterator[T]:
+        # Sequence's would call __getitem__ until IndexError, interpreted, even compiled
+        for index in range(len(self)):
+            yield self[index]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str):
