@@ -70,6 +70,52 @@ class NegotiatedMedia(FrozenValue):
     local_codecs: tuple[Codec, ...] = ()
     local_telephone_event: Codec | None = None
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it (FrozenValue pickles so)
+        self,
+        index: int,
+        media: str,
+        accepted: bool,
+        proto: str,
+        codecs: tuple[Codec, ...] = (),
+        direction: Direction = Direction.INACTIVE,
+        remote_address: str | None = None,
+        remote_port: int = 0,
+        remote_rtcp_address: str | None = None,
+        remote_rtcp_port: int = 0,
+        rtcp_mux: bool = False,
+        telephone_event: Codec | None = None,
+        ptime: float | None = None,
+        maxptime: float | None = None,
+        local_crypto: Crypto | None = None,
+        remote_crypto: Crypto | None = None,
+        on_hold: bool = False,
+        legacy_hold: bool = False,
+        local_codecs: tuple[Codec, ...] = (),
+        local_telephone_event: Codec | None = None,
+    ) -> None:
+        # Written out: native code compiled, where @dataclass's stays interpreted
+        # (sdp.attributes.Attribute)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "media", media)
+        object.__setattr__(self, "accepted", accepted)
+        object.__setattr__(self, "proto", proto)
+        object.__setattr__(self, "codecs", codecs)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "remote_address", remote_address)
+        object.__setattr__(self, "remote_port", remote_port)
+        object.__setattr__(self, "remote_rtcp_address", remote_rtcp_address)
+        object.__setattr__(self, "remote_rtcp_port", remote_rtcp_port)
+        object.__setattr__(self, "rtcp_mux", rtcp_mux)
+        object.__setattr__(self, "telephone_event", telephone_event)
+        object.__setattr__(self, "ptime", ptime)
+        object.__setattr__(self, "maxptime", maxptime)
+        object.__setattr__(self, "local_crypto", local_crypto)
+        object.__setattr__(self, "remote_crypto", remote_crypto)
+        object.__setattr__(self, "on_hold", on_hold)
+        object.__setattr__(self, "legacy_hold", legacy_hold)
+        object.__setattr__(self, "local_codecs", local_codecs)
+        object.__setattr__(self, "local_telephone_event", local_telephone_event)
+
     @property
     def telephone_event_payload_type(self) -> int | None:
         """The peer's number for telephone events: what the events we send carry."""

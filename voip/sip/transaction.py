@@ -97,6 +97,22 @@ class Transmit:
     retransmission: bool = False
     local: Hashable = None
 
+    # The events' constructors are written out rather than made by @dataclass: compiled,
+    # they are native code, where the generated ones stay interpreted (several a message).
+    def __init__(
+        self,
+        message: Message,
+        data: bytes,
+        destination: Hashable,
+        retransmission: bool = False,
+        local: Hashable = None,
+    ) -> None:
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "destination", destination)
+        object.__setattr__(self, "retransmission", retransmission)
+        object.__setattr__(self, "local", local)
+
 
 @dataclass(frozen=True, slots=True)
 class RequestReceived:
@@ -104,6 +120,10 @@ class RequestReceived:
 
     transaction: ServerTransaction
     request: Request
+
+    def __init__(self, transaction: ServerTransaction, request: Request) -> None:
+        object.__setattr__(self, "transaction", transaction)
+        object.__setattr__(self, "request", request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +137,13 @@ class AckReceived:
     request: Request
     source: Hashable
     transaction: ServerTransaction | None
+
+    def __init__(
+        self, request: Request, source: Hashable, transaction: ServerTransaction | None
+    ) -> None:
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "transaction", transaction)
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,26 @@ class SipUri:
     headers: tuple[tuple[str, str], ...] = ()
     scheme: str = "sip"
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        host: str,
+        user: str | None = None,
+        password: str | None = None,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        scheme: str = "sip",
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (a call makes several URIs); the generated one stays interpreted.
+        self.host = host
+        self.user = user
+        self.password = password
+        self.port = port
+        self.params = {} if params is None else params
+        self.headers = headers
+        self.scheme = scheme
+
     @property
     def secure(self) -> bool:
         return self.scheme == "sips"
