@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiortc.rtp import RtpPacket
@@ -351,6 +351,30 @@ async def test_inactivity_is_reported_when_the_peer_stops_sending() -> None:
     assert not allocator.in_use
 
 
+async def test_a_held_up_loop_is_no_rtp_inactivity_its_silence_is_timed_on_watched_periods(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    # both ends in one process: while the loop is held up neither sends nor reads, so the
+    # time it stood still says nothing of the peer; silence counts from when it watches
+    a, b = pair
+    a.inactivity_timeout = 0.2
+    inactive: list[float] = []
+    a.events.on("inactive", inactive.append)
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(a, 5)
+    for _ in range(3):
+        time.sleep(0.5)  # a CPU stall of 25 packet times, longer than the timeout
+        await _collect(a, 5)
+    assert inactive == [] and a.stats.skipped >= 3 * 20
+    b.sending = False  # now the peer falls silent for real
+    for _ in range(100):
+        if inactive:
+            break
+        await asyncio.sleep(0.02)
+    assert len(inactive) == 1 and inactive[0] > 0.2
+
+
 async def test_hold_sendonly_peer_stops_our_sending_and_resume_restarts(
     pair: tuple[MediaStream, MediaStream],
 ) -> None:
@@ -486,11 +510,14 @@ async def fed() -> AsyncIterator[tuple[MediaStream, socket.socket]]:
     assert not allocator.in_use
 
 
-def _numbered(count: int) -> tuple[list[bytes], dict[bytes, int]]:
+def _numbered(count: int) -> tuple[list[bytes], Callable[[bytes], int]]:
     """Payloads each of a different constant value, so each frame names its packet, and
-    the packet number of each decoded frame."""
+    what names it: the packet number of a decoded frame, or -1 (made up, or silence).
+    A frame is known by its last 10 ms: the first one played after a concealment starts
+    with a 5 ms cross-fade from it (G.711 Appendix I), and is still that packet's."""
     payloads = [bytes([0x10 + n % 64, 0x10 + n // 64] * 80) for n in range(count)]
-    return payloads, {PCMU.decode(payload): n for n, payload in enumerate(payloads)}
+    by_tail = {PCMU.decode(payload)[-160:]: n for n, payload in enumerate(payloads)}
+    return payloads, lambda frame: by_tail.get(frame[-160:], -1)
 
 
 async def test_frames_that_come_while_the_loop_is_held_up_are_played_late_not_discarded(
@@ -498,9 +525,9 @@ async def test_frames_that_come_while_the_loop_is_held_up_are_played_late_not_di
 ) -> None:
     loop = asyncio.get_running_loop()
     stream, peer = fed
-    payloads, by_frame = _numbered(150)
+    payloads, packet_of = _numbered(150)
     played: list[int] = []
-    stream.add_sink(lambda frame: played.append(by_frame.get(frame, -1)))
+    stream.add_sink(lambda frame: played.append(packet_of(frame)))
     sender = loop.run_in_executor(None, _pace_rtp, peer, ("127.0.0.1", stream.local_port), payloads)
     for _ in range(3):
         await asyncio.sleep(0.5)
@@ -537,11 +564,11 @@ async def test_the_sender_timeline_recording_has_every_frame_at_its_timestamp_de
 ) -> None:
     loop = asyncio.get_running_loop()
     stream, peer = fed
-    payloads, by_frame = _numbered(120)
-    played: list[int] = []
-    sent: list[int] = []
-    stream.add_sink(lambda frame: played.append(by_frame.get(frame, -1)))
-    stream.add_sink(lambda frame: sent.append(by_frame.get(frame, -1)), timeline="sender")
+    payloads, packet_of = _numbered(120)
+    played_frames: list[bytes] = []
+    sent_frames: list[bytes] = []
+    stream.add_sink(played_frames.append)
+    stream.add_sink(sent_frames.append, timeline="sender")
     await loop.run_in_executor(
         None,
         lambda: _send_with_a_stall(
@@ -552,14 +579,16 @@ async def test_the_sender_timeline_recording_has_every_frame_at_its_timestamp_de
     stream.close()
     counters = stream.jitter.counters
     assert counters.underruns > 0 and counters.lost == 1
+    played = [packet_of(frame) for frame in played_frames]
+    sent = [packet_of(frame) for frame in sent_frames]
     # played out: the stall's underruns are in it as frames of no packet
     assert played.count(-1) >= counters.lost + counters.underruns
     # on the sender's timeline: frame n is the n-th frame of the recording, the lost one
     # concealed in its place, and nothing of the stall
     assert len(sent) == len(payloads)
     assert all(n in (index, -1) for index, n in enumerate(sent)), sent
-    # frame 80 concealed; 81 fades in from the concealment (G.711 Appendix I), so it is not
-    # the bare decoded frame; 40, after the stall, is: an underrun is not the sender's
-    unknown = [index for index, n in enumerate(sent) if n < 0 and index != 81]
-    assert 80 in unknown and 40 not in unknown
-    assert len(unknown) == counters.lost + counters.discarded, unknown
+    unknown = [index for index, n in enumerate(sent) if n < 0]
+    assert 80 in unknown and len(unknown) == counters.lost + counters.discarded, unknown
+    # the first frame after the stall as decoded: the playout's fade-in after its underrun
+    # (G.711 Appendix I) is not the sender's
+    assert sent_frames[40] == PCMU.decode(payloads[40])

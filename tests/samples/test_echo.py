@@ -29,9 +29,10 @@ async def test_the_echo_bot_returns_baresips_speech_unchanged(
     assert run.returncode == ExitCode.OK, run
     sent = await finished_recording(bob.sent_recordings()[-1])
     echoed = await finished_recording(bob.received_recordings()[-1])
-    # the bot echoes what it hears played out, whose delay moves on a busy machine: each
-    # second is looked for within half a second of the overall alignment
-    result = score(sent, echoed, drift=0.5)
+    # the bot echoes what it hears played out, whose delay moves on a busy machine (its
+    # own playout's and baresip's): each second is looked for within a second of the
+    # overall alignment
+    result = score(sent, echoed, drift=1.0)
     assert result.seconds >= SECONDS - 1, result
     assert 0 < result.delay < 0.5, result  # a round trip through the bot, not a loop of ours
     # quiet machine: correlation 0.9999, PESQ 4.07 (G.711 twice); on a busy one a jitter

@@ -199,12 +199,12 @@ async def test_s_p_abort_when_the_peer_stops_sending_rtp_tells_it_by_bye_with_re
     assert media is not None and far is not None
     await until(lambda: media.statistics().packets_received >= 5)  # RTP flows
     far.stream.sending = False  # the far side falls silent on the wire
-    silent_from = media.statistics().packets_received
+    sent_before_silence = far.statistics().packets_sent
     event = await asyncio.wait_for(caller.wait_for(p.PAbortIndication), TIMEOUT)
     assert event.status == 408 and event.reason.startswith("RTP inactivity (")
     assert float(event.reason.split("(")[1].split(" ")[0]) >= 0.5  # seconds without RTP
-    # nothing came meanwhile but what was already on its way (a packet or two)
-    assert media.statistics().packets_received <= silent_from + 2
+    # nothing came meanwhile but what was already on its way
+    assert media.statistics().packets_received <= sent_before_silence
     assert caller.state is State.STA01
     peer = await asyncio.wait_for(callee.wait_for(p.UAbortIndication), TIMEOUT)
     assert peer.status == 408 and "RTP inactivity" in peer.reason

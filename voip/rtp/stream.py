@@ -21,7 +21,9 @@ waits (``write`` is back-pressured); ``flush`` drops queued audio at once (barge
 
 No packet for ``inactivity_timeout`` seconds while the peer should be sending emits
 ``"inactive"`` (RFC 3550 has no such rule; it is the provider fault X.215 calls
-S-P-ABORT's cause, reported upwards to the call).
+S-P-ABORT's cause, reported upwards to the call). The seconds are packet times the stream
+watched: periods a held-up loop skipped do not count, as the peer's packets of that time
+may be waiting unread.
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ class MediaStream:
         self._plc = Concealer(8000, max_frames=CONCEAL_FRAMES)
         self._started_receiving = False
         self._last_received = 0.0
+        self._watched = 0.0  # seconds of packet times watched since anything was received
         self._latched_heard = 0.0
         self._inactive = False
         self._next_rtcp = 0.0
@@ -311,6 +314,7 @@ class MediaStream:
         self.sending, self.receiving = sending, receiving
         if receiving:
             self._last_received = self.loop.time()
+            self._watched = 0.0
             self._inactive = False
 
     def _ensure_clock(self) -> None:
@@ -352,9 +356,14 @@ class MediaStream:
                         break
                     self._play_frame()
             self._play_frame()
+            # silence is timed on the periods this stream watched: when the loop was held
+            # up, what the peer sent meanwhile may still be waiting unread (or, with both
+            # ends in one process, not be sent yet), which is no sign of a silent peer
+            self._watched += self.ptime
             if (
                 not self._inactive
                 and self.inactivity_timeout > 0
+                and self._watched > self.inactivity_timeout
                 and now - self._last_received > self.inactivity_timeout
             ):
                 self._inactive = True
@@ -601,6 +610,7 @@ class MediaStream:
             ):
                 self.remote_rtcp = (address[0], address[1] + 1)
         self._latched_heard = self._last_received = now
+        self._watched = 0.0
         self._inactive = False
         stats.packets_received += 1
         stats.octets_received += len(packet.payload)
@@ -645,6 +655,7 @@ class MediaStream:
             return
         self.stats.rtcp_received += 1
         self._last_received = self.loop.time()
+        self._watched = 0.0
         for event in events:
             if isinstance(event, RtcpReport):
                 if event.packets_lost is not None:
