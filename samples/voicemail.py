@@ -46,7 +46,12 @@ async def handle(session: Session) -> None:
     folder = Path(os.environ.get("VOICEMAIL_DIR", "voicemail"))
     folder.mkdir(parents=True, exist_ok=True)
     wav = folder / f"{started:%Y%m%dT%H%M%S}-{call.call_id[:8]}.wav"
-    with media.record(wav) as recorder, contextlib.suppress(TimeoutError):
+    # as the caller said it: each frame at its RTP timestamp, without the gaps and delay
+    # changes a late packet makes in the playout
+    with (
+        media.record(wav, timeline="sender") as recorder,
+        contextlib.suppress(TimeoutError),
+    ):
         if call.state is not CallState.ENDED:  # every frame received from now on
             await asyncio.wait_for(done.wait(), LONGEST)
     metadata = {

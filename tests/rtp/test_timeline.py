@@ -13,7 +13,7 @@ def _timeline(
 ) -> tuple[SenderTimeline, list[bytes]]:
     timeline = SenderTimeline(sample_rate, clock_rate)
     written: list[bytes] = []
-    timeline.sinks.append(written.append)
+    timeline.add(written.append)
     return timeline, written
 
 
@@ -87,3 +87,16 @@ def test_a_codec_change_starts_a_new_timeline() -> None:
     timeline.set_clock(48000, 48000)
     timeline.frame(7, 96000, 960, _frame(2, 960))  # Opus's clock: no gap from the old one
     assert written == [_frame(1), _frame(2, 960)]
+
+
+def test_a_recording_started_later_has_no_gap_for_the_time_nobody_listened() -> None:
+    timeline = SenderTimeline(8000, 8000)
+    first: list[bytes] = []
+    remove = timeline.add(first.append)
+    timeline.frame(7, 0, 160, _frame(1))
+    remove()
+    # a second of frames went by with no one listening (none given to the timeline), then
+    later: list[bytes] = []
+    timeline.add(later.append)
+    timeline.frame(7, 8000, 160, _frame(2))
+    assert first == [_frame(1)] and later == [_frame(2)]

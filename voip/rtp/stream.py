@@ -741,7 +741,9 @@ class MediaStream:
         (:mod:`voip.rtp.timeline`): the peer's speech without the local playout's
         adaptations, losses concealed, gaps (packets discarded or not sent) as silence.
         """
-        sinks = self._sinks if timeline == "playout" else self._timeline.sinks
+        if timeline == "sender":
+            return self._timeline.add(sink)
+        sinks = self._sinks
         sinks.append(sink)
         return lambda: sinks.remove(sink) if sink in sinks else None
 

@@ -49,6 +49,15 @@ class SenderTimeline:
             self.sample_rate, self.clock_rate = sample_rate, clock_rate
             self._ssrc = None
 
+    def add(self, sink: Callable[[bytes], None]) -> Callable[[], None]:
+        """Give ``sink`` the frames from now on; returns a remover. The first sink starts
+        the timeline afresh: frames are placed only while someone listens, so the time
+        nobody did is no gap to fill."""
+        if not self.sinks:
+            self._ssrc = None
+        self.sinks.append(sink)
+        return lambda: self.sinks.remove(sink) if sink in self.sinks else None
+
     def _write(self, pcm: bytes) -> None:
         for sink in self.sinks:
             sink(pcm)
