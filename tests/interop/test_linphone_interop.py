@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from support.peers import Kamailio, Linphone
-from support.quality import play_speech, read_recording, score, until_recorded
+from support.quality import PLAYOUT_DRIFT, play_speech, read_recording, score, until_recorded
 from support.ua import answer_calls, media_of
 
 from sdp import Direction
@@ -35,8 +35,7 @@ PESQ_TARGET = 4.0
 # Score.windowed_correlation); linphone records nothing before its playout
 LINPHONE_PESQ_FLOOR = 3.0
 # the toolkit scores what it decoded, on linphone's timeline (``timeline="sender"``); what
-# it played out must carry the same speech, its delay free to move this far under load
-PLAYOUT_DRIFT = 0.5
+# it played out must carry the same speech, its delay free to move by PLAYOUT_DRIFT
 
 
 async def _talk(call: Call, speech: bytes, recording: Path) -> None:

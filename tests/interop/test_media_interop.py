@@ -39,6 +39,7 @@ import pytest
 from support.peers import Baresip, Sipp, convert_wav, scenario_path, with_payload_type
 from support.peers._process import free_port_range
 from support.quality import (
+    PLAYOUT_DRIFT,
     finished_recording,
     play_speech,
     read_recording,
@@ -55,9 +56,6 @@ from voip.useragent import UserAgent
 TIMEOUT = 15.0
 SECONDS = 8.0
 PESQ_TARGET = 4.0
-# how far the playout's delay may have moved during a recording: each underrun (a late
-# packet from a stalled peer on a loaded machine) adds 20 ms; seen: 6 in one call
-PLAYOUT_DRIFT = 0.5
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support.peers import Baresip, Sipp
 from support.quality import (
+    PLAYOUT_DRIFT,
     finished_recording,
     play_speech,
     read_recording,
@@ -35,7 +36,6 @@ from voip.useragent import RequestFailed, UserAgent
 TIMEOUT = 15.0
 SECONDS = 6.0
 PESQ_TARGET = 4.0
-PLAYOUT_DRIFT = 0.5  # seconds the playout's delay may move on a loaded machine
 SRTP = ("srtp.so",)
 
 

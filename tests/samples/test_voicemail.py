@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support.peers import Baresip, Sipp
-from support.quality import finished_recording, read_recording, score
+from support.quality import PLAYOUT_DRIFT, finished_recording, read_recording, score
 from support.samples import TIMEOUT, serving
 
 from voip.cli.exits import ExitCode
@@ -48,7 +48,7 @@ async def test_a_baresip_callers_speech_is_saved_as_wav_with_its_metadata(
     assert MESSAGE - 0.5 < seconds < MESSAGE + 1.5, seconds
     # what baresip sent over the whole call, found again in the message
     sent = await finished_recording(bob.sent_recordings()[-1])
-    result = score(sent, read_recording(wav), drift=0.5)
+    result = score(sent, read_recording(wav), drift=PLAYOUT_DRIFT)
     assert result.windowed_correlation > 0.9, result
     assert result.seconds >= MESSAGE - 0.5, result
 

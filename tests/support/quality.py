@@ -15,6 +15,7 @@ from pesq import pesq
 from voip.rtp import CallMedia, WavRecorder
 
 __all__ = [
+    "PLAYOUT_DRIFT",
     "Score",
     "align",
     "finished_recording",
@@ -61,6 +62,10 @@ class Score:
 
 
 DRIFT = 0.1  # seconds
+# how far the delay of what a toolkit stream *played out* may move during a recording: each
+# underrun (a late packet from a peer stalled on a loaded machine) adds a packet time; seen:
+# 6 in one call. What was decoded, on the sender's timeline, does not move.
+PLAYOUT_DRIFT = 0.5  # seconds
 
 
 def _best_correlation(part: np.ndarray, segment: np.ndarray) -> float:
