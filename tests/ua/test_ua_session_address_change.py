@@ -55,7 +55,11 @@ async def _moved_session(name: str, transport: str, recording: Path) -> None:
         # the lease changes under the agent: nobody calls rebind
         await asyncio.to_thread(ip, name, "addr", "del", f"{OLD}/24", "dev", "va")
         await asyncio.to_thread(ip, name, "addr", "add", f"{NEW}/24", "dev", "va")
-        restart = await asyncio.wait_for(restarting, TIMEOUT)
+        try:
+            restart = await asyncio.wait_for(restarting, TIMEOUT)
+        except TimeoutError:
+            moved = f"changes {changes}, rebound {rebound.done()}; {_state(alice, caller)}"
+            raise AssertionError(f"no S-RESYNCHRONIZE confirm: {moved}") from None
         listening = await asyncio.wait_for(rebound, TIMEOUT)
 
         assert changes == [(OLD, NEW)]
@@ -90,6 +94,21 @@ async def _moved_session(name: str, transport: str, recording: Path) -> None:
     finally:
         await alice.close()
         await bob.close()
+
+
+def _state(alice: UserAgent, caller: Session) -> str:
+    """What a failed move left behind, for the failure's message."""
+    monitor = alice.address_monitor
+    follower = monitor.follower if monitor is not None else None
+    return (
+        f"follower {follower and vars_of(follower)}; listening {alice.listening}; "
+        f"call {caller.call.state} {alice.resources()}; session {caller.state} "
+        f"activity {caller.machine.activity!r}; history {caller.history[-6:]}"
+    )
+
+
+def vars_of(follower: object) -> dict[str, object]:
+    return {k: getattr(follower, k) for k in ("bound", "lost", "addresses", "_interface")}
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -161,3 +180,35 @@ def test_a_send_failing_from_an_address_that_left_makes_the_agent_look_at_once()
         code, moves = run_in(name, lambda: _move_on_failed_send(name))
     assert code in MOVING_ERRORS
     assert moves == [Move(OLD, NEW, f"{OLD} cannot be bound")]
+
+
+async def _move_after_lost_events(name: str) -> tuple[list[Move], int]:
+    moves: list[Move] = []
+    # the smallest buffer the kernel gives: a handful of events fill it
+    monitor = AddressMonitor(OLD, peers=lambda: [BOB], on_move=moves.append, receive_buffer=1)
+    monitor.start()
+    try:
+        assert monitor.mechanism == "netlink"
+        await asyncio.sleep(0.2)  # the first dump, read
+        assert moves == [] and monitor.overflows == 0
+        # the loop is held up (these calls block it) while the addresses change: the
+        # events of the first additions fill the buffer, the move's own are dropped
+        for host in range(2, 42):
+            ip(name, "addr", "add", f"10.99.2.{host}/24", "dev", "vb")
+        ip(name, "addr", "del", f"{OLD}/24", "dev", "va")
+        ip(name, "addr", "add", f"{NEW}/24", "dev", "va")
+        for _ in range(250):
+            if moves:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # no second move
+        return moves, monitor.overflows
+    finally:
+        monitor.close()
+
+
+def test_address_events_the_kernel_dropped_are_asked_for_again() -> None:
+    with namespace({"va": f"{OLD}/24", "vb": f"{BOB}/24"}) as name:
+        moves, overflows = run_in(name, lambda: _move_after_lost_events(name))
+    assert overflows >= 1
+    assert [(m.old, m.new) for m in moves] == [(OLD, NEW)]

@@ -3,8 +3,9 @@ the follower what the host says about its addresses and carries out its actions.
 
 On Linux it reads an rtnetlink socket (``AF_NETLINK``, ``NETLINK_ROUTE``) joined to the
 IPv4 and IPv6 address groups, after a dump of the host's addresses (which tells the
-interface of the bound one); elsewhere, or when that socket cannot be opened, it probes
-every ``poll_interval`` seconds. A send that failed with ``EADDRNOTAVAIL``,
+interface of the bound one), and asks for that dump again when the kernel dropped events
+for want of buffer (``ENOBUFS``); elsewhere, or when that socket cannot be opened, it
+probes every ``poll_interval`` seconds. A send that failed with ``EADDRNOTAVAIL``,
 ``ENETUNREACH`` or ``EINVAL`` probes at once (:meth:`AddressMonitor.send_failed`).
 A probe is two cheap system calls per peer, with no packet sent: ``bind()`` to the bound
 address, and ``connect()`` plus ``getsockname()`` of a UDP socket towards each peer.
@@ -82,12 +83,17 @@ class AddressMonitor:
         on_move: Callable[[Move], None],
         poll_interval: float = 5.0,
         netlink: bool = True,
+        receive_buffer: int | None = None,
     ) -> None:
         self.follower = AddressFollower(bound)
         self.peers = peers
         self.on_move = on_move
         self.poll_interval = poll_interval
         self._netlink = netlink
+        #: the rtnetlink socket's receive buffer in bytes (None: the kernel's default)
+        self.receive_buffer = receive_buffer
+        #: how often the kernel dropped events (ENOBUFS) and every address was asked again
+        self.overflows = 0
         self._socket: socket.socket | None = None
         self._poll: asyncio.TimerHandle | None = None
         #: how the host is watched: "netlink", "polling" or "" (not started)
@@ -103,6 +109,8 @@ class AddressMonitor:
                 log.info("no rtnetlink socket (%s): polling the local address", error)
             else:
                 sock.setblocking(False)
+                if self.receive_buffer is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
                 sock.bind((0, RTMGRP_IFADDR))
                 sock.send(dump_request())
                 loop.add_reader(sock.fileno(), self._readable)
@@ -145,12 +153,24 @@ class AddressMonitor:
                 data = self._socket.recv(65536)
             except BlockingIOError:
                 return
-            except OSError as error:  # ENOBUFS: events were lost; look for ourselves
-                log.info("rtnetlink read failed (%s): probing the local address", error)
-                self._probe_now()
+            except OSError as error:  # ENOBUFS: events were lost
+                log.info("rtnetlink read failed (%s): asking for every address again", error)
+                self._relist()
                 return
             for event in parse_netlink(data):
                 self.handle(event)
+
+    def _relist(self) -> None:
+        """After lost events: the host's addresses are asked for again (the dump's
+        answers follow), and the bound address is probed now. Were it gone, the follower
+        is then ``lost`` and moves on the dump's answer for the new address, the event
+        of which may have been among those lost."""
+        self.overflows += 1
+        self.follower.addresses.clear()
+        assert self._socket is not None
+        with contextlib.suppress(OSError):
+            self._socket.send(dump_request(self.overflows + 1))
+        self._probe_now()
 
     def _probe_now(self) -> None:
         self.handle(probe(self.follower.bound, self.peers()))
