@@ -83,6 +83,27 @@ def test_delay_larger_than_needed_shrinks_by_discarding_frames() -> None:
     assert buffer.delay <= buffer.target + 2
 
 
+def test_the_frame_discarded_to_shrink_the_delay_is_handed_out_after_the_one_before() -> None:
+    buffer = JitterBuffer(min_delay=2, max_delay=8)
+    for seq in range(10):  # a burst
+        buffer.push(_packet(seq))
+    popped: list[int] = []
+    dropped: list[int] = []
+    for seq in range(10, 200):
+        buffer.push(_packet(seq))
+        packet = buffer.pop()
+        assert packet is not None
+        popped.append(packet.sequence_number)
+        if buffer.dropped is not None:
+            # the one due right after the frame just popped, then no more of it
+            assert buffer.dropped.sequence_number == packet.sequence_number + 1
+            dropped.append(buffer.dropped.sequence_number)
+    assert len(dropped) == buffer.counters.discarded > 0
+    # every packet went out once, popped or dropped, in sequence order
+    assert sorted(popped + dropped) == list(range(len(popped) + len(dropped)))
+    assert not set(popped) & set(dropped)
+
+
 def test_frames_beyond_the_target_are_overdue_after_the_clock_skipped_periods() -> None:
     buffer = JitterBuffer(min_delay=2, max_delay=8)
     for seq in range(3):

@@ -588,7 +588,41 @@ async def test_the_sender_timeline_recording_has_every_frame_at_its_timestamp_de
     assert len(sent) == len(payloads)
     assert all(n in (index, -1) for index, n in enumerate(sent)), sent
     unknown = [index for index, n in enumerate(sent) if n < 0]
-    assert 80 in unknown and len(unknown) == counters.lost + counters.discarded, unknown
+    assert 80 in unknown and len(unknown) == counters.lost, unknown
     # the first frame after the stall as decoded: the playout's fade-in after its underrun
     # (G.711 Appendix I) is not the sender's
     assert sent_frames[40] == PCMU.decode(payloads[40])
+
+
+def _send_burst_then_paced(
+    sock: socket.socket, address: tuple[str, int], payloads: list[bytes], burst: int
+) -> None:
+    """A peer that sends its first ``burst`` packets at once (as a sender that started
+    before its answer came might), then one per 20 ms."""
+    for n, payload in enumerate(payloads):
+        if n >= burst:
+            time.sleep(0.02)
+        sock.sendto(RtpPacket(0, False, n, n * 160, 0x5EED, payload).serialize(), address)
+
+
+async def test_frames_the_playout_discards_to_shrink_its_delay_stay_on_the_sender_timeline(
+    fed: tuple[MediaStream, socket.socket],
+) -> None:
+    loop = asyncio.get_running_loop()
+    stream, peer = fed
+    payloads, packet_of = _numbered(150)
+    played_frames: list[bytes] = []
+    sent_frames: list[bytes] = []
+    stream.add_sink(played_frames.append)
+    stream.add_sink(sent_frames.append, timeline="sender")
+    address = ("127.0.0.1", stream.local_port)
+    await loop.run_in_executor(None, _send_burst_then_paced, peer, address, payloads, 12)
+    await asyncio.sleep(0.5)
+    stream.close()
+    counters = stream.jitter.counters
+    assert counters.discarded > 0 and counters.lost == 0
+    played = {packet_of(frame) for frame in played_frames}
+    # the playout left out what it discarded; the sender's timeline has every frame, each
+    # at its place
+    assert len(set(range(len(payloads))) - played) >= counters.discarded
+    assert [packet_of(frame) for frame in sent_frames] == list(range(len(payloads)))

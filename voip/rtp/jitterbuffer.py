@@ -9,8 +9,10 @@ or ``None``: a frame to conceal. The buffer:
 - starts playing once ``target`` frames are buffered, and adapts ``target``: an underrun (the
   next packet has not arrived, nothing later has either) holds the playout point, so the
   delay grows by one frame and a merely late packet still plays; a buffer that stays
-  ``SHRINK_MARGIN`` frames above target for ``SHRINK_AFTER`` frames discards one frame, and a
-  long run without underruns lowers the target again;
+  ``SHRINK_MARGIN`` frames above target for ``SHRINK_AFTER`` frames discards one frame (the
+  one after the frame popped, left in :attr:`JitterBuffer.dropped` for a stateful decoder
+  and a recording on the sender's timeline), and a long run without underruns lowers the
+  target again;
 - counts a missing packet as ``lost`` when later packets are already there;
 - plays at once, whatever the target, when told that a silence began (:meth:`play_now`,
   for an RFC 3389 CN packet, after which the source may send nothing for a while);
@@ -90,6 +92,7 @@ class JitterBuffer:
         "_skipped",
         "capacity",
         "counters",
+        "dropped",
         "max_delay",
         "min_delay",
         "ssrc",
@@ -107,6 +110,10 @@ class JitterBuffer:
         self.state = Playout.BUFFERING
         self.ssrc: int | None = None
         self.counters = JitterBufferCounters()
+        #: the packet discarded to shrink the delay by the last :meth:`pop` (the one due
+        #: after the packet it returned), else None: not played, but still the sender's
+        #: audio, and the next packet's predecessor for a decoder that keeps state
+        self.dropped: Frame | None = None
         self._packets: dict[int, Frame] = {}  # by extended sequence number
         self._next = 0  # extended sequence number due next (the playout point)
         # Every sequence number from _first up to _next was played (or discarded), except
@@ -197,6 +204,7 @@ class JitterBuffer:
         """The frame due now, or None to conceal (or to stay silent while buffering)."""
         packets = self._packets
         counters = self.counters
+        self.dropped = None
         if self.state is Playout.BUFFERING:
             if not packets or self.delay < self.target:
                 return None
@@ -248,8 +256,9 @@ class JitterBuffer:
             self._above += 1
             if self._above >= SHRINK_AFTER:
                 self._above = 0
-                if self._next in self._packets:
-                    del self._packets[self._next]
+                dropped = packets.pop(self._next, None)
+                if dropped is not None:
+                    self.dropped = dropped
                     self.counters.discarded += 1
                     self._next += 1
         else:

@@ -51,7 +51,7 @@ from voip.rtp.codecs import (
     codec_for,
 )
 from voip.rtp.dtmf import DtmfReceiver, DtmfSender, dtmf_digits
-from voip.rtp.jitterbuffer import JitterBuffer
+from voip.rtp.jitterbuffer import Frame, JitterBuffer
 from voip.rtp.packet import parse_rtp
 from voip.rtp.plc import Concealer
 from voip.rtp.poller import RECEIVE_SIZE, SocketPoller
@@ -520,6 +520,9 @@ class MediaStream:
                     self._timeline_to_user(frame if timeline.after_loss else decoded),
                 )
             self._deliver(frame if self._to_user is _same else self._to_user(frame))
+            dropped = jitter.dropped
+            if dropped is not None:
+                self._dropped(dropped)
             return
         if not self._started_receiving:
             return  # nothing ever arrived: no frames yet
@@ -535,6 +538,18 @@ class MediaStream:
         if counters.lost > lost and self._timeline.sinks:
             self._timeline.concealed(self._frame_samples, self._timeline_to_user(frame))
         self._deliver(frame if self._to_user is _same else self._to_user(frame))
+
+    def _dropped(self, packet: Frame) -> None:
+        """The packet after the one just played, discarded to shrink the delay: not
+        played, but decoded (a G.722 or Opus decoder's state goes on through it to the next
+        packet) and written on the sender's timeline, where it is the peer's audio."""
+        if packet.payload_type == CN_PAYLOAD_TYPE:
+            return  # on the sender's timeline, the gap's silence
+        frame = self._decoders.get(packet.payload_type, self.codec).decode(packet.payload)
+        if self._timeline.sinks:
+            self._timeline.frame(
+                packet.ssrc, packet.timestamp, self._frame_samples, self._timeline_to_user(frame)
+            )
 
     def _deliver(self, frame: bytes) -> None:
         for sink in self._sinks:
@@ -739,7 +754,8 @@ class MediaStream:
         concealment and silence the jitter buffer plays when packets are late.
         ``timeline="sender"``: the decoded frames at the offsets their RTP timestamps give
         (:mod:`voip.rtp.timeline`): the peer's speech without the local playout's
-        adaptations, losses concealed, gaps (packets discarded or not sent) as silence.
+        adaptations (frames it discarded are there), losses concealed, gaps (packets not
+        sent) as silence.
         """
         if timeline == "sender":
             return self._timeline.add(sink)

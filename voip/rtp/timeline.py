@@ -8,12 +8,13 @@ the delay again. That is right for a listener, who must hear something every 20 
 A recording of *what the peer said* wants the other clock: each decoded frame at the place
 its RTP timestamp gives it (RFC 3550 §5.1: the sampling instant of the first octet), so
 that the sender's stalls and the local playout's adaptations leave no trace, while what was
-really lost still shows (as concealment, or as silence where packets were discarded or
-never sent, e.g. between talkspurts). This is what a decoder-side recorder such as
-baresip's ``sndfile`` writes, and what a call recorder keeps.
+really lost still shows (as concealment, or as silence where packets were never sent,
+e.g. between talkspurts, or were too late even to be concealed). This is what a
+decoder-side recorder such as baresip's ``sndfile`` writes, and what a call recorder keeps.
 
 :class:`SenderTimeline` is sans-I/O: the stream hands it each frame the jitter buffer gives
-up (played, concealed for a loss) with its timestamp, and it writes PCM to its sinks.
+up (played, discarded to shrink the delay, concealed for a loss) with its timestamp, and it
+writes PCM to its sinks.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class SenderTimeline:
 
     def frame(self, ssrc: int, timestamp: int, ticks: int, pcm: bytes) -> None:
         """A frame decoded from the packet of ``ssrc`` stamped ``timestamp``, lasting
-        ``ticks`` timestamp units. A gap before it (packets discarded or never sent) is
-        written as silence; a frame from before the expected point overlaps what was
-        written and is written as it comes."""
+        ``ticks`` timestamp units. A gap before it (packets never sent) is written as
+        silence; a frame from before the expected point overlaps what was written and is
+        written as it comes."""
         if ssrc == self._ssrc:
             gap = ((timestamp - self._expected + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             if 0 < gap <= MAX_GAP_SECONDS * self.clock_rate:
