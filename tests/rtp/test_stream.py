@@ -559,24 +559,32 @@ def _send_with_a_stall(
             sock.sendto(RtpPacket(0, False, n, n * 160, 0x5EED, payload).serialize(), address)
 
 
+async def _recorded_both_ways(
+    fed: tuple[MediaStream, socket.socket],
+    send: Callable[[socket.socket, tuple[str, int]], None],
+) -> tuple[list[bytes], list[bytes]]:
+    """The frames played out and those on the sender's timeline while ``send`` (run in a
+    thread) sends from the peer's socket to the stream."""
+    stream, peer = fed
+    played: list[bytes] = []
+    sent: list[bytes] = []
+    stream.add_sink(played.append)
+    stream.add_sink(sent.append, timeline="sender")
+    address = ("127.0.0.1", stream.local_port)
+    await asyncio.get_running_loop().run_in_executor(None, send, peer, address)
+    await asyncio.sleep(0.5)
+    stream.close()
+    return played, sent
+
+
 async def test_the_sender_timeline_recording_has_every_frame_at_its_timestamp_despite_a_stall(
     fed: tuple[MediaStream, socket.socket],
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stream, peer = fed
+    stream, _ = fed
     payloads, packet_of = _numbered(120)
-    played_frames: list[bytes] = []
-    sent_frames: list[bytes] = []
-    stream.add_sink(played_frames.append)
-    stream.add_sink(sent_frames.append, timeline="sender")
-    await loop.run_in_executor(
-        None,
-        lambda: _send_with_a_stall(
-            peer, ("127.0.0.1", stream.local_port), payloads, stall_at=40, lose=80
-        ),
+    played_frames, sent_frames = await _recorded_both_ways(
+        fed, lambda peer, address: _send_with_a_stall(peer, address, payloads, stall_at=40, lose=80)
     )
-    await asyncio.sleep(0.5)
-    stream.close()
     counters = stream.jitter.counters
     assert counters.underruns > 0 and counters.lost == 1
     played = [packet_of(frame) for frame in played_frames]
@@ -608,17 +616,11 @@ def _send_burst_then_paced(
 async def test_frames_the_playout_discards_to_shrink_its_delay_stay_on_the_sender_timeline(
     fed: tuple[MediaStream, socket.socket],
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stream, peer = fed
+    stream, _ = fed
     payloads, packet_of = _numbered(150)
-    played_frames: list[bytes] = []
-    sent_frames: list[bytes] = []
-    stream.add_sink(played_frames.append)
-    stream.add_sink(sent_frames.append, timeline="sender")
-    address = ("127.0.0.1", stream.local_port)
-    await loop.run_in_executor(None, _send_burst_then_paced, peer, address, payloads, 12)
-    await asyncio.sleep(0.5)
-    stream.close()
+    played_frames, sent_frames = await _recorded_both_ways(
+        fed, lambda peer, address: _send_burst_then_paced(peer, address, payloads, 12)
+    )
     counters = stream.jitter.counters
     assert counters.discarded > 0 and counters.lost == 0
     played = {packet_of(frame) for frame in played_frames}
