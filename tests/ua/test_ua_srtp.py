@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
+from aiortc.rtp import is_rtcp
 from support.ua import TIMEOUT, connected, media_of, uri_of
 
 from sdp import Crypto
@@ -72,17 +73,20 @@ async def _both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int,
 
 
 def _tap(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
-    """Every datagram that reaches the call's RTP socket, as it was on the wire, with
+    """Every RTP datagram that reaches the call's RTP socket, as it was on the wire, with
     where it came from."""
     stream = media_of(call).stream
     wire: list[tuple[bytes, tuple[str, int]]] = []
-    on_rtp: Callable[[bytes, tuple[str, int]], None] = stream._on_rtp
 
     def tapped(data: bytes, address: tuple[str, int]) -> None:
-        wire.append((data, address))
-        on_rtp(data, address)
+        if not is_rtcp(data):  # RTCP comes this way too with rtcp-mux
+            wire.append((data, address))
+        stream._on_rtp_socket(data, address)
 
-    stream._on_rtp = tapped  # type: ignore[method-assign]
+    # the engine's poller hands the socket's datagrams to the tap, then to the stream
+    poller = stream._poller
+    poller.remove(stream.ports.rtp)
+    poller.add(stream.ports.rtp, tapped)
     return wire
 
 

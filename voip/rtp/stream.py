@@ -29,7 +29,6 @@ may be waiting unread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +36,7 @@ from typing import Literal
 
 import pylibsrtp
 from aiortc.rtp import is_rtcp
+from mypy_extensions import mypyc_attr
 from pyee.asyncio import AsyncIOEventEmitter
 
 from sdp import NegotiatedMedia
@@ -85,6 +85,7 @@ _DECODERS: dict[int, AudioCodec] = {0: PCMU, 8: PCMA}
 _NOISE = ComfortNoise()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MediaStream:
     """An RTP audio stream between ``ports`` and the peer that ``configure`` names.
 
@@ -233,10 +234,12 @@ class MediaStream:
             return
         codec = None
         for candidate in media.codecs:
-            with contextlib.suppress(ValueError):
+            try:
                 codec = codec_for(candidate, self.sample_rate)
-                payload_type, codec_of = candidate.payload_type, candidate
-                break
+            except ValueError:
+                continue
+            payload_type, codec_of = candidate.payload_type, candidate
+            break
         if codec is None or payload_type is None:
             raise UnsupportedCodec(f"none of {[c.name for c in media.codecs]} is supported")
         ptime = (media.ptime or 20) / 1000.0
@@ -731,16 +734,12 @@ class MediaStream:
             await self._readable.wait()
         return self._incoming.popleft()
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    def frames(self) -> AsyncIterator[bytes]:
         """Received frames as they are played out, until the stream closes."""
-        while True:
-            try:
-                yield await self.read()
-            except EOFError:
-                return
+        return _Frames(self)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self.frames()
+        return _Frames(self)
 
     def add_sink(
         self,
@@ -837,6 +836,23 @@ class MediaStream:
             loss_bursts=counters.loss_bursts,
             playout_delay=self.jitter.target * self.ptime,
         )
+
+
+class _Frames:
+    """The async iterator of :meth:`MediaStream.frames`: each received frame, until the
+    stream closes."""
+
+    def __init__(self, stream: MediaStream) -> None:
+        self.stream = stream
+
+    def __aiter__(self) -> _Frames:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.stream.read()
+        except EOFError:
+            raise StopAsyncIteration from None
 
 
 def _same(pcm: bytes) -> bytes:
