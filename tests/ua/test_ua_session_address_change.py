@@ -101,13 +101,13 @@ def _state(alice: UserAgent, caller: Session) -> str:
     monitor = alice.address_monitor
     follower = monitor.follower if monitor is not None else None
     return (
-        f"follower {follower and vars_of(follower)}; listening {alice.listening}; "
+        f"follower {follower and _vars_of(follower)}; listening {alice.listening}; "
         f"call {caller.call.state} {alice.resources()}; session {caller.state} "
         f"activity {caller.machine.activity!r}; history {caller.history[-6:]}"
     )
 
 
-def vars_of(follower: object) -> dict[str, object]:
+def _vars_of(follower: object) -> dict[str, object]:
     return {k: getattr(follower, k) for k in ("bound", "lost", "addresses", "_interface")}
 
 

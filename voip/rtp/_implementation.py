@@ -4,10 +4,9 @@ The modules every packet goes through (building a packet, reading one, the recei
 sequence and jitter accounting, the jitter buffer, concealment history, the media clock's
 rounds, the socket poller's reads and the stream that drives them all,
 :mod:`voip.rtp.stream`) are compiled by ``setup.py`` with mypyc like the SIP syntax core
-and SDP; the
-:class:`sdp._implementation.CompiledCore` of these modules uses them only while the digest
-``setup.py`` recorded matches the sources and ``VOIP_PURE_PYTHON`` is unset, and loads them
-from their sources otherwise. Imported by ``voip.rtp`` before any of them.
+and SDP; the :class:`sdp._implementation.CompiledCore` of these modules uses them only
+while the digest ``setup.py`` recorded matches the sources and ``VOIP_PURE_PYTHON`` is
+unset, and loads them from their sources otherwise. Imported by ``voip.rtp`` before any of them.
 """
 
 from __future__ import annotations

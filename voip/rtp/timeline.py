@@ -8,9 +8,10 @@ the delay again. That is right for a listener, who must hear something every 20 
 A recording of *what the peer said* wants the other clock: each decoded frame at the place
 its RTP timestamp gives it (RFC 3550 §5.1: the sampling instant of the first octet), so
 that the sender's stalls and the local playout's adaptations leave no trace, while what was
-really lost still shows (as concealment, or as silence where packets were never sent,
-e.g. between talkspurts, or were too late even to be concealed). This is what a
-decoder-side recorder such as baresip's ``sndfile`` writes, and what a call recorder keeps.
+really lost still shows (as concealment, silence once a loss outlasts concealment), and
+so do the sender's own pauses (silence where packets were never sent, e.g. between
+talkspurts). This is what a decoder-side recorder such as baresip's ``sndfile`` writes, and
+what a call recorder keeps.
 
 :class:`SenderTimeline` is sans-I/O: the stream hands it each frame the jitter buffer gives
 up (played, discarded to shrink the delay, concealed for a loss) with its timestamp, and it

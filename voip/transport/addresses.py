@@ -140,6 +140,12 @@ class AddressFollower:
         self.bound, self.lost = host, False
         self._interface = self.addresses.get(host, self._interface)
 
+    def relisting(self) -> None:
+        """Events were lost and the host's addresses are being listed again (the driver
+        asked for a dump): what was known of them is forgotten, the list's answers
+        replace it."""
+        self.addresses.clear()
+
     def handle(self, event: AddressEvent) -> Probe | Move | None:
         if isinstance(event, AddressAdded):
             self.addresses.pop(event.address, None)

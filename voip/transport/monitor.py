@@ -166,7 +166,7 @@ class AddressMonitor:
         is then ``lost`` and moves on the dump's answer for the new address, the event
         of which may have been among those lost."""
         self.overflows += 1
-        self.follower.addresses.clear()
+        self.follower.relisting()
         assert self._socket is not None
         with contextlib.suppress(OSError):
             self._socket.send(dump_request(self.overflows + 1))
