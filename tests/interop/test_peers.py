@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from support.peers import Baresip, Kamailio, Linphone, LoopbackPki, Sipp, start_kamailio
+from support.peers._process import port_in_use
 
 
 async def test_sipp_registers_with_digest_auth_at_kamailio(kamailio: Kamailio, sipp: Sipp) -> None:
@@ -218,3 +219,32 @@ def test_kamailio_starts_without_tls_and_stops_by_pid(tmp_path: Path) -> None:
     assert not kam.process.alive()
     with pytest.raises(ProcessLookupError):
         os.killpg(kam.process.pid, 0)  # nothing of its process group is left
+
+
+def test_kamailio_started_on_a_port_taken_meanwhile_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.peers import kamailio as module
+
+    found_free = module.free_port
+    chosen: list[int] = []
+    # another socket took the port found free before kamailio could bind it
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    clash = taken.getsockname()[1]
+
+    def free_port(kind: str = "udp", *, count: int = 1) -> int:
+        port = clash if not chosen else found_free(kind, count=count)
+        chosen.append(port)
+        return port
+
+    monkeypatch.setattr(module, "free_port", free_port)
+    try:
+        kam = start_kamailio(tmp_path, children=1)
+    finally:
+        taken.close()
+    try:
+        assert len(chosen) == 2 and chosen[0] == clash
+        assert kam.udp_port == chosen[1] and port_in_use(kam.udp_port, "udp")
+    finally:
+        kam.stop()

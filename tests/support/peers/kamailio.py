@@ -27,6 +27,7 @@ from ._process import (
     LOOPBACK,
     PeerHandle,
     PeerProcess,
+    PeerStartError,
     free_port,
     port_in_use,
     start_peer,
@@ -37,6 +38,7 @@ from .pki import LoopbackPki
 CONFIG = Path(__file__).with_name("kamailio.cfg")
 
 _TRANSPORTS = ("udp", "tcp", "tls")
+PORT_ATTEMPTS = 3  # starts on fresh ports when another socket took the one found free
 _rpc_ids = itertools.count(1)
 
 
@@ -321,6 +323,49 @@ def start_kamailio(
     thread that entered it: ``support.netns.run_in``), whose addresses exist only there.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    options: list[str] = []
+    if pki is not None:
+        tls_cfg = run_dir / "tls.cfg"
+        _tls_profile(tls_cfg, pki)
+        options += ["WITH_TLS", f'TLS_CFG="{tls_cfg}"']
+    if auth_fail_403:
+        options.append("WITH_AUTH_FAIL_403")
+    if noauth:
+        options.append("WITH_NOAUTH")
+    if debug:
+        options.append("WITH_DEBUG")
+    if realm is not None:
+        options.append(f'REALM="{realm}"')
+    if redirect:
+        options.append("WITH_REDIRECT")
+    if next_hop is not None:
+        options.append(f'NEXT_HOP="{next_hop}"')
+    if relay_net is not None:
+        options.append(f'RELAY_NET="{relay_net}"')
+    # A port found free can be taken before kamailio binds it (by any socket bound to
+    # port 0 meanwhile): kamailio then exits with "Address already in use", and is
+    # started again on other ports.
+    attempt = 1
+    while True:
+        try:
+            return _start_on_free_ports(
+                run_dir, options, pki, children, shared_memory_mb, realm, timeout
+            )
+        except PeerStartError as error:
+            if "Address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _start_on_free_ports(  # noqa: PLR0917
+    run_dir: Path,
+    options: list[str],
+    pki: LoopbackPki | None,
+    children: int,
+    shared_memory_mb: int,
+    realm: str | None,
+    timeout: float,
+) -> Kamailio:
     # Unix socket paths are limited to 107 bytes: a short directory of their own.
     socket_dir = Path(tempfile.mkdtemp(prefix="voip-kam-"))
     udp_port = free_port("both")
@@ -333,24 +378,8 @@ def start_kamailio(
     tls_port = None
     if pki is not None:
         tls_port = free_port("tcp")
-        tls_cfg = run_dir / "tls.cfg"
-        _tls_profile(tls_cfg, pki)
-        defines += ["WITH_TLS", f"TLS_PORT={tls_port}", f'TLS_CFG="{tls_cfg}"']
-    if auth_fail_403:
-        defines.append("WITH_AUTH_FAIL_403")
-    if noauth:
-        defines.append("WITH_NOAUTH")
-    if debug:
-        defines.append("WITH_DEBUG")
-    if realm is not None:
-        defines.append(f'REALM="{realm}"')
-    if redirect:
-        defines.append("WITH_REDIRECT")
-    if next_hop is not None:
-        defines.append(f'NEXT_HOP="{next_hop}"')
-    if relay_net is not None:
-        defines.append(f'RELAY_NET="{relay_net}"')
-
+        defines.append(f"TLS_PORT={tls_port}")
+    defines += options
     argv = ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", str(shared_memory_mb)]
     for define in defines:
         argv += ["-A", define]
