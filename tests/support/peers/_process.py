@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 import pytest
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 _LOG_TAIL_LINES = 80
 
@@ -360,6 +361,24 @@ def free_port(kind: str = "udp", *, count: int = 1) -> int:
             _GIVEN.update(ports)
             return port
     raise RuntimeError(f"no {count} free {kind} port(s) on {LOOPBACK}")
+
+
+#: starts on fresh ports when another socket took one found free
+PORT_ATTEMPTS = 3
+
+
+def on_free_ports(start: Callable[[], T]) -> T:
+    """``start()`` (which takes its ports from :func:`free_port`), again up to
+    ``PORT_ATTEMPTS`` times while the peer exits with "Address already in use": a port
+    found free can be taken by any socket bound to port 0 before the peer binds it."""
+    attempt = 1
+    while True:
+        try:
+            return start()
+        except PeerStartError as error:
+            if "Address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def free_port_range(count: int, *, even: bool = True) -> int:

@@ -27,8 +27,8 @@ from ._process import (
     LOOPBACK,
     PeerHandle,
     PeerProcess,
-    PeerStartError,
     free_port,
+    on_free_ports,
     port_in_use,
     start_peer,
     wait_until,
@@ -38,7 +38,6 @@ from .pki import LoopbackPki
 CONFIG = Path(__file__).with_name("kamailio.cfg")
 
 _TRANSPORTS = ("udp", "tcp", "tls")
-PORT_ATTEMPTS = 3  # starts on fresh ports when another socket took the one found free
 _rpc_ids = itertools.count(1)
 
 
@@ -342,19 +341,11 @@ def start_kamailio(
         options.append(f'NEXT_HOP="{next_hop}"')
     if relay_net is not None:
         options.append(f'RELAY_NET="{relay_net}"')
-    # A port found free can be taken before kamailio binds it (by any socket bound to
-    # port 0 meanwhile): kamailio then exits with "Address already in use", and is
-    # started again on other ports.
-    attempt = 1
-    while True:
-        try:
-            return _start_on_free_ports(
-                run_dir, options, pki, children, shared_memory_mb, realm, timeout
-            )
-        except PeerStartError as error:
-            if "Address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
-                raise
-            attempt += 1
+    return on_free_ports(
+        lambda: _start_on_free_ports(
+            run_dir, options, pki, children, shared_memory_mb, realm, timeout
+        )
+    )
 
 
 def _start_on_free_ports(  # noqa: PLR0917
