@@ -462,8 +462,10 @@ class UserAgent(AsyncIOEventEmitter):
         host = f"[{local.host}]" if ":" in local.host else local.host
         scheme = "sips" if local.transport == "tls" else "sip"
         params: dict[str, str | None] = {}
-        if local.transport == "tcp":
-            params["transport"] = "tcp"
+        if local.transport in ("tcp", "ws", "wss"):
+            # RFC 7118 §5.2: ";transport=ws" (and "wss", which Kamailio and the toolkit
+            # read as WebSocket over TLS) reaches this agent back over its connection.
+            params["transport"] = local.transport
         uri = SipUri(
             host=host, user=user or self.user, port=local.port, params=params, scheme=scheme
         )

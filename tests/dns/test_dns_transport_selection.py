@@ -167,7 +167,7 @@ async def test_tls_asked_by_the_uri_uses_sips_srv(
         ("sips:example.com;transport=udp", "TLS needs TCP"),
         ("sip:example.com;transport=sctp", "transport=sctp is not supported"),
         ("sip:127.0.0.1;transport=tls", "transport=tls is not supported"),
-        ("sips:example.com", "tls is supported"),
+        ("sips:example.com", "none of tls, wss is supported"),
     ],
 )
 async def test_a_transport_the_client_cannot_use_is_refused_before_any_lookup(

@@ -35,16 +35,31 @@ import dns.resolver
 
 from voip.sip.uri import HOSTNAME, SipUri, parse_uri
 
-Transport = Literal["udp", "tcp", "tls"]
+Transport = Literal["udp", "tcp", "tls", "ws", "wss"]
 AddressType = Literal["A", "AAAA"]
 
-# RFC 3261 §19.1.2: 5060 for UDP and TCP, 5061 for TLS.
-DEFAULT_PORTS: dict[Transport, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
-# RFC 3263 §4.1 and the IANA registry it creates. SCTP and WebSocket services are not
-# listed because this toolkit has no such transport; their records are discarded.
-NAPTR_SERVICES: dict[str, Transport] = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
+# RFC 3261 §19.1.2: 5060 for UDP and TCP, 5061 for TLS; WebSocket's own 80 and 443.
+DEFAULT_PORTS: dict[Transport, int] = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
+# RFC 3263 §4.1 and the IANA registry it creates, with RFC 7118's WebSocket services.
+# SCTP services are not listed because this toolkit has no such transport; their
+# records are discarded.
+NAPTR_SERVICES: dict[str, Transport] = {
+    "SIP+D2U": "udp",
+    "SIP+D2T": "tcp",
+    "SIPS+D2T": "tls",
+    "SIP+D2W": "ws",
+    "SIPS+D2W": "wss",
+}
 # RFC 3263 §4.2: "_sips" for TLS, whether the URI is SIPS or the client chose TLS.
-SRV_SERVICES: dict[Transport, str] = {"udp": "_sip._udp", "tcp": "_sip._tcp", "tls": "_sips._tcp"}
+SRV_SERVICES: dict[Transport, str] = {
+    "udp": "_sip._udp",
+    "tcp": "_sip._tcp",
+    "tls": "_sips._tcp",
+    "ws": "_sip._ws",
+    "wss": "_sips._ws",
+}
+# The transports a SIPS URI may use: TLS, and WebSocket over TLS (RFC 7118 §5.3).
+SECURE: tuple[Transport, ...] = ("tls", "wss")
 # RFC 3263 §4.1 leaves the order of SRV queries without NAPTR to the client: TLS first
 # because it protects the request, then TCP, which has no MTU limit.
 PREFERENCE: tuple[Transport, ...] = ("tls", "tcp", "udp")
@@ -54,7 +69,7 @@ BLACKLIST_TTL = 30.0
 
 _RANDOM = random.Random()
 _HOSTNAME_RE = re.compile(HOSTNAME)
-_TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp", "tls": "tls"}
+_TRANSPORTS: dict[str, Transport] = {name: name for name in DEFAULT_PORTS}
 
 
 class LocateError(Exception):
@@ -144,11 +159,12 @@ def _uri_transport(uri: SipUri, supported: Sequence[Transport]) -> Transport | N
     if value is None:
         return None
     if uri.secure:
-        # A SIPS URI is always TLS; transport=tcp says TLS over TCP. TLS over UDP is
-        # not possible (RFC 3263 §4.1), so transport=udp cannot be honoured.
+        # A SIPS URI is always TLS; transport=tcp says TLS over TCP, transport=ws
+        # WebSocket over TLS (RFC 7118 §5.3). TLS over UDP is not possible (RFC 3263
+        # §4.1), so transport=udp cannot be honoured.
         if value == "udp":
             raise LocateError(f"{uri}: a SIPS URI cannot use transport=udp (TLS needs TCP)")
-        value = "tls" if value == "tcp" else value
+        value = {"tcp": "tls", "ws": "wss"}.get(value, value)
     chosen = _TRANSPORTS.get(value)
     if chosen is None or chosen not in supported:
         raise LocateError(f"{uri}: transport={value} is not supported by this client")
@@ -158,7 +174,7 @@ def _uri_transport(uri: SipUri, supported: Sequence[Transport]) -> Transport | N
 def _default_transport(uri: SipUri, supported: Sequence[Transport]) -> Transport:
     """RFC 3263 §4.1: UDP for a SIP URI and TLS over TCP for a SIPS URI; TCP (or TLS)
     when this client has no UDP, as §4.1 allows another transport."""
-    wanted: tuple[Transport, ...] = ("tls",) if uri.secure else ("udp", "tcp", "tls")
+    wanted: tuple[Transport, ...] = SECURE if uri.secure else ("udp", "tcp", "tls", "ws", "wss")
     for transport in wanted:
         if transport in supported:
             return transport
@@ -225,7 +241,7 @@ class _Lookups:
             if (
                 transport is None
                 or transport not in supported
-                or (uri.secure and transport != "tls")
+                or (uri.secure and transport not in SECURE)
                 or record.flags.lower() != b"s"
             ):
                 continue
@@ -333,7 +349,7 @@ async def locate(
             if not found:
                 # §4.1: without (usable) NAPTR records, one SRV query per transport
                 # this client supports; a SIPS URI only asks for "_sips".
-                wanted = [t for t in supported if t == "tls" or not uri.secure]
+                wanted = [t for t in supported if t in SECURE or not uri.secure]
                 hosts, found = await lookups.srv(
                     [(t, f"{SRV_SERVICES[t]}.{domain}") for t in wanted]
                 )

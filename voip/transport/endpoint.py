@@ -14,15 +14,21 @@ from typing import Any
 UDP = "udp"
 TCP = "tcp"
 TLS = "tls"
-TRANSPORTS = (UDP, TCP, TLS)
+# SIP over WebSocket (RFC 7118), plain and over TLS.
+WS = "ws"
+WSS = "wss"
+WEBSOCKETS = (WS, WSS)
+TRANSPORTS = (UDP, TCP, TLS, WS, WSS)
 
-# RFC 3261 §19.1.2: 5060 for sip over UDP and TCP, 5061 for TLS.
-DEFAULT_PORTS = {UDP: 5060, TCP: 5060, TLS: 5061}
+# RFC 3261 §19.1.2: 5060 for sip over UDP and TCP, 5061 for TLS; WebSocket's own
+# ports for ws:// and wss:// (RFC 6455 §3), which RFC 7118 leaves in place.
+DEFAULT_PORTS = {UDP: 5060, TCP: 5060, TLS: 5061, WS: 80, WSS: 443}
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """``transport`` is ``"udp"``, ``"tcp"`` or ``"tls"``; ``host`` an IP literal."""
+    """``transport`` is ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``; ``host``
+    an IP literal."""
 
     transport: str
     host: str
@@ -39,7 +45,8 @@ class Endpoint:
 
     @property
     def via_transport(self) -> str:
-        """The transport token of a Via sent-protocol (§20.42): ``UDP``, ``TCP``, ``TLS``."""
+        """The transport token of a Via sent-protocol (§20.42): ``UDP``, ``TCP``, ``TLS``,
+        and ``WS``, ``WSS`` (RFC 7118 §5.2)."""
         return self.transport.upper()
 
     def __str__(self) -> str:

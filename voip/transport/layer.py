@@ -1,10 +1,11 @@
 """The SIP transport layer (RFC 3261 §18) on asyncio: listeners, connections, sending.
 
 The layer above (transactions, the UA core) hands it messages and destinations and gets
-back messages with where they came from and where they arrived. TCP and TLS connections
-are kept in one table keyed by the remote endpoint, whichever side opened them, so that
-one connection serves every transaction and dialog with that peer (RFC 3261 §18.1.1,
-§18.2.2; DESIGN §3 "consecutive sessions over one transport connection").
+back messages with where they came from and where they arrived. TCP, TLS and WebSocket
+(RFC 7118) connections are kept in one table keyed by the remote endpoint, whichever
+side opened them, so that one connection serves every transaction and dialog with that
+peer (RFC 3261 §18.1.1, §18.2.2; DESIGN §3 "consecutive sessions over one transport
+connection").
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from websockets.asyncio.server import Server, ServerConnection
 
 from voip.sip.message import Message, Request
 from voip.transport.counters import TransportCounters
@@ -23,6 +26,8 @@ from voip.transport.endpoint import (
     TLS,
     TRANSPORTS,
     UDP,
+    WEBSOCKETS,
+    WSS,
     Endpoint,
     endpoint_of,
     is_wildcard,
@@ -35,6 +40,10 @@ from voip.transport.stream import StreamConnection
 from voip.transport.tls import client_context
 from voip.transport.udp import DatagramSocket, bind_datagram_socket
 from voip.transport.via import response_destination
+from voip.transport.websocket import WebSocketConnection, serve_websocket
+
+#: a TCP or TLS connection, or a WebSocket one
+Connection = StreamConnection | WebSocketConnection
 
 _WILDCARDS = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
@@ -56,7 +65,7 @@ def canonical(endpoint: Endpoint) -> Endpoint:
 
 
 class TransportLayer:
-    """UDP, TCP and TLS over IPv4 and IPv6, for one user agent.
+    """UDP, TCP, TLS, WS and WSS over IPv4 and IPv6, for one user agent.
 
     ``on_message(message, source, local)`` gets every message received, a request's top
     Via already stamped with ``received``/``rport`` (RFC 3261 §18.2.1, RFC 3581 §4).
@@ -98,10 +107,11 @@ class TransportLayer:
         # The socket used when a send names no local endpoint: the first bound per family.
         self._datagram_default: dict[socket.AddressFamily, DatagramSocket] = {}
         self._servers: list[asyncio.Server] = []
+        self._websocket_servers: list[Server] = []
         # The first listener per (transport, family): its address goes in Via and Contact.
         self._stream_listeners: dict[tuple[str, socket.AddressFamily], Endpoint] = {}
-        self._connections: dict[Endpoint, StreamConnection] = {}
-        self._live: set[StreamConnection] = set()
+        self._connections: dict[Endpoint, Connection] = {}
+        self._live: set[Connection] = set()
         self._closed = False
 
     # --- setting up ----------------------------------------------------------------------
@@ -128,12 +138,17 @@ class TransportLayer:
         if transport == UDP:
             return self._bind_datagram(host, port).local
         context = None
-        if transport == TLS:
+        if transport in (TLS, WSS):
             if self._tls_server is None:
-                raise ValueError("listening on TLS needs tls_server, a context with a certificate")
+                raise ValueError(
+                    f"listening on {transport.upper()} needs tls_server, a context with a"
+                    " certificate"
+                )
             context = self._tls_server
         loop = self._loop
         assert loop is not None
+        if transport in WEBSOCKETS:
+            return await self._listen_websocket(transport, host, port, context)
         server = await loop.create_server(
             lambda: StreamConnection(self, inbound, self.limits, loop, transport=transport),
             host,
@@ -144,6 +159,24 @@ class TransportLayer:
         )
         self._servers.append(server)
         bound = endpoint_of(transport, server.sockets[0].getsockname())
+        self._stream_listeners.setdefault((transport, bound.family), bound)
+        return bound
+
+    async def _listen_websocket(
+        self, transport: str, host: str, port: int, context: ssl.SSLContext | None
+    ) -> Endpoint:
+        inbound = self._ready()
+        loop = self._loop
+        assert loop is not None
+
+        def accept(connection: ServerConnection) -> Awaitable[None]:
+            return WebSocketConnection(
+                self, inbound, self.limits, loop, transport=transport
+            ).accepted(connection)
+
+        server = await serve_websocket(accept, host, port, limits=self.limits, context=context)
+        self._websocket_servers.append(server)
+        bound = endpoint_of(transport, next(iter(server.sockets)).getsockname())
         self._stream_listeners.setdefault((transport, bound.family), bound)
         return bound
 
@@ -249,10 +282,8 @@ class TransportLayer:
             except Exception as error:
                 self._ready().callback_failed(error, "tracer")
 
-    async def connect(
-        self, destination: Endpoint, *, server_name: str | None = None
-    ) -> StreamConnection:
-        """The TCP/TLS connection to ``destination``, opened if need be, once it is up.
+    async def connect(self, destination: Endpoint, *, server_name: str | None = None) -> Connection:
+        """The TCP/TLS/WebSocket connection to ``destination``, opened if need be, once it is up.
 
         Sends do not need this (they queue while connecting); it is for a caller that
         wants the connection first, such as an RFC 5626 flow. A failure raises here and
@@ -264,7 +295,7 @@ class TransportLayer:
         await connection.wait_open()
         return connection
 
-    def _connect(self, destination: Endpoint, server_name: str | None) -> StreamConnection | None:
+    def _connect(self, destination: Endpoint, server_name: str | None) -> Connection | None:
         """A new outgoing connection, bound now (its local port is known at once) and
         connected in the background; None (reported) if it cannot be made."""
         inbound = self._ready()
@@ -284,7 +315,8 @@ class TransportLayer:
             )
             return None
         context = None
-        if remote.transport == TLS:
+        if remote.transport in (TLS, WSS):
+            # wss verifies the server as TLS does (RFC 7118 §6 relies on RFC 6455 §10.6).
             if self._tls_client is None:
                 self._tls_client = client_context()
             context = self._tls_client
@@ -305,7 +337,8 @@ class TransportLayer:
             sock.close()
             self._report_later(destination, error)
             return None
-        connection = StreamConnection(
+        kind = WebSocketConnection if remote.transport in WEBSOCKETS else StreamConnection
+        connection = kind(
             self,
             inbound,
             self.limits,
@@ -339,12 +372,16 @@ class TransportLayer:
         self._datagram_default = {
             k: d for k, d in self._datagram_default.items() if d.local.host != host
         }
-        servers = []
-        for server in list(self._servers):
+        servers: list[asyncio.Server | Server] = []
+        listeners: list[asyncio.Server | Server] = [*self._servers, *self._websocket_servers]
+        for server in listeners:
             names = [endpoint_of("tcp", s.getsockname()) for s in server.sockets]
             if names and all(name.host == host for name in names):
                 servers.append(server)
-                self._servers.remove(server)
+                if isinstance(server, Server):
+                    self._websocket_servers.remove(server)
+                else:
+                    self._servers.remove(server)
                 server.close()
         for key, bound in list(self._stream_listeners.items()):
             if bound.host == host:
@@ -375,7 +412,16 @@ class TransportLayer:
         self._ready()
         if transport == UDP:
             return self._datagram_socket(destination, None).local_toward(destination.host)
-        bound = self._stream_listeners.get((transport, destination.family))
+        # RFC 7118 §5: a WebSocket client is reached only over the connection it opened
+        # (WebSocket servers such as Kamailio never open one toward a client), so a
+        # request over WS names that connection's own address even when this agent
+        # listens for WS too. That address is the one a server sees the connection come
+        # from: Kamailio reaches the binding over it with or without nathelper's
+        # aliases, where the random ".invalid" host RFC 7118 §5.2 allows would need
+        # them (nat_uac_test(64) and add_contact_alias()/set_contact_alias).
+        bound = None
+        if transport not in WEBSOCKETS:
+            bound = self._stream_listeners.get((transport, destination.family))
         if bound is not None:
             if is_wildcard(bound.host):
                 return self._addresses.local_for(bound, destination.host)
@@ -410,7 +456,7 @@ class TransportLayer:
 
     # --- the connection table (ConnectionOwner) ------------------------------------------
 
-    def attach(self, connection: StreamConnection) -> bool:
+    def attach(self, connection: Connection) -> bool:
         if self._closed or len(self._live) >= self.limits.max_connections:
             self.counters.connections_refused += 1
             return False
@@ -420,7 +466,7 @@ class TransportLayer:
         self._connections[connection.remote] = connection
         return True
 
-    def detach(self, connection: StreamConnection) -> None:
+    def detach(self, connection: Connection) -> None:
         self._live.discard(connection)
         if self._connections.get(connection.remote) is connection:
             del self._connections[connection.remote]
@@ -443,11 +489,11 @@ class TransportLayer:
     # --- state ---------------------------------------------------------------------------
 
     @property
-    def connections(self) -> tuple[StreamConnection, ...]:
-        """The TCP/TLS connections open or being opened."""
+    def connections(self) -> tuple[Connection, ...]:
+        """The TCP/TLS/WebSocket connections open or being opened."""
         return tuple(self._live)
 
-    def connection_to(self, remote: Endpoint) -> StreamConnection | None:
+    def connection_to(self, remote: Endpoint) -> Connection | None:
         """The connection that a send to ``remote`` would use, if there is one."""
         return self._connections.get(remote)
 
@@ -460,6 +506,7 @@ class TransportLayer:
     def sockets_open(self) -> int:
         """UDP sockets, listening sockets and connections held by this layer."""
         listening = sum(len(server.sockets) for server in self._servers)
+        listening += sum(len(list(server.sockets)) for server in self._websocket_servers)
         return len(self._datagram_sockets) + listening + len(self._live)
 
     async def close(self) -> None:
@@ -476,9 +523,13 @@ class TransportLayer:
         connections = list(self._live)
         for connection in connections:
             connection.abort()
+        for websocket_server in self._websocket_servers:
+            websocket_server.close()
         await asyncio.gather(
             *(connection.closed for connection in connections),
             *(server.wait_closed() for server in self._servers),
+            *(server.wait_closed() for server in self._websocket_servers),
         )
         self._servers.clear()
+        self._websocket_servers.clear()
         self._stream_listeners.clear()

@@ -1,0 +1,217 @@
+"""SIP over WebSocket (RFC 7118): one SIP message per WebSocket message, the ``sip``
+subprotocol asked for and required, connections reused like TCP, limits, and failures
+reported as TCP's are."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from support.peers.pki import LoopbackPki
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.typing import Subprotocol
+
+from tests.transport.helpers import WAIT, Peer, hostport, request, response
+from voip.sip import Request, Response
+from voip.transport import Endpoint, StreamLimits, client_context, server_context
+
+SIP = Subprotocol("sip")
+
+
+def websocket_peers(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki, transport: str, **server: object
+) -> tuple[Peer, Peer]:
+    """Alice the client, Bob the server (wss with the test CA's certificate)."""
+    if transport == "wss":
+        alice = make_peer(tls_client=client_context(certificates.cafile))
+        server["tls_server"] = server_context(certificates.certfile, certificates.keyfile)
+        return alice, make_peer(**server)
+    return make_peer(), make_peer(**server)
+
+
+def url(endpoint: Endpoint) -> str:
+    return f"ws://{hostport(endpoint)}/"
+
+
+@asynccontextmanager
+async def websocket_server(
+    *, subprotocols: list[Subprotocol] | None = None
+) -> AsyncIterator[tuple[Endpoint, asyncio.Queue[str | bytes], list[ServerConnection]]]:
+    """A bare WebSocket server (not SIP-aware): what it receives, and its connections."""
+    received: asyncio.Queue[str | bytes] = asyncio.Queue()
+    connections: list[ServerConnection] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        connections.append(connection)
+        async for message in connection:
+            received.put_nowait(message)
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=subprotocols) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield Endpoint("ws", "127.0.0.1", port), received, connections
+
+
+@pytest.mark.parametrize(
+    ("transport", "host"), [("ws", "127.0.0.1"), ("ws", "::1"), ("wss", "127.0.0.1")]
+)
+async def test_requests_and_responses_travel_one_connection_each_way_and_it_is_reused(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki, transport: str, host: str
+) -> None:
+    alice, bob = websocket_peers(make_peer, certificates, transport)
+    bob_at = await bob.layer.listen(transport, host)
+    via = alice.layer.local_endpoint(transport, bob_at)
+    for call_id in ("c1", "c2"):
+        alice.layer.send(
+            request(transport=transport.upper(), sent_by=hostport(via), call_id=call_id), bob_at
+        )
+        message, source, local = await bob.inbox.message()
+        assert isinstance(message, Request) and message.call_id == call_id
+        assert (source, local) == (via, bob_at)
+        # RFC 7118 §5: back over the connection the request came on.
+        assert bob.layer.response_destination(message, source) == source
+        bob.layer.send(response(call_id), source)
+        answer, answered_from, _ = await alice.inbox.message()
+        assert isinstance(answer, Response) and answered_from == bob_at
+    assert alice.layer.counters.connections_opened == 1
+    assert bob.layer.counters.connections_accepted == 1
+    assert alice.inbox.errors.empty() and bob.inbox.errors.empty()
+
+
+async def test_a_request_from_the_server_reaches_the_client_over_the_clients_connection(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    alice, bob = websocket_peers(make_peer, certificates, "ws")
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    via = alice.layer.local_endpoint("ws", bob_at)
+    alice.layer.send(request(transport="WS", sent_by=hostport(via)), bob_at)
+    _, source, _ = await bob.inbox.message()
+    # The client's own address (its Contact): only its connection reaches it.
+    bob.layer.send(request("BYE", transport="WS", sent_by=hostport(bob_at)), source)
+    message, came_from, _ = await alice.inbox.message()
+    assert isinstance(message, Request) and message.method == "BYE" and came_from == bob_at
+    assert bob.layer.counters.connections_opened == 0
+
+
+async def test_text_frames_carry_utf8_messages_and_binary_frames_the_others(
+    make_peer: Callable[..., Peer],
+) -> None:
+    """RFC 7118 §5: text or binary, one SIP message each; both are read."""
+    alice = make_peer()
+    async with websocket_server(subprotocols=[SIP]) as (at, received, connections):
+        alice.layer.send(request(body="héllo".encode()), at)
+        alice.layer.send(request(body=b"\xff\xfe binary", call_id="c2"), at)
+        text = await asyncio.wait_for(received.get(), WAIT)
+        binary = await asyncio.wait_for(received.get(), WAIT)
+        assert isinstance(text, str) and text.endswith("héllo")
+        assert isinstance(binary, bytes) and binary.endswith(b"\xff\xfe binary")
+        (server_side,) = connections
+        await server_side.send(response("c1").decode())
+        await server_side.send(response("c2"))
+        answers = [await alice.inbox.message(), await alice.inbox.message()]
+        assert [a[0].call_id for a in answers] == ["c1", "c2"]
+
+
+async def test_a_handshake_that_does_not_ask_for_sip_is_refused(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    """RFC 7118 §4: the server speaks only the ``sip`` subprotocol."""
+    _, bob = websocket_peers(make_peer, certificates, "ws")
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(url(bob_at), subprotocols=[Subprotocol("chat")])
+    assert refused.value.response.status_code == 400
+    assert bob.layer.connections == () and bob.inbox.messages.empty()
+
+
+async def test_a_server_that_does_not_agree_to_sip_is_given_up_with_a_clear_error(
+    make_peer: Callable[..., Peer],
+) -> None:
+    alice = make_peer()
+    async with websocket_server() as (at, received, _):
+        alice.layer.send(request(), at)
+        destination, error = await alice.inbox.error()
+    assert destination == at and isinstance(error, ConnectionRefusedError)
+    assert "'sip' WebSocket subprotocol" in str(error)
+    assert received.empty() and alice.layer.connections == ()
+
+
+async def test_a_refused_connection_is_reported_to_the_layer_above(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    _, bob = websocket_peers(make_peer, certificates, "ws")
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    await bob.layer.close()  # nothing listens there any more
+    alice = make_peer()
+    alice.layer.send(request(), bob_at)
+    destination, error = await alice.inbox.error()
+    assert destination == bob_at and isinstance(error, ConnectionRefusedError)
+    assert alice.layer.connections == ()
+
+
+async def test_an_untrusted_wss_certificate_is_refused_by_default(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    alice = make_peer()  # the system's CAs, which do not include the test CA
+    bob = make_peer(tls_server=server_context(certificates.certfile, certificates.keyfile))
+    bob_at = await bob.layer.listen("wss", "127.0.0.1")
+    alice.layer.send(request(), bob_at, server_name="localhost")
+    destination, error = await alice.inbox.error()
+    assert destination == bob_at and isinstance(error, ssl.SSLCertVerificationError)
+    assert bob.inbox.messages.empty() and alice.layer.connections == ()
+
+
+async def test_a_wss_certificate_for_another_name_is_refused(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    alice, bob = websocket_peers(make_peer, certificates, "wss")
+    bob_at = await bob.layer.listen("wss", "127.0.0.1")
+    alice.layer.send(request(), bob_at, server_name="sip.example.com")
+    _, error = await alice.inbox.error()
+    assert isinstance(error, ssl.SSLCertVerificationError)
+
+
+async def test_a_message_over_the_size_limit_closes_its_connection_and_no_other(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    limits = StreamLimits(max_header_bytes=2000, max_body_bytes=2000)
+    _, bob = websocket_peers(make_peer, certificates, "ws", limits=limits)
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    async with (
+        connect(url(bob_at), subprotocols=[SIP]) as hog,
+        connect(url(bob_at), subprotocols=[SIP]) as other,
+    ):
+        await hog.send(request(body=b"x" * 5000))
+        with pytest.raises(ConnectionClosedError) as closed:
+            await asyncio.wait_for(hog.recv(), WAIT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        await other.send(request(call_id="fits", body=b"x" * 1000))
+        message, _, _ = await bob.inbox.message()
+        assert message.call_id == "fits"
+    assert bob.inbox.messages.empty()
+
+
+async def test_an_idle_connection_is_closed_and_a_pinged_one_is_kept(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    """No octet either way for ``idle_timeout`` closes a connection; WebSocket pings
+    (RFC 6455 §5.5.2, the client's ``keepalive_interval``) are traffic."""
+    limits = StreamLimits(idle_timeout=2.0)
+    _, bob = websocket_peers(make_peer, certificates, "ws", limits=limits)
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    silent, pinging = make_peer(), make_peer(keepalive_interval=0.1)
+    for peer in (silent, pinging):
+        peer.layer.send(request(sent_by=hostport(peer.layer.local_endpoint("ws", bob_at))), bob_at)
+        await bob.inbox.message()
+    (silent_flow,) = silent.layer.connections
+    (pinging_flow,) = pinging.layer.connections
+    await asyncio.wait_for(silent_flow.closed, WAIT * 2)
+    assert pinging.layer.connections == (pinging_flow,)
+    assert len(bob.layer.connections) == 1
+    # Closed by the server: the client that opened it hears that its flow is gone.
+    destination, error = await silent.inbox.error()
+    assert destination == bob_at and isinstance(error, ConnectionResetError)
