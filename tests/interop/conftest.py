@@ -122,6 +122,25 @@ def kamailio(kamailio_server: Kamailio) -> Kamailio:
     return kamailio_server
 
 
+@pytest.fixture(scope="session")
+def kamailio_websocket_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
+    return kamailio_factory(websocket=True)
+
+
+@pytest.fixture
+def kamailio_websocket(kamailio_websocket_server: Kamailio) -> Kamailio:
+    """A kamailio that also serves SIP over WebSocket (ws and wss, RFC 7118), started once
+    per session beside the plain one, its location table emptied for each test."""
+    if not kamailio_websocket_server.process.alive():
+        pytest.fail(
+            f"the session's websocket kamailio has died\n"
+            f"{kamailio_websocket_server.process.log_tail()}",
+            pytrace=False,
+        )
+    kamailio_websocket_server.clear_location_sync()
+    return kamailio_websocket_server
+
+
 @pytest.fixture
 def sipp(tmp_path: Path) -> Iterator[Sipp]:
     runner = Sipp(tmp_path / "sipp")

@@ -97,6 +97,23 @@ async def test_a_request_from_the_server_reaches_the_client_over_the_clients_con
     assert bob.layer.counters.connections_opened == 0
 
 
+async def test_a_send_naming_ws_uses_the_wss_connection_open_to_that_address(
+    make_peer: Callable[..., Peer], certificates: LoopbackPki
+) -> None:
+    """Kamailio names its wss listener ";transport=ws" in Record-Route: the request goes
+    over the connection already open there rather than a plain one to a TLS port."""
+    alice, bob = websocket_peers(make_peer, certificates, "wss")
+    bob_at = await bob.layer.listen("wss", "127.0.0.1")
+    alice.layer.send(request(), bob_at)
+    await bob.inbox.message()
+    as_named = Endpoint("ws", bob_at.host, bob_at.port)
+    assert alice.layer.local_endpoint("ws", as_named).transport == "wss"
+    alice.layer.send(request("BYE"), as_named)
+    message, _, _ = await bob.inbox.message()
+    assert isinstance(message, Request) and message.method == "BYE"
+    assert alice.layer.counters.connections_opened == 1 and alice.inbox.errors.empty()
+
+
 async def test_text_frames_carry_utf8_messages_and_binary_frames_the_others(
     make_peer: Callable[..., Peer],
 ) -> None:

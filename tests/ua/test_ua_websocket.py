@@ -162,3 +162,11 @@ async def test_a_uri_naming_websocket_is_reached_over_it(
     async with UserAgent("alice", transports=("udp", "ws", "wss")) as ua:
         (target,) = await ua.resolve(parse_uri(uri))
         assert (target.transport, target.port) == (transport, port)
+
+
+async def test_transport_ws_is_reached_over_wss_by_a_client_that_speaks_only_wss() -> None:
+    """Kamailio's Record-Route names its wss listener ";transport=ws" (the one URI value
+    of RFC 7118 §5.3)."""
+    async with UserAgent("alice", transports=("wss",)) as ua:
+        (target,) = await ua.resolve(parse_uri("sip:127.0.0.1:4443;transport=ws;lr"))
+        assert (target.transport, target.port) == ("wss", 4443)

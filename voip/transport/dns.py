@@ -165,6 +165,12 @@ def _uri_transport(uri: SipUri, supported: Sequence[Transport]) -> Transport | N
         if value == "udp":
             raise LocateError(f"{uri}: a SIPS URI cannot use transport=udp (TLS needs TCP)")
         value = {"tcp": "tls", "ws": "wss"}.get(value, value)
+    elif value == "ws" and "ws" not in supported and "wss" in supported:
+        # "ws" is the one URI value for WebSocket (RFC 7118 §5.3), which Kamailio also
+        # writes for its wss listener (Record-Route, Path): a client that speaks only
+        # WebSocket over TLS reaches it over wss (the layer then uses the connection
+        # open to that address, whichever kind it is).
+        value = "wss"
     chosen = _TRANSPORTS.get(value)
     if chosen is None or chosen not in supported:
         raise LocateError(f"{uri}: transport={value} is not supported by this client")

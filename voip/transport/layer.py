@@ -27,6 +27,7 @@ from voip.transport.endpoint import (
     TRANSPORTS,
     UDP,
     WEBSOCKETS,
+    WS,
     WSS,
     Endpoint,
     endpoint_of,
@@ -246,7 +247,11 @@ class TransportLayer:
             if self.tracers:
                 self._trace_out(message, destination, datagram.local)
             return
-        connection = self._connections.get(destination) or self._connect(destination, server_name)
+        connection = (
+            self._connections.get(destination)
+            or self._websocket_to(destination)
+            or self._connect(destination, server_name)
+        )
         if connection is None:
             return
         try:
@@ -257,6 +262,18 @@ class TransportLayer:
         self.counters.stream_messages_out += 1
         if self.tracers:
             self._trace_out(message, destination, connection.local)
+
+    def _websocket_to(self, destination: Endpoint) -> Connection | None:
+        """The open WebSocket connection of the other kind (ws for wss, wss for ws) to
+        ``destination``'s address. A SIP URI has the one transport value "ws" (RFC 7118
+        §5.3: security comes from the sips scheme), and Kamailio names its wss listener
+        ";transport=ws" in Record-Route and Path: the connection open to that address is
+        the one meant, and the only way to reach a WebSocket server's client anyway."""
+        transport = destination.transport
+        if transport not in WEBSOCKETS:
+            return None
+        other = WS if transport == WSS else WSS
+        return self._connections.get(Endpoint(other, destination.host, destination.port))
 
     def add_tracer(self, tracer: Tracer) -> Callable[[], None]:
         """Show ``tracer`` every message from now on; returns what removes it again.
@@ -289,7 +306,11 @@ class TransportLayer:
         wants the connection first, such as an RFC 5626 flow. A failure raises here and
         is reported to ``on_error`` as well.
         """
-        connection = self._connections.get(destination) or self._connect(destination, server_name)
+        connection = (
+            self._connections.get(destination)
+            or self._websocket_to(destination)
+            or self._connect(destination, server_name)
+        )
         if connection is None:
             raise ConnectionRefusedError(f"no connection to {destination} could be opened")
         await connection.wait_open()
@@ -427,7 +448,11 @@ class TransportLayer:
                 return self._addresses.local_for(bound, destination.host)
             return bound
         remote = Endpoint(transport, destination.host, destination.port)
-        connection = self._connections.get(remote) or self._connect(remote, server_name)
+        connection = (
+            self._connections.get(remote)
+            or self._websocket_to(remote)
+            or self._connect(remote, server_name)
+        )
         if connection is None:
             return Endpoint(
                 transport, self._addresses.toward(destination.host), DEFAULT_PORTS[transport]

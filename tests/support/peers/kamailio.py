@@ -1,7 +1,8 @@
 """Kamailio as registrar and record-routing proxy with digest auth, on loopback.
 
 ``start_kamailio`` runs ``kamailio.cfg`` (beside this module) in the foreground with free ports:
-UDP and TCP on one port, TLS on another with a certificate from ``pki.py``. Contacts live in
+UDP and TCP on one port, TLS on another with a certificate from ``pki.py``, and on request SIP
+over WebSocket (RFC 7118: ws, and wss with ``pki``) on ports of their own. Contacts live in
 kamailio's memory only, so a restart forgets every registration. The fixture reads the location
 table and the users through kamailio's JSON-RPC datagram socket (``ul.dump``, ``htable.dump``);
 ``kamcmd -s <ctl_socket> ul.dump`` shows the same to a person.
@@ -37,7 +38,7 @@ from .pki import LoopbackPki
 
 CONFIG = Path(__file__).with_name("kamailio.cfg")
 
-_TRANSPORTS = ("udp", "tcp", "tls")
+_TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 _rpc_ids = itertools.count(1)
 
 
@@ -95,6 +96,9 @@ class Kamailio(PeerHandle):
     users: dict[str, str]
     defines: tuple[str, ...]
     socket_dir: Path
+    #: SIP over WebSocket (``start_kamailio(websocket=True)``): ws, and wss with TLS
+    ws_port: int | None = None
+    wss_port: int | None = None
     host: str = LOOPBACK
     domain: str = LOOPBACK
     #: the digest realm of its challenges (the From domain unless started with ``realm``)
@@ -129,6 +133,11 @@ class Kamailio(PeerHandle):
             if self.tls_port is None:
                 raise ValueError("this kamailio was started without TLS")
             return self.tls_port
+        if transport in ("ws", "wss"):
+            port = self.ws_port if transport == "ws" else self.wss_port
+            if port is None:
+                raise ValueError(f"this kamailio was started without {transport}")
+            return port
         if transport not in _TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}")
         return self.udp_port
@@ -297,6 +306,7 @@ def start_kamailio(
     run_dir: Path,
     *,
     pki: LoopbackPki | None = None,
+    websocket: bool = False,
     auth_fail_403: bool = False,
     noauth: bool = False,
     debug: bool = False,
@@ -309,6 +319,9 @@ def start_kamailio(
     timeout: float = 15.0,
 ) -> Kamailio:
     """Start kamailio on free loopback ports; TLS too when ``pki`` is given.
+
+    ``websocket``: SIP over WebSocket too (RFC 7118, the websocket module): ws on a port of
+    its own, and wss on another when ``pki`` is given (``Kamailio.port("ws")``).
 
     ``auth_fail_403``: a wrong password or an unknown user gets 403 instead of a new challenge.
     ``noauth``: nobody is challenged.
@@ -327,6 +340,8 @@ def start_kamailio(
         tls_cfg = run_dir / "tls.cfg"
         _tls_profile(tls_cfg, pki)
         options += ["WITH_TLS", f'TLS_CFG="{tls_cfg}"']
+    if websocket:
+        options.append("WITH_WEBSOCKET")
     if auth_fail_403:
         options.append("WITH_AUTH_FAIL_403")
     if noauth:
@@ -366,10 +381,16 @@ def _start_on_free_ports(  # noqa: PLR0917
         f'CTL_SOCK="unixs:{socket_dir / "ctl.sock"}"',
         f'RPC_SOCK="{socket_dir / "rpc.sock"}"',
     ]
-    tls_port = None
+    tls_port = ws_port = wss_port = None
     if pki is not None:
         tls_port = free_port("tcp")
         defines.append(f"TLS_PORT={tls_port}")
+    if "WITH_WEBSOCKET" in options:
+        ws_port = free_port("tcp")
+        defines.append(f"WS_PORT={ws_port}")
+        if pki is not None:
+            wss_port = free_port("tcp")
+            defines.append(f"WSS_PORT={wss_port}")
     defines += options
     argv = ["kamailio", "-f", str(CONFIG), "-DD", "-E", "-m", str(shared_memory_mb)]
     for define in defines:
@@ -385,6 +406,8 @@ def _start_on_free_ports(  # noqa: PLR0917
         users={},
         defines=tuple(defines),
         socket_dir=socket_dir,
+        ws_port=ws_port,
+        wss_port=wss_port,
         realm=realm or LOOPBACK,
     )
     try:
@@ -399,7 +422,7 @@ def _start_on_free_ports(  # noqa: PLR0917
 def _ready(kam: Kamailio) -> bool:
     if not kam.rpc_socket.exists() or not port_in_use(kam.udp_port, "udp"):
         return False
-    for port in (kam.tcp_port, kam.tls_port):
+    for port in (kam.tcp_port, kam.tls_port, kam.ws_port, kam.wss_port):
         if port is not None and not port_in_use(port, "tcp"):
             return False
     try:
