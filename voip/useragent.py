@@ -208,11 +208,14 @@ class UserAgent(AsyncIOEventEmitter):
 
         ``transports``: the transports requests may leave by, most preferred first (the
         client's transports of RFC 3263 §4.1); by default those the agent listens on
-        (UDP when it listens on none). TCP and TLS need no listener: the agent opens the
-        connection, puts its local address in Via and Contact, and takes the requests
-        of the registration or dialog back on that connection (connection reuse as in
-        RFC 5923 and the flows of RFC 5626 §4.2), so a client-only agent places calls
-        and registers over TLS with ``tls_client`` and ``transports=("tls",)``.
+        (UDP when it listens on none). TCP, TLS, WS and WSS need no listener: the agent
+        opens the connection, puts its local address in Via and Contact, and takes the
+        requests of the registration or dialog back on that connection (connection reuse
+        as in RFC 5923 and the flows of RFC 5626 §4.2), so a client-only agent places
+        calls and registers over TLS with ``tls_client`` and ``transports=("tls",)``, or
+        through a SIP-over-WebSocket server (RFC 7118) with ``transports=("wss",)``; over
+        WS and WSS that is so even when the agent listens on them too, since a WebSocket
+        server never opens a connection toward its clients (RFC 7118 §5).
 
         ``follow_address_changes``: when the one address the agent listens on leaves the
         host (issue 5, item 8), find the new one and :meth:`rebind` to it without being

@@ -93,3 +93,26 @@ async def test_a_lost_connection_that_cannot_be_mended_is_an_s_p_abort(
     # the loss, then each re-INVITE that could not be sent (tried again after 0.25 s)
     reports = [e for e in caller.history if isinstance(e, p.PExceptionReportIndication)]
     assert reports[0].reason.startswith("transport lost") and len(reports) >= 3
+
+
+async def test_a_cut_websocket_connection_is_mended_over_a_new_one() -> None:
+    """The same over SIP over WebSocket (RFC 7118): the client, which only opens
+    connections, re-INVITEs over a new one to the server's listener."""
+    async with UserAgent("alice", transports=("ws",)) as alice, UserAgent("bob") as bob:
+        at = await bob.listen("ws", "127.0.0.1", 0)
+        callees = sessions_for(bob)
+        caller = await asyncio.wait_for(
+            Session.connect(alice, f"sip:bob@127.0.0.1:{at.port};transport=ws"), TIMEOUT
+        )
+        await asyncio.wait_for(callees.get(), TIMEOUT)
+        (first,) = alice.transport.connections
+        for connection in bob.transport.connections:
+            connection.abort()
+        async with asyncio.timeout(TIMEOUT):  # no activity under way: nothing to restart
+            while caller.recoveries == 0:
+                await asyncio.sleep(0.02)
+        assert caller.state is State.STA713
+        assert any(isinstance(e, p.PExceptionReportIndication) for e in caller.history)
+        (second,) = alice.transport.connections
+        assert second is not first and alice.transport.counters.connections_opened == 2
+        await asyncio.wait_for(caller.release(), TIMEOUT)

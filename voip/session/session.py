@@ -599,7 +599,7 @@ class Session:
     # === recovery: one session over several transport connections ===================
 
     def _on_transport_error(self, destination: Any, error: Exception) -> None:
-        if destination.transport not in ("tcp", "tls") or self._recovering:
+        if destination.transport not in ("tcp", "tls", "ws", "wss") or self._recovering:
             return
         if self.state in (State.STA01, State.STA02A, State.STA08):
             return
@@ -607,7 +607,7 @@ class Session:
         self.call.ua.spawn(self._recover(destination, error))
 
     async def _recover(self, destination: Any, error: Exception) -> None:
-        """A TCP/TLS flow was lost (X.225's transport disconnect, which the session
+        """A TCP/TLS/WebSocket flow was lost (X.225's transport disconnect, which the session
         survives): when it carried this call, open a new one by re-REGISTERing and
         re-INVITEing (the same SDP, so media is untouched), again after 0.25, 0.5, 1,
         2, 2 … s while the far end is unreachable (a proxy restarting), for
