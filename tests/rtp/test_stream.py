@@ -293,6 +293,59 @@ async def test_malformed_datagrams_are_counted_and_the_stream_goes_on(
     assert b.stats.packets_received >= 3
 
 
+def _stun_binding_request() -> bytes:
+    """RFC 5389 §6: type 0x0001, length 0, the magic cookie, a transaction id."""
+    return struct.pack("!HHL", 0x0001, 0, 0x2112A442) + bytes(range(12))
+
+
+async def test_rtcp_the_toolkit_does_not_use_is_skipped_not_malformed_rfc3550_6_1(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    """An SR, SDES, an XR with VoIP Metrics about our source and an APP, as one compound:
+    the SR's report block and the XR's metrics are read, the APP is skipped and counted."""
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 2)
+    ours = b.sender.ssrc
+    block = struct.pack("!LLLLLL", ours, 5, 100, 80, 0, 0)  # 5 lost, jitter 80
+    report = struct.pack("!BBHLQLLL", 0x81, 200, 12, 7, 0, 0, 1, 160) + block
+    sdes = struct.pack("!BBHL", 0x81, 202, 2, 7) + b"\x01\x01x\x00"
+    # RFC 3611 §4.7: BT=7, length 8, SSRC, loss rate 2/256, ..., R 90, MOS-LQ 4.3, MOS-CQ 4.2
+    metrics = struct.pack(
+        "!BBHL4B4H2b2B4B", 7, 0, 8, ours, 2, 0, 0, 0, *(0,) * 4, 0, 0, 0, 0, 90, 127, 43, 42
+    ) + struct.pack("!2B3H", 0, 0, 0, 0, 0)
+    xr = struct.pack("!BBHL", 0x80, 207, 10, 7) + metrics
+    app = struct.pack("!BBHL", 0x80, 204, 2, 7) + b"test"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.sendto(report + sdes + xr + app, ("127.0.0.1", b.local_port + 1))
+        for _ in range(20):
+            await _collect(b, 1)
+            if b.stats.rtcp_ignored:
+                break
+    stats = b.statistics()
+    assert stats.rtcp_ignored == 1 and stats.malformed == 0
+    assert stats.remote_lost == 5 and stats.remote_jitter == pytest.approx(80 / 8000)
+    assert stats.remote_metrics is not None
+    assert stats.remote_metrics.loss_rate == 2 / 256 and stats.remote_metrics.mos_lq == 4.3
+
+
+async def test_stun_on_the_media_ports_is_counted_apart_not_malformed_rfc7983_7(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        for port in (b.local_port, b.local_port + 1):
+            peer.sendto(_stun_binding_request(), ("127.0.0.1", port))
+        for _ in range(20):
+            await _collect(b, 1)
+            if b.stats.stun == 2:
+                break
+    assert b.stats.stun == 2 and b.stats.malformed == 0
+
+
 async def test_rtcp_mux_reports_arrive_on_the_rtp_port_rfc5761(
     pair: tuple[MediaStream, MediaStream],
 ) -> None:

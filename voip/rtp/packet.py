@@ -7,7 +7,7 @@ of aiortc's :class:`aiortc.rtp.RtpPacket`, which builds a header-extension objec
 CSRC list for each packet; compiled by mypyc, see :mod:`voip.rtp._implementation`); any
 other packet goes through :meth:`aiortc.rtp.RtpPacket.parse`, which validates and skips
 the CSRC list, the extension and the padding, and raises :class:`ValueError` for what is
-not RTP.
+not RTP. :func:`is_stun` tells the STUN a peer may send to the same ports (RFC 7983 §7).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from aiortc.rtp import RtpPacket
 
-__all__ = ["RtpHeader", "parse_rtp"]
+__all__ = ["RtpHeader", "is_stun", "parse_rtp"]
 
 _FIXED = struct.Struct("!BBHII")
 _PLAIN = 0x80  # V=2, P=0, X=0, CC=0
+_STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 5389 §6
 
 
 @dataclass(slots=True)
@@ -58,3 +59,11 @@ def parse_rtp(data: bytes) -> RtpHeader:
         packet.ssrc,
         packet.payload,
     )
+
+
+def is_stun(data: bytes) -> bool:
+    """Whether ``data`` is a STUN message (RFC 7983 §7: a first octet of 0 to 3, where RTP
+    and RTCP have version 2 in its top bits; RFC 5389 §6: a 20-octet header with the magic
+    cookie). linphone sends STUN binding requests to both media ports at the start of a
+    call, without ICE; the toolkit does not answer them."""
+    return len(data) >= 20 and data[0] < 4 and data[4:8] == _STUN_MAGIC_COOKIE

@@ -7,11 +7,19 @@ receives: a sender report's NTP timestamp becomes the LSR of our next report blo
 and a report block about our own SSRC gives the round-trip time (§6.4.1, "A - LSR - DLSR").
 The report interval follows §6.2 for a two-party call: 5 s on average, randomized over
 [0.5, 1.5] times that (§6.3.1), the first one after half of it (§6.2 "initial").
+
+A compound packet is split on each packet's common header (§6.4.1 "length") before aiortc
+reads the packets the toolkit uses (SR, RR, SDES, BYE): the others (APP, RFC 4585
+feedback, RFC 3611 XR, types not known) are skipped, as §6.1 asks of a receiver, and
+reported as :class:`RtcpIgnored`, except an XR's VoIP Metrics block about our source
+(RFC 3611 §4.7), read into :class:`VoipMetrics`. Only a datagram that is not a compound
+of well-formed packets (§6.4.1, RFC 5761 §4) is malformed.
 """
 
 from __future__ import annotations
 
 import random
+import struct
 from dataclasses import dataclass
 
 from aiortc.rtp import (
@@ -32,14 +40,26 @@ __all__ = [
     "NTP_EPOCH_OFFSET",
     "RtcpBye",
     "RtcpEvent",
+    "RtcpIgnored",
     "RtcpReport",
     "RtcpSession",
+    "VoipMetrics",
+    "compound_packets",
     "ntp_timestamp",
 ]
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 RTCP_MIN_INTERVAL = 5.0  # §6.2 Tmin
 SDES_CNAME = 1  # §6.5.1
+# packet types (§12.1; RFC 4585 §6.1; RFC 3611 §2)
+RTCP_SR, RTCP_RR, RTCP_SDES, RTCP_BYE, RTCP_APP, RTCP_RTPFB, RTCP_PSFB, RTCP_XR = range(200, 208)
+#: the types aiortc reads for the toolkit; every other one is skipped
+USED_TYPES = frozenset((RTCP_SR, RTCP_RR, RTCP_SDES, RTCP_BYE))
+#: RFC 5761 §4: RTCP packet types lie in 192..223 (where RTP payload types 64..95 would be)
+RTCP_TYPES = range(192, 224)
+XR_VOIP_METRICS = 7  # RFC 3611 §4.7 block type
+XR_VOIP_METRICS_WORDS = 8  # its block length: 36 octets, in 32-bit words minus one
+XR_UNAVAILABLE = 127  # RFC 3611 §4.7.5: R factor or MOS not available
 
 
 def ntp_timestamp(unix_time: float) -> int:
@@ -67,7 +87,115 @@ class RtcpBye:
     sources: tuple[int, ...]
 
 
-RtcpEvent = RtcpReport | RtcpBye
+@dataclass(frozen=True, slots=True)
+class RtcpIgnored:
+    """A packet of a compound the toolkit does not use (§6.1: a receiver skips the types it
+    does not understand and reads the rest): APP (204), feedback (RFC 4585: 205, 206), an
+    XR (207) with no VoIP Metrics block about our source, or a type it does not know."""
+
+    packet_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoipMetrics:
+    """RFC 3611 §4.7, the peer's view of the RTP it receives from ``ssrc`` (ours): the
+    fractions of packets lost in the network and discarded by its jitter buffer since
+    the start, its E-model R factor and MOS (listening, conversational), None where it
+    sent 127, "unavailable" (§4.7.5)."""
+
+    ssrc: int
+    loss_rate: float
+    discard_rate: float
+    r_factor: int | None
+    mos_lq: float | None
+    mos_cq: float | None
+
+
+RtcpEvent = RtcpReport | RtcpBye | RtcpIgnored | VoipMetrics
+
+
+def compound_packets(data: bytes) -> list[tuple[int, bytes]]:
+    """The packets of a compound RTCP datagram (§6.1), each as (packet type, its octets
+    with the common header), split on each header's length (§6.4.1: 32-bit words minus
+    one). Raises ``ValueError`` for an empty datagram, a version other than 2, a type out
+    of 192..223 (RFC 5761 §4) or a length running past the datagram."""
+    if not data:
+        raise ValueError("empty RTCP datagram")
+    packets = []
+    pos, size = 0, len(data)
+    while pos < size:
+        if size - pos < 4:
+            raise ValueError("RTCP common header truncated")
+        first, packet_type, length = struct.unpack_from("!BBH", data, pos)
+        if first >> 6 != 2:
+            raise ValueError("RTCP version is not 2")
+        if packet_type not in RTCP_TYPES:
+            raise ValueError(f"{packet_type} is not an RTCP packet type")
+        end = pos + 4 + 4 * length
+        if end > size:
+            raise ValueError("RTCP packet length runs past the datagram")
+        packets.append((packet_type, data[pos:end]))
+        pos = end
+    return packets
+
+
+def _without_extension(packet_type: int, packet: bytes) -> bytes:
+    """An SR or RR without the profile-specific extension that may follow its report
+    blocks (§6.4.1, §6.4.2; no profile the toolkit uses defines one): aiortc reads a
+    report only when its length is exactly that of its blocks."""
+    first = packet[0]
+    if packet_type not in (RTCP_SR, RTCP_RR) or first & 0x20:
+        return packet  # padded: aiortc strips the padding and checks what is left
+    body = (24 if packet_type == RTCP_SR else 4) + 24 * (first & 0x1F)
+    if len(packet) - 4 <= body:
+        return packet
+    return packet[:2] + struct.pack("!H", body // 4) + packet[4 : 4 + body]
+
+
+def _payload(packet: bytes) -> bytes:
+    """What follows the common header, without its padding (§6.4.1 "padding")."""
+    payload = packet[4:]
+    if packet[0] & 0x20:
+        if not payload or not 0 < payload[-1] <= len(payload):
+            raise ValueError("RTCP padding length is invalid")
+        payload = payload[: -payload[-1]]
+    return payload
+
+
+def _unless_unavailable(value: int, scale: float) -> float | None:
+    return None if value == XR_UNAVAILABLE else value / scale
+
+
+def extended_report_metrics(packet: bytes, ssrc: int) -> VoipMetrics | None:
+    """The VoIP Metrics block (RFC 3611 §4.7) about ``ssrc`` in an XR packet (§2: the
+    sender's SSRC, then report blocks of a type, a type-specific octet and a length in
+    32-bit words minus one, each skipped by its length), None if there is none."""
+    payload = _payload(packet)
+    if len(payload) < 4:
+        raise ValueError("RTCP XR without its sender's SSRC")
+    found = None
+    pos = 4
+    while pos < len(payload):
+        if len(payload) - pos < 4:
+            raise ValueError("RTCP XR report block header truncated")
+        block_type, _, words = struct.unpack_from("!BBH", payload, pos)
+        end = pos + 4 + 4 * words
+        if end > len(payload):
+            raise ValueError("RTCP XR report block runs past its packet")
+        if block_type == XR_VOIP_METRICS and words == XR_VOIP_METRICS_WORDS:
+            source, loss, discard = struct.unpack_from("!LBB", payload, pos + 4)
+            r_factor, _, mos_lq, mos_cq = payload[pos + 24 : pos + 28]
+            if source == ssrc:
+                found = VoipMetrics(
+                    source,
+                    loss / 256.0,  # §4.7.1: fixed point, the binary point at the left edge
+                    discard / 256.0,
+                    None if r_factor == XR_UNAVAILABLE else r_factor,
+                    _unless_unavailable(mos_lq, 10.0),  # §4.7.5: MOS times 10
+                    _unless_unavailable(mos_cq, 10.0),
+                )
+        pos = end
+    return found
 
 
 #: The report intervals' randomization (§6.3.1) needs no generator of its own per session:
@@ -162,10 +290,22 @@ class RtcpSession:
         wall: float,
         sources: dict[int, ReceivedSource],
     ) -> list[RtcpEvent]:
-        """Read a compound RTCP packet; raises ``ValueError`` when it is malformed."""
+        """Read a compound RTCP packet; raises ``ValueError`` when it is malformed, before
+        anything in it took effect (RFC 3550 A.2: a compound that fails is discarded)."""
+        read: list[object] = []
+        for packet_type, octets in compound_packets(data):
+            if packet_type in USED_TYPES:
+                read.extend(RtcpPacket.parse(_without_extension(packet_type, octets)))
+            elif packet_type == RTCP_XR:
+                metrics = extended_report_metrics(octets, self.sender.ssrc)
+                read.append(RtcpIgnored(packet_type) if metrics is None else metrics)
+            else:
+                read.append(RtcpIgnored(packet_type))
         events: list[RtcpEvent] = []
-        for packet in RtcpPacket.parse(data):
-            if isinstance(packet, RtcpSrPacket):
+        for packet in read:
+            if isinstance(packet, RtcpIgnored | VoipMetrics):
+                events.append(packet)
+            elif isinstance(packet, RtcpSrPacket):
                 source = sources.get(packet.ssrc)
                 if source is not None:
                     source.sender_report(packet.sender_info.ntp_timestamp, now)

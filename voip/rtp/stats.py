@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voip.rtp.emodel import CODEC_IMPAIRMENTS, burst_ratio, estimate_r, mos_from_r
+from voip.rtp.rtcp import VoipMetrics
 
 __all__ = ["DirectionQuality", "MediaQuality", "StreamStatistics"]
 
@@ -16,7 +17,8 @@ class StreamStatistics:
 
     Times are in seconds; ``jitter`` is the RFC 3550 A.8 estimate for the received source,
     ``round_trip`` the last RTCP-measured round-trip time, ``remote_lost`` and
-    ``remote_jitter`` what the peer reported about our packets.
+    ``remote_jitter`` what the peer reported about our packets, ``remote_metrics`` its
+    last RTCP XR VoIP Metrics about them (RFC 3611 §4.7), when it sends any.
     """
 
     packets_sent: int = 0
@@ -28,6 +30,7 @@ class StreamStatistics:
     round_trip: float | None = None
     remote_lost: int | None = None
     remote_jitter: float | None = None
+    remote_metrics: VoipMetrics | None = None
     late: int = 0
     duplicates: int = 0
     discarded: int = 0
@@ -47,6 +50,10 @@ class StreamStatistics:
     dtmf_sent: int = 0
     rtcp_sent: int = 0
     rtcp_received: int = 0
+    # packets of received compounds the toolkit does not use (APP, feedback, XR without
+    # VoIP Metrics about us, unknown types): skipped, RFC 3550 §6.1
+    rtcp_ignored: int = 0
+    stun: int = 0  # STUN on the media ports (RFC 7983 §7), e.g. keep-alives: not answered
     send_errors: int = 0
     skipped: int = 0  # clock periods skipped because the event loop was late
 

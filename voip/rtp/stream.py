@@ -52,11 +52,11 @@ from voip.rtp.codecs import (
 )
 from voip.rtp.dtmf import DtmfReceiver, DtmfSender, dtmf_digits
 from voip.rtp.jitterbuffer import Frame, JitterBuffer
-from voip.rtp.packet import parse_rtp
+from voip.rtp.packet import is_stun, parse_rtp
 from voip.rtp.plc import Concealer
 from voip.rtp.poller import RECEIVE_SIZE, SocketPoller
 from voip.rtp.ports import RtpPorts
-from voip.rtp.rtcp import RtcpBye, RtcpReport, RtcpSession
+from voip.rtp.rtcp import RtcpBye, RtcpIgnored, RtcpReport, RtcpSession, VoipMetrics
 from voip.rtp.sender import RtpSender
 from voip.rtp.source import ReceivedSource
 from voip.rtp.srtp import SrtpTransform
@@ -581,14 +581,19 @@ class MediaStream:
             self._on_rtp_socket(data, address)
 
     def _on_rtp_socket(self, data: bytes, address: Address) -> None:
-        """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4)."""
-        if self.rtcp_mux and is_rtcp(data):
+        """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4), or STUN."""
+        if is_stun(data):
+            self.stats.stun += 1
+        elif self.rtcp_mux and is_rtcp(data):
             self._on_rtcp(data)
         else:
             self._on_rtp(data, address)
 
     def _on_rtcp_socket(self, data: bytes, address: Address) -> None:
-        self._on_rtcp(data)
+        if is_stun(data):
+            self.stats.stun += 1
+        else:
+            self._on_rtcp(data)
 
     def _on_rtp(self, data: bytes, address: Address) -> None:
         stats = self.stats
@@ -682,6 +687,10 @@ class MediaStream:
                 self._emit("rtcp", event)
             elif isinstance(event, RtcpBye):
                 self._emit("bye", event)
+            elif isinstance(event, RtcpIgnored):
+                self.stats.rtcp_ignored += 1
+            elif isinstance(event, VoipMetrics):
+                self.stats.remote_metrics = event
 
     # --- the PCM API for bots -----------------------------------------------------------------
 
