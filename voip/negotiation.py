@@ -32,7 +32,13 @@ SDP = "application/sdp"
 #: first (microseconds per packet, where G.722 and Opus through PyAV cost tens)
 AUDIO_CODECS = ("PCMU", "PCMA", "G722", "OPUS")
 #: comfort noise (RFC 3389, CN/8000, static payload type 13): offered when named among the
-#: codecs; agreed, silence is sent as CN packets rather than as encoded silence
+#: codecs; agreed, silence is sent as CN packets rather than as encoded silence. CN/8000
+#: serves every codec the engine has: CN takes the RTP clock rate of the audio it goes with
+#: (RFC 3389 §4), and that of G.711 and of G.722 is 8000 (RFC 3551 §4.5.2: G.722 samples
+#: at 16 kHz, its RTP clock is 8000); Opus has DTX of its own (RFC 7587 §3.1.3) and takes
+#: no CN. A ``CN/16000`` on a dynamic payload type would go with a codec whose RTP clock is
+#: 16 kHz, which the engine has none of. A peer's CN/8000 on a dynamic number is accepted,
+#: and the stream sends and receives CN on the numbers agreed.
 COMFORT_NOISE = "CN"
 #: their SDP formats (RFC 3551 §4.5.2: G.722 has an RTP clock of 8000; RFC 7587 §7: opus/48000/2)
 _FORMATS = {

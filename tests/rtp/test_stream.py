@@ -36,9 +36,10 @@ def _media(
     rtcp_mux: bool = False,
     on_hold: bool = False,
     comfort_noise: bool = False,
+    cn_payload_type: int = 13,
 ) -> NegotiatedMedia:
     payload_type = {"PCMU": 0, "PCMA": 8}[codec]
-    cn = (Codec("CN", 8000, payload_type=13),) if comfort_noise else ()
+    cn = (Codec("CN", 8000, payload_type=cn_payload_type),) if comfort_noise else ()
     return NegotiatedMedia(
         index=0,
         media="audio",
@@ -180,14 +181,16 @@ async def test_slow_producer_yields_silence_never_a_burst(
     assert a.stats.packets_sent <= registration.n
 
 
+@pytest.mark.parametrize("cn", [13, 98], ids=["static-13", "dynamic-98"])
 async def test_silence_goes_as_cn_at_its_start_and_once_a_second_when_agreed_rfc3389(
-    pair: tuple[MediaStream, MediaStream],
+    pair: tuple[MediaStream, MediaStream], cn: int
 ) -> None:
+    """On the payload type agreed for CN/8000: the static 13 or a dynamic one."""
     a, _ = pair
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         peer.bind(("127.0.0.1", 0))
         peer.setblocking(False)
-        a.configure(_media(peer.getsockname()[1], comfort_noise=True))
+        a.configure(_media(peer.getsockname()[1], comfort_noise=True, cn_payload_type=cn))
         while a.stats.silence_sent < 60:  # 1.2 s of silence
             await asyncio.sleep(0.05)
         await a.write(_tone(0.1))
@@ -197,14 +200,14 @@ async def test_silence_goes_as_cn_at_its_start_and_once_a_second_when_agreed_rfc
         with contextlib.suppress(BlockingIOError):
             while True:
                 packets.append(_rtp_header(peer.recv(2048)))
-    kinds = "".join("c" if p[0] == 13 else "s" if p[0] == 0 else "?" for p in packets)
+    kinds = "".join("c" if p[0] == cn else "s" if p[0] == 0 else "?" for p in packets)
     # one CN packet at the start of the silence, one a second after, nothing between; the
     # tone (5 frames); the next silence starts with CN again
     assert kinds == "ccsssssc", kinds
     assert a.stats.comfort_noise_sent == 3
-    cn = [p for p in packets if p[0] == 13]
+    noise = [p for p in packets if p[0] == cn]
     speech = [p for p in packets if p[0] == 0]
-    assert all(payload == b"\x7f" for *_, payload in cn)  # -127 dBov: digital silence
+    assert all(payload == b"\x7f" for *_, payload in noise)  # -127 dBov: digital silence
     # the sequence goes on unbroken; the timestamp counts the silence (50 frames of 160),
     # and the periods the clock skipped if the loop was held up (a busy machine): the RTP
     # timestamp keeps to the time that passed
@@ -216,9 +219,9 @@ async def test_silence_goes_as_cn_at_its_start_and_once_a_second_when_agreed_rfc
         """The timestamp distance, less any of the skipped periods."""
         return {later - earlier - 160 * n for n in range(skipped + 1)}
 
-    assert 50 * 160 in without_skips(cn[0][3], cn[1][3])
-    assert (speech[0][3] - cn[1][3]) % 160 == 0 and speech[0][3] > cn[1][3]
-    assert 160 in without_skips(speech[-1][3], cn[2][3])
+    assert 50 * 160 in without_skips(noise[0][3], noise[1][3])
+    assert (speech[0][3] - noise[1][3]) % 160 == 0 and speech[0][3] > noise[1][3]
+    assert 160 in without_skips(speech[-1][3], noise[2][3])
     # the speech after CN is a new talkspurt: marked (RFC 3551 §4.1), then unmarked
     assert speech[0][1] and not any(p[1] for p in speech[1:])
 
@@ -229,18 +232,19 @@ def _rtp_header(data: bytes) -> tuple[int, bool, int, int, bytes]:
     return second & 0x7F, bool(second & 0x80), sequence, timestamp, data[12:]
 
 
+@pytest.mark.parametrize("cn", [13, 98], ids=["static-13", "dynamic-98"])
 async def test_a_peers_cn_silence_is_played_as_comfort_noise_not_as_loss(
-    pair: tuple[MediaStream, MediaStream],
+    pair: tuple[MediaStream, MediaStream], cn: int
 ) -> None:
     # a sends CN once a second while it has nothing to say: b fills the time between with
     # noise at the announced level, counting neither loss nor underruns, and plays the
-    # speech that follows
+    # speech that follows; CN arrives on the number agreed for it, 13 or a dynamic one
     a, b = pair
-    a.configure(_media(b.local_port, comfort_noise=True))
-    b.configure(_media(a.local_port, comfort_noise=True))
+    a.configure(_media(b.local_port, comfort_noise=True, cn_payload_type=cn))
+    b.configure(_media(a.local_port, comfort_noise=True, cn_payload_type=cn))
     silence = await _collect(b, 60)
     assert audioop.rms(silence, 2) < 10
-    assert b.stats.comfort_noise_played >= 50
+    assert b.stats.comfort_noise_played >= 50 and b.stats.unknown_payload == 0
     assert b.stats.lost == 0 and b.stats.concealed == 0 and b.stats.underruns == 0
     writer = asyncio.create_task(a.write(_tone(0.6)))
     received = await _collect(b, 40)

@@ -127,6 +127,9 @@ class MediaStream:
         self.payload_type = 0
         self.telephone_event: int | None = None  # the peer's number, for what we send
         self.comfort_noise: int | None = None  # the peer's number for CN, when agreed
+        # what CN arrives on: 13 (static, RFC 3551 §6) and the numbers agreed for CN at the
+        # codec's clock rate, ours and the peer's (RFC 3264 §6.1; a dynamic one is legal)
+        self._comfort_noise_in: set[int] = {CN_PAYLOAD_TYPE}
         self.local_telephone_event = local_telephone_event  # ours, for what we receive
         self.ptime = 0.02
         self.rtcp_mux = False
@@ -258,15 +261,16 @@ class MediaStream:
                 if number is not None:
                     self._decoders[number] = codec
         self.telephone_event = media.telephone_event_payload_type
-        # CN goes with the audio of its clock rate (RFC 3389 §5: CN/8000 with G.711, G.722)
-        self.comfort_noise = next(
-            (
-                c.payload_type
-                for c in media.codecs
-                if c.name.upper() == "CN" and c.clock_rate == codec.clock_rate
-            ),
-            None,
-        )
+        # CN goes with the audio of its RTP clock rate (RFC 3389 §4: CN/8000 with G.711 and
+        # G.722, whose RTP clock is 8000, RFC 3551 §4.5.2), sent on the peer's number for it
+        rate = codec.clock_rate
+        theirs = [c for c in media.codecs if c.name.upper() == "CN" and c.clock_rate == rate]
+        ours = [c for c in media.local_codecs if c.name.upper() == "CN" and c.clock_rate == rate]
+        self.comfort_noise = theirs[0].payload_type if theirs else None
+        self._comfort_noise_in = {CN_PAYLOAD_TYPE}
+        for comfort in (*theirs, *ours):
+            if comfort.payload_type is not None:
+                self._comfort_noise_in.add(comfort.payload_type)
         # events arrive with our number for telephone-event, which need not be 101
         local_event = media.local_telephone_event_payload_type
         if local_event is not None:
@@ -505,7 +509,7 @@ class MediaStream:
         if packet is not None:
             payload_type = packet.payload_type
             self._comfort = None
-            if payload_type == CN_PAYLOAD_TYPE:
+            if payload_type in self._comfort_noise_in:
                 self._comfort = packet.payload
                 frame = self._noise.noise(packet.payload, self._codec_samples)
             else:
@@ -546,7 +550,7 @@ class MediaStream:
         """The packet after the one just played, discarded to shrink the delay: not
         played, but decoded (a G.722 or Opus decoder's state goes on through it to the next
         packet) and written on the sender's timeline, where it is the peer's audio."""
-        if packet.payload_type == CN_PAYLOAD_TYPE:
+        if packet.payload_type in self._comfort_noise_in:
             return  # on the sender's timeline, the gap's silence
         frame = self._decoders.get(packet.payload_type, self.codec).decode(packet.payload)
         if self._timeline.sinks:
@@ -612,7 +616,7 @@ class MediaStream:
             stats.malformed += 1
             return
         payload_type = packet.payload_type
-        if payload_type in self._decoders or payload_type == CN_PAYLOAD_TYPE:
+        if payload_type in self._decoders or payload_type in self._comfort_noise_in:
             dtmf = False
         elif payload_type == self.local_telephone_event:
             dtmf = True
@@ -657,7 +661,7 @@ class MediaStream:
         if self.receiving:
             self._started_receiving = True
             self.jitter.push(packet)
-            if payload_type == CN_PAYLOAD_TYPE:
+            if payload_type in self._comfort_noise_in:
                 self.jitter.play_now()  # a silence begins: no point waiting for more
 
     def _on_rtcp(self, data: bytes) -> None:
