@@ -669,3 +669,39 @@ async def test_the_readme_bot_greets_and_echoes_a_caller(
     second = 16000
     assert audioop.rms(pcm[: second // 2], 2) > 1000  # the greeting's tone
     assert audioop.rms(pcm[second + second // 2 : 3 * second], 2) > 1000  # our tone, echoed
+
+
+@pytest.mark.parametrize("transport", ["ws", "wss"])
+async def test_call_over_websocket_reaches_baresip_through_kamailio_and_audio_goes_both_ways(
+    *,
+    transport: str,
+    kamailio_websocket: Kamailio,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    # a SIP WebSocket client (RFC 7118): no listener; the one connection it opens to
+    # Kamailio's websocket module carries the call both ways (407, the 2xx, the BYE)
+    kamailio = kamailio_websocket
+    bob = baresip_factory("bob", registrar=kamailio)
+    await kamailio.wait_registered("bob")
+    recording, trace = tmp_path / "bob.wav", tmp_path / "call.jsonl"
+    env = clean_environment(home, VOIP_PASSWORD=kamailio.users["alice"])
+    run = await voip(
+        "call", "bob", "--user", "alice", "--domain", kamailio.domain, "--transport", transport,
+        "--ca", str(loopback_pki.cafile), "--proxy", kamailio.outbound_proxy(transport),
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "3",
+        "--trace", str(trace), env=env,
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    assert f"from its own {transport.upper()} connections" in run.stderr
+    records = list(read_jsonl(trace))
+    assert [str(r) for r in records][:4] == ["> INVITE", "< 407", "> ACK", "> INVITE"]
+    assert {(r.peer.transport, r.peer.port) for r in records} == {
+        (transport, kamailio.port(transport))
+    }
+    invite = records[3].message
+    assert isinstance(invite, Request) and invite.via[0].transport == transport.upper()
+    await audio_went_both_ways(bob, recording)

@@ -16,7 +16,7 @@ The file (``--config``, ``VOIP_CONFIG``, or ``~/.config/voip/config.toml``)::
     auth_user = "alice"          # digest user name, if not ``user``
     password_file = "~/.config/voip/office.password"
     display_name = "Alice"
-    transport = "udp"            # udp, tcp or tls
+    transport = "udp"            # udp, tcp, tls, ws or wss
     ca_file = "~/.config/voip/office-ca.pem"   # CA to trust for TLS (default: the system's)
 
 An account named ``default`` is used when none is chosen.
@@ -151,9 +151,11 @@ def load_account(
     result = Account(name=name or "default", **settings)
     if result.ca_file is not None:
         result = replace(result, ca_file=str(Path(result.ca_file).expanduser()))
-    if result.transport not in ("udp", "tcp", "tls"):
+    if result.transport not in ("udp", "tcp", "tls", "ws", "wss"):
         raise CommandFailed(
-            ExitCode.USAGE, f"unknown transport {result.transport!r}", "Use udp, tcp or tls."
+            ExitCode.USAGE,
+            f"unknown transport {result.transport!r}",
+            "Use udp, tcp, tls, ws or wss.",
         )
     return replace(result, password=_password(result, env, ask_password))
 

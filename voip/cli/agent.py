@@ -67,11 +67,13 @@ def account_options(function: F) -> F:
         click.option("--ask-password", is_flag=True, help="Prompt for the password."),
         click.option(
             "--transport",
-            type=click.Choice(["udp", "tcp", "tls"]),
+            type=click.Choice(["udp", "tcp", "tls", "ws", "wss"]),
             default=None,
             help="Transport to listen on and send with (default udp). TLS without --cert "
             "listens on nothing: requests go out over the connection this agent opens, and "
-            "requests to it come back on that connection.",
+            "requests to it come back on that connection. So do WS and WSS (SIP over "
+            "WebSocket, RFC 7118: a client of a WebSocket server) unless given --listen "
+            "(ws) or --cert (wss).",
         ),
         click.option(
             "--listen",
@@ -218,7 +220,7 @@ async def softphone(
     tls_server = None
     if params.get("cert"):
         tls_server = server_context(params["cert"], params.get("key"))
-    elif transport == "tls":
+    elif transport in ("tls", "wss") or (transport == "ws" and listen == "0.0.0.0:0"):
         listen = "none"  # a client: its own connections only
     if listen == "none" and transport == "udp":
         raise CommandFailed(
@@ -236,7 +238,7 @@ async def softphone(
         display_name=account.display_name,
         credentials=credentials,
         outbound_proxy=account.proxy,
-        tls_client=_tls_client(account.ca_file) if transport == "tls" else None,
+        tls_client=_tls_client(account.ca_file) if transport in ("tls", "wss") else None,
         tls_server=tls_server,
         transports=(transport,),
     )
