@@ -15,8 +15,9 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.typing import Subprotocol
+from websockets.utils import accept_key
 
-from tests.transport.helpers import WAIT, Peer, hostport, request, response
+from tests.transport.helpers import WAIT, Peer, flood, hostport, request, response
 from voip.sip import Request, Response
 from voip.transport import Endpoint, StreamLimits, client_context, server_context
 
@@ -54,6 +55,35 @@ async def websocket_server(
     async with serve(handler, "127.0.0.1", 0, subprotocols=subprotocols) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield Endpoint("ws", "127.0.0.1", port), received, connections
+
+
+@asynccontextmanager
+async def deaf_websocket_server() -> AsyncIterator[Endpoint]:
+    """A server that completes the WebSocket handshake (agreeing to ``sip``) and then
+    reads nothing more: it neither takes what is written nor answers pings."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        key = next(
+            line.split(":", 1)[1].strip()
+            for line in head.split("\r\n")
+            if line.lower().startswith("sec-websocket-key:")
+        )
+        writer.write(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n"
+            "Sec-WebSocket-Protocol: sip\r\n\r\n".encode()
+        )
+        held.append(writer)
+
+    server = await asyncio.start_server(handshake, "127.0.0.1", 0)
+    try:
+        yield Endpoint("ws", "127.0.0.1", server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for writer in held:
+            writer.close()
 
 
 @pytest.mark.parametrize(
@@ -232,3 +262,28 @@ async def test_an_idle_connection_is_closed_and_a_pinged_one_is_kept(
     # Closed by the server: the client that opened it hears that its flow is gone.
     destination, error = await silent.inbox.error()
     assert destination == bob_at and isinstance(error, ConnectionResetError)
+
+
+async def test_a_peer_that_does_not_read_is_disconnected_past_the_write_bound(
+    make_peer: Callable[..., Peer],
+) -> None:
+    bound = 256 * 1024
+    alice = make_peer(limits=StreamLimits(max_write_buffer=bound))
+    async with deaf_websocket_server() as target:
+        destination, error = await flood(alice, target, bound)
+    assert destination == target and isinstance(error, BufferError)
+    assert alice.layer.connections == ()
+
+
+async def test_a_ping_not_answered_within_the_pong_timeout_fails_the_flow(
+    make_peer: Callable[..., Peer],
+) -> None:
+    """RFC 6455 §5.5.2 pings on an outgoing connection (``keepalive_interval``): no pong
+    within ``pong_timeout`` and the flow is reported lost, as a CRLF pong missing is."""
+    alice = make_peer(keepalive_interval=0.1, limits=StreamLimits(pong_timeout=0.3))
+    async with deaf_websocket_server() as target:
+        await alice.layer.connect(target)
+        destination, error = await asyncio.wait_for(alice.inbox.error(), WAIT * 2)
+    assert destination == target and isinstance(error, ConnectionClosedError)
+    assert "keepalive ping timeout" in str(error)
+    assert alice.layer.connections == ()
