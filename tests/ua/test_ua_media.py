@@ -24,10 +24,10 @@ with warnings.catch_warnings():
 TIMEOUT = 10.0
 
 
-async def _agent(user: str) -> UserAgent:
+async def _agent(user: str, host: str = "127.0.0.1") -> UserAgent:
     low = free_port_range(40)
     ua = UserAgent(user, rtp_ports=(low, low + 39))
-    await ua.listen("udp", "127.0.0.1", 0)
+    await ua.listen("udp", host, 0)
     return ua
 
 
@@ -49,7 +49,8 @@ async def bob() -> AsyncIterator[UserAgent]:
 
 def uri_of(ua: UserAgent) -> str:
     endpoint = ua.listening[0]
-    return f"sip:{ua.user}@{endpoint.host}:{endpoint.port}"
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return f"sip:{ua.user}@{host}:{endpoint.port}"
 
 
 def answer_calls(ua: UserAgent, *, early_media: bool = False) -> asyncio.Queue[Call]:
@@ -110,6 +111,32 @@ async def test_audio_flows_both_ways_once_the_call_is_answered(
     await asyncio.gather(*writers)
     assert at_callee >= 30 and at_caller >= 30
     await caller.hangup()
+
+
+async def test_audio_flows_both_ways_over_ipv6() -> None:
+    """The socket gives an IPv6 source as (host, port, flowinfo, scope_id): the stream
+    takes it for the peer's (host, port) and latches to it (the compiled core too)."""
+    alice, bob = await _agent("alice", "::1"), await _agent("bob", "::1")
+    try:
+        calls = answer_calls(bob)
+        caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+        callee = await asyncio.wait_for(calls.get(), TIMEOUT)
+        assert caller.negotiation.media[0].port == media_of(caller).port
+        writers = [
+            asyncio.create_task(media_of(caller).write(_tone(1.0, 440))),
+            asyncio.create_task(media_of(callee).write(_tone(1.0, 1000))),
+        ]
+        at_callee, at_caller = await asyncio.gather(
+            _loud_frames(media_of(callee), 60), _loud_frames(media_of(caller), 60)
+        )
+        await asyncio.gather(*writers)
+        assert at_callee >= 30 and at_caller >= 30
+        assert media_of(caller).stream.latched == ("::1", media_of(callee).port)
+        await caller.hangup()
+    finally:
+        await alice.close()
+        await bob.close()
+    assert alice.resources()["rtp_ports"] == bob.resources()["rtp_ports"] == 0
 
 
 async def test_hold_stops_the_held_side_sending_and_resume_restarts_it(

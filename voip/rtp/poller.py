@@ -22,6 +22,7 @@ import asyncio
 import select
 import socket
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["SocketPoller"]
 
@@ -29,7 +30,9 @@ __all__ = ["SocketPoller"]
 MAX_EVENTS = 64
 RECEIVE_SIZE = 2048
 
-Address = tuple[str, int]
+#: what ``recvfrom`` gives: ``(host, port)``, and for IPv6 ``(host, port, flowinfo, scope_id)``
+#: (typed loosely: compiled code checks declared tuple shapes at run time)
+Address = tuple[Any, ...]
 OnDatagram = Callable[[bytes, Address], None]
 _EPOLL = hasattr(select, "epoll")
 

@@ -32,7 +32,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import pylibsrtp
 from aiortc.rtp import is_rtcp
@@ -79,6 +79,12 @@ CN_REFRESH = 1.0
 CN_SILENCE = bytes([127])
 
 Address = tuple[str, int]
+#: a datagram's source as ``recvfrom`` gives it: IPv6 adds flow information and scope (typed
+#: loosely, since compiled code checks a declared tuple shape at run time)
+SocketAddress = tuple[Any, ...]
+#: ``wiretap(sent, datagram, local, remote)``: every datagram of the stream's sockets as it
+#: is on the wire (after SRTP protection when sent, before unprotection when received)
+Wiretap = Callable[[bool, bytes, Address, SocketAddress], None]
 #: What every stream decodes whatever was negotiated (stateless codecs: the instances are
 #: shared by all streams)
 _DECODERS: dict[int, AudioCodec] = {0: PCMU, 8: PCMA}
@@ -116,6 +122,8 @@ class MediaStream:
         #: the owner's callable (the call's), told ``(event, *args)`` of every event before
         #: the pyee handlers: what a call hears of its stream, without an emitter per stream
         self.listener: Callable[..., None] | None = None
+        #: what sees every datagram sent and received (a packet capture), when set
+        self.wiretap: Wiretap | None = None
         self.stats = StreamStatistics()
         self.sender = RtpSender()
         self.rtcp = RtcpSession(self.sender, cname or f"voip@{ports.host}", 8000)
@@ -473,6 +481,8 @@ class MediaStream:
         except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
             return
+        if self.wiretap is not None:
+            self._tap(True, data, self.ports.port, address)
         self.stats.packets_sent += 1
         self.stats.octets_sent += size
 
@@ -488,6 +498,8 @@ class MediaStream:
         except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
             return
+        if self.wiretap is not None:
+            self._tap(True, data, self.ports.port + (0 if self.rtcp_mux else 1), address)
         self.stats.rtcp_sent += 1
 
     def _sources(self) -> list[ReceivedSource]:
@@ -584,8 +596,10 @@ class MediaStream:
                 return
             self._on_rtp_socket(data, address)
 
-    def _on_rtp_socket(self, data: bytes, address: Address) -> None:
+    def _on_rtp_socket(self, data: bytes, address: SocketAddress) -> None:
         """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4), or STUN."""
+        if self.wiretap is not None:
+            self._tap(False, data, self.ports.port, address)
         if is_stun(data):
             self.stats.stun += 1
         elif self.rtcp_mux and is_rtcp(data):
@@ -593,13 +607,26 @@ class MediaStream:
         else:
             self._on_rtp(data, address)
 
-    def _on_rtcp_socket(self, data: bytes, address: Address) -> None:
+    def _on_rtcp_socket(self, data: bytes, address: SocketAddress) -> None:
+        if self.wiretap is not None:
+            self._tap(False, data, self.ports.port + 1, address)
         if is_stun(data):
             self.stats.stun += 1
         else:
             self._on_rtcp(data)
 
-    def _on_rtp(self, data: bytes, address: Address) -> None:
+    def _tap(self, sent: bool, data: bytes, local_port: int, remote: SocketAddress) -> None:
+        tap = self.wiretap
+        if tap is None:
+            return
+        try:
+            tap(sent, data, (self.ports.host, local_port), remote)
+        except Exception as error:  # a capture's fault never stops the audio
+            self.wiretap = None
+            failure = {"message": "media wiretap failed", "exception": error}
+            self.loop.call_exception_handler(failure)
+
+    def _on_rtp(self, data: bytes, origin: SocketAddress) -> None:
         stats = self.stats
         if self.srtp is not None:
             try:
@@ -624,7 +651,7 @@ class MediaStream:
             stats.unknown_payload += 1
             return
         now = self.loop.time()
-        address = address[:2]  # an IPv6 address comes with flow information and scope
+        address: Address = (origin[0], origin[1])  # without IPv6 flow information, scope
         if address != self.latched:
             if self.latched is not None and now - self._latched_heard < RELATCH_AFTER:
                 stats.foreign += 1
