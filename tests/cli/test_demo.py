@@ -24,7 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     folder = tmp_path_factory.mktemp("demo")
     result = subprocess.run(
         [sys.executable, "-m", "voip.cli", "demo", "--svg", str(folder / "demo.svg"),
-         "--trace", str(folder / "demo.jsonl")],
+         "--trace", str(folder / "demo.jsonl"), "--pcap", str(folder / "demo.pcap")],
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
         env={k: v for k, v in os.environ.items() if not k.startswith("VOIP_")},
     )  # fmt: skip
@@ -89,6 +89,48 @@ def test_demo_reports_mos_and_loss_each_way(
         assert float(jitter) >= 0 and unit == "ms"
         assert 1.0 <= float(mos) <= 4.5
     assert "DTMF 1 sent" in result.stdout
+
+
+def test_demo_capture_holds_every_sip_message_and_rtp_packet_of_the_report(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """``--pcap``: tshark reads the capture as the trace's messages and, each way, as many
+    RTP packets as the quality report counted."""
+    result, folder = demo
+    assert result.returncode == 0, result.stderr
+    path = folder / "demo.pcap"
+    records = read_jsonl(folder / "demo.jsonl")
+    labels = [
+        line.replace("\t", "")
+        for line in tshark(
+            path, "-Y", "sip", "-T", "fields", "-e", "sip.Method", "-e", "sip.Status-Code"
+        )
+    ]
+    assert labels == [r.label for r in records]
+    reported = {
+        row[0]: int(row[1])
+        for row in (line.split() for line in result.stdout.splitlines())
+        if row and row[0] in ("sent", "received")
+    }
+    softphone_port = _softphone_rtp_port(path)
+    rtp = tshark(path, "-Y", "rtp", "-T", "fields", "-e", "udp.srcport")
+    sent = sum(int(port) == softphone_port for port in rtp)
+    assert (sent, len(rtp) - sent) == (reported["sent"], reported["received"])
+
+
+def tshark(path: Path, *args: str) -> list[str]:
+    result = subprocess.run(
+        ["tshark", "-r", str(path), "-n", *args], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def _softphone_rtp_port(path: Path) -> int:
+    """The RTP port of the softphone's SDP offer (the first INVITE's m=audio line)."""
+    ports = tshark(path, "-Y", "sip.Method == INVITE", "-T", "fields", "-e", "sdp.media.port")
+    return int(ports[0])
 
 
 def test_prompts_fall_back_to_tone_melodies_without_espeak(

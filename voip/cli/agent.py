@@ -19,6 +19,7 @@ from voip.call import Call, EndReason
 from voip.cli.account import Account, load_account
 from voip.cli.exits import CommandFailed, ExitCode, exit_code_for_status
 from voip.ladder import Ladder
+from voip.pcap import Capture
 from voip.sip import Credentials, SipUri, parse_uri
 from voip.sip.errors import SipError
 from voip.trace import SipTrace, TraceRecord
@@ -114,6 +115,13 @@ def trace_options(function: F) -> F:
             "trace_path",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Write every SIP message to this file as JSON lines.",
+        ),
+        click.option(
+            "--pcap",
+            "pcap_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the SIP messages and the calls' RTP/RTCP to this pcap file "
+            "(Wireshark, tshark, sngrep).",
         ),
         click.option("--ladder", is_flag=True, help="Print the ladder diagram at the end."),
         click.option(
@@ -243,7 +251,11 @@ async def softphone(
         transports=(transport,),
     )
     trace = SipTrace.attach(ua, jsonl=jsonl, on_record=_print_record if verbose else None)
+    pcap_path: Path | None = params.get("pcap_path")
+    capture = None
     try:
+        if pcap_path is not None:
+            capture = _capture(ua, pcap_path)
         local = None
         if address is not None:
             host, port = address
@@ -270,8 +282,21 @@ async def softphone(
     finally:
         with contextlib.suppress(Exception):
             await ua.close(timeout=3.0)
+        if capture is not None:
+            capture.close()
         if jsonl is not None:
             jsonl.close()
+
+
+def _capture(ua: UserAgent, path: Path) -> Capture:
+    try:
+        return Capture.attach(ua, path)
+    except OSError as error:
+        raise CommandFailed(
+            ExitCode.USAGE,
+            f"cannot write the capture {path}: {error.strerror or error}",
+            "Give a writable --pcap path.",
+        ) from error
 
 
 def _tls_client(ca_file: str | None) -> ssl.SSLContext:

@@ -16,6 +16,7 @@ from voip.cli.exits import CommandFailed, ExitCode
 from voip.cli.live import live_status
 from voip.demo import DemoProgress, Prompts, demo_bot, demo_caller
 from voip.ladder import Ladder
+from voip.pcap import Capture
 from voip.report import QualityReport
 from voip.session import Session
 from voip.trace import SipTrace, TraceRecord
@@ -40,22 +41,32 @@ DEFAULT_SVG = Path(tempfile.gettempdir(), "voip-demo-ladder.svg")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every SIP message as JSON lines.",
 )
+@click.option(
+    "--pcap",
+    "pcap_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the softphone's SIP messages and RTP/RTCP to this pcap file.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print every SIP message (stderr).")
 @click.option(
     "--live/--no-live",
     default=None,
     help="Live status while the call runs (default: when stderr is a terminal).",
 )
-def demo_command(svg: Path, trace_path: Path | None, verbose: bool, live: bool | None) -> None:
+def demo_command(
+    svg: Path, trace_path: Path | None, pcap_path: Path | None, verbose: bool, live: bool | None
+) -> None:
     """Place a real call on loopback to a built-in bot: a spoken prompt (espeak-ng, or
     tones without it), a DTMF menu, an echo test, hold and resume, and an orderly release
     by the bot. Then print the ladder diagram of its SIP messages and the quality report
     (codec, packets, loss, jitter, MOS each way). Needs no server and no configuration."""
     enabled = sys.stderr.isatty() if live is None else live
-    asyncio.run(_demo(svg, trace_path, verbose, enabled))
+    asyncio.run(_demo(svg, trace_path, pcap_path, verbose, enabled))
 
 
-async def _demo(svg: Path, trace_path: Path | None, verbose: bool, live: bool) -> None:
+async def _demo(
+    svg: Path, trace_path: Path | None, pcap_path: Path | None, verbose: bool, live: bool
+) -> None:
     loop = asyncio.get_running_loop()
     prompts = await loop.run_in_executor(None, Prompts.make)
     progress = DemoProgress(on_step=lambda text: click.echo(f"  {text}", err=True))
@@ -63,6 +74,7 @@ async def _demo(svg: Path, trace_path: Path | None, verbose: bool, live: bool) -
     softphone = UserAgent("softphone")
     bot_agent = UserAgent("demo-bot")
     trace = SipTrace.attach(softphone, jsonl=jsonl, on_record=_show if verbose else None)
+    capture = Capture.attach(softphone, pcap_path) if pcap_path is not None else None
     bot_done: asyncio.Future[None] = loop.create_future()
     try:
         await softphone.listen("udp", "127.0.0.1", 0)
@@ -112,6 +124,9 @@ async def _demo(svg: Path, trace_path: Path | None, verbose: bool, live: bool) -
     finally:
         await softphone.close(timeout=2.0)
         await bot_agent.close(timeout=2.0)
+        if capture is not None:
+            capture.close()
+            click.echo(f"(pcap: {pcap_path}, {capture.writer.packets} packets)", err=True)
         if jsonl is not None:
             jsonl.close()
 

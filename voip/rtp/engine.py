@@ -23,7 +23,7 @@ from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import PortAllocator, RtpPorts
 from voip.rtp.srtp import SrtpError
 from voip.rtp.stats import MediaQuality, StreamStatistics
-from voip.rtp.stream import MediaStream
+from voip.rtp.stream import MediaStream, Wiretap
 from voip.transport.udp import bind_datagram_socket
 
 __all__ = ["CallMedia", "MediaEngine"]
@@ -32,7 +32,7 @@ __all__ = ["CallMedia", "MediaEngine"]
 class MediaEngine:
     """RTP ports from ``ports`` (a range or an allocator) and one clock for all streams."""
 
-    __slots__ = ("_clock", "_poller", "inactivity_timeout", "ports", "sample_rate")
+    __slots__ = ("_clock", "_poller", "inactivity_timeout", "ports", "sample_rate", "wiretap")
 
     def __init__(
         self,
@@ -50,6 +50,8 @@ class MediaEngine:
         self.inactivity_timeout = inactivity_timeout
         self._clock: MediaClock | None = None
         self._poller: SocketPoller | None = None
+        #: given to every stream opened from now on (:attr:`MediaStream.wiretap`)
+        self.wiretap: Wiretap | None = None
 
     @property
     def clock(self) -> MediaClock:
@@ -86,6 +88,7 @@ class MediaEngine:
             inactivity_timeout=self.inactivity_timeout,
             poller=self.poller,
         )
+        stream.wiretap = self.wiretap
         return CallMedia(stream)
 
     def rebind(self, media: CallMedia, host: str) -> int:

@@ -66,18 +66,18 @@ class Inbound:
         self.message(cast(Request | Response, message), source, local)
 
     def message(self, message: Request | Response, source: Endpoint, local: Endpoint) -> None:
+        if self.tracers:  # as it came: before §18.2.1's received and rport are added
+            for tracer in self.tracers:
+                try:
+                    tracer("in", message, source, local)
+                except Exception as error:
+                    self.callback_failed(error, "tracer")
         if isinstance(message, Request):
             try:
                 stamp_received(message, source)
             except SipError as error:
                 self.malformed(bytes(message), error, source, local)
                 return
-        if self.tracers:
-            for tracer in self.tracers:
-                try:
-                    tracer("in", message, source, local)
-                except Exception as error:
-                    self.callback_failed(error, "tracer")
         try:
             self._on_message(message, source, local)
         except Exception as error:
