@@ -8,10 +8,11 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.peers import Baresip, Kamailio, Linphone, LoopbackPki, Sipp, start_kamailio
-from support.peers._process import port_in_use
+from support.peers._process import bound_ports, port_in_use
 
 
 async def test_sipp_registers_with_digest_auth_at_kamailio(kamailio: Kamailio, sipp: Sipp) -> None:
@@ -221,30 +222,119 @@ def test_kamailio_starts_without_tls_and_stops_by_pid(tmp_path: Path) -> None:
         os.killpg(kam.process.pid, 0)  # nothing of its process group is left
 
 
+class PortTaken:
+    """A port that another socket took after it was found free: the ``call``-th port
+    ``module.function`` (free_port or free_port_range) gives is one this holds (``kind``
+    "udp", or "tcp" listening); ``given`` lists every port that function gave."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        module: object,
+        function: str,
+        *,
+        call: int = 0,
+        kind: str = "udp",
+    ) -> None:
+        self.socket = socket.socket(
+            socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+        )
+        self.socket.bind(("127.0.0.1", 0))
+        if kind == "tcp":
+            self.socket.listen()
+        self.port: int = self.socket.getsockname()[1]
+        self.given: list[int] = []
+        found_free = getattr(module, function)
+
+        def give(*args: Any, **kwargs: Any) -> int:
+            port = self.port if len(self.given) == call else found_free(*args, **kwargs)
+            self.given.append(port)
+            return port
+
+        monkeypatch.setattr(module, function, give)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
 def test_kamailio_started_on_a_port_taken_meanwhile_starts_again_on_another(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from support.peers import kamailio as module
 
-    found_free = module.free_port
-    chosen: list[int] = []
-    # another socket took the port found free before kamailio could bind it
-    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    taken.bind(("127.0.0.1", 0))
-    clash = taken.getsockname()[1]
-
-    def free_port(kind: str = "udp", *, count: int = 1) -> int:
-        port = clash if not chosen else found_free(kind, count=count)
-        chosen.append(port)
-        return port
-
-    monkeypatch.setattr(module, "free_port", free_port)
+    taken = PortTaken(monkeypatch, module, "free_port")
     try:
         kam = start_kamailio(tmp_path, children=1)
     finally:
         taken.close()
     try:
-        assert len(chosen) == 2 and chosen[0] == clash
-        assert kam.udp_port == chosen[1] and port_in_use(kam.udp_port, "udp")
+        assert len(taken.given) == 2 and taken.given[0] == taken.port
+        assert kam.udp_port == taken.given[1] and port_in_use(kam.udp_port, "udp")
     finally:
         kam.stop()
+
+
+@pytest.mark.parametrize(
+    ("function", "call", "port"),
+    [("free_port", 0, "port"), ("free_port_range", 0, "media_port"), ("free_port", 1, "control")],
+    ids=["sip", "media", "control"],
+)
+def test_sipp_started_on_a_port_taken_meanwhile_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str, call: int, port: str
+) -> None:
+    """sipp exits with "Unable to bind main socket" (-p), "... audio RTP socket" (-mp) or
+    "... remote control socket" (-cp), "(Address already in use)": started again."""
+    from support.peers import sipp as module
+
+    taken = PortTaken(monkeypatch, module, function, call=call)
+    try:
+        uas = module.start_sipp("uas_call", log_dir=tmp_path, calls=1)
+    finally:
+        taken.close()
+    try:
+        assert taken.given[call] == taken.port
+        command = uas.command
+        ports = {"port": command.port, "media_port": command.media_port}
+        ports["control"] = command.control_port
+        assert ports[port] in taken.given[call + 1 :] and ports[port] != taken.port
+        assert command.bound() <= bound_ports(uas.pid)  # sipp's own sockets
+    finally:
+        uas.stop()
+
+
+async def test_a_sipp_run_whose_port_was_taken_meanwhile_runs_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.peers import sipp as module
+
+    uas = module.start_sipp("uas_call", log_dir=tmp_path / "uas", calls=1)
+    taken = PortTaken(monkeypatch, module, "free_port")
+    try:
+        uac = await module.run_sipp("uac_call", uas.address, log_dir=tmp_path, service="sipp")
+    finally:
+        taken.close()
+        uas.stop()
+    assert uac.ok, uac.report()
+    assert taken.given[0] == taken.port and f"-p {taken.port} " not in " ".join(uac.argv)
+
+
+@pytest.mark.parametrize(("kind", "call"), [("udp", 0), ("tcp", 1)], ids=["sip", "ctrl_tcp"])
+def test_baresip_started_on_a_port_taken_meanwhile_starts_again_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, speech_wav: Path, kind: str, call: int
+) -> None:
+    """baresip exits on "SIP Transport failed: Address already in use" (sip_listen) and
+    runs on without its control port on "ctrl_tcp: failed to listen on TCP ... (Address
+    already in use)": in both cases it is started again, on fresh ports."""
+    from support.peers import baresip as module
+
+    taken = PortTaken(monkeypatch, module, "free_port", call=call, kind=kind)
+    try:
+        phone = module.start_baresip(tmp_path, user="erin", audio_file=speech_wav)
+    finally:
+        taken.close()
+    try:
+        assert taken.given[call] == taken.port and len(taken.given) == 4
+        assert taken.port not in (phone.sip_port, phone.ctrl_port)
+        assert {("udp", phone.sip_port), ("tcp", phone.ctrl_port)} <= bound_ports(phone.pid)
+    finally:
+        phone.stop()

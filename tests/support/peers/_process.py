@@ -307,13 +307,16 @@ def wait_until(peer: PeerProcess, ready: Callable[[], bool], *, what: str, timeo
 
 
 def log_has(path: Path, pattern: str | re.Pattern[str], since: int = 0) -> re.Match[str] | None:
-    """The first match of ``pattern`` in the log from byte offset ``since``."""
+    """The first match of ``pattern`` in the log from byte offset ``since`` (a string is
+    searched with re.MULTILINE, a compiled pattern with its own flags)."""
     try:
         with path.open("rb") as f:
             f.seek(since)
             text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
+    if isinstance(pattern, re.Pattern):
+        return pattern.search(text)
     return re.search(pattern, text, re.MULTILINE)
 
 
@@ -363,20 +366,47 @@ def free_port(kind: str = "udp", *, count: int = 1) -> int:
     raise RuntimeError(f"no {count} free {kind} port(s) on {LOOPBACK}")
 
 
+def bound_ports(pid: int) -> set[tuple[str, int]]:
+    """The ("udp" or "tcp", port) of every socket process ``pid`` holds (Linux: its socket
+    inodes, /proc/PID/fd, looked up in /proc/net/udp, tcp and their IPv6 twins). Unlike
+    :func:`port_in_use`, a port some other socket holds is not among them."""
+    inodes = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # the process is gone
+        return set()
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    bound = set()
+    for table in ("udp", "udp6", "tcp", "tcp6"):
+        with contextlib.suppress(OSError), open(f"/proc/net/{table}", encoding="ascii") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()  # sl local_address rem_address st ... uid timeout inode
+                if fields[9] in inodes:
+                    bound.add((table[:3], int(fields[1].rsplit(":", 1)[1], 16)))
+    return bound
+
+
 #: starts on fresh ports when another socket took one found free
 PORT_ATTEMPTS = 3
+#: what a peer that could not bind a port prints (kamailio: "bind(...) on 127.0.0.1: Address
+#: already in use"); each peer's module has its own (SIPP_BIND_FAILURE, BARESIP_BIND_FAILURE)
+ADDRESS_IN_USE = re.compile("Address already in use")
 
 
-def on_free_ports(start: Callable[[], T]) -> T:
+def on_free_ports(start: Callable[[], T], bind_failure: re.Pattern[str] = ADDRESS_IN_USE) -> T:
     """``start()`` (which takes its ports from :func:`free_port`), again up to
-    ``PORT_ATTEMPTS`` times while the peer exits with "Address already in use": a port
+    ``PORT_ATTEMPTS`` times while the peer fails with ``bind_failure`` in its log: a port
     found free can be taken by any socket bound to port 0 before the peer binds it."""
     attempt = 1
     while True:
         try:
             return start()
         except PeerStartError as error:
-            if "Address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+            if not bind_failure.search(str(error)) or attempt == PORT_ATTEMPTS:
                 raise
             attempt += 1
 

@@ -43,6 +43,7 @@ from ._process import (
     free_port,
     free_port_range,
     log_has,
+    on_free_ports,
     start_peer,
     wait_until,
 )
@@ -230,6 +231,14 @@ def _account_line(
     return f"<sip:{user}@{domain};transport={transport}>;" + ";".join(params)
 
 
+#: what baresip prints when a port it was given is taken: "ua: SIP Transport failed:
+#: Address already in use" (and exits with 98) for sip_listen, "ctrl_tcp: failed to listen
+#: on TCP 127.0.0.1:PORT (Address already in use)" for ctrl_tcp (and runs on without it)
+BARESIP_BIND_FAILURE = re.compile(
+    r"SIP Transport failed: Address already in use|failed to listen on .*Address already in use"
+)
+
+
 def start_baresip(
     workdir: Path,
     *,
@@ -265,93 +274,114 @@ def start_baresip(
     recordings_dir = workdir / "recordings"
     config_dir.mkdir(parents=True, exist_ok=True)
     recordings_dir.mkdir(parents=True, exist_ok=True)
-    sip_port = free_port("both", count=2)
-    ctrl_port = free_port("tcp")
-    rtp_low = free_port_range(_RTP_PORTS)
     cafile = cafile or (registrar.cafile if registrar is not None else None)
 
-    config = {
-        "poll_method": "epoll",
-        "sip_listen": f"{LOOPBACK}:{sip_port}",
-        "call_local_timeout": "120",
-        "call_max_calls": "4",
-        "audio_player": "aubridge,nil",
-        "audio_source": f"aufile,{audio_file}",
-        "audio_alert": "aubridge,nil",
-        "rtp_ports": f"{rtp_low}-{rtp_low + _RTP_PORTS - 1}",
-        "rtcp_mux": "no",
-        # "lo" fails in this sandbox ("could not get network address"); the address works
-        "net_interface": LOOPBACK,
-        "dns_server": f"{LOOPBACK}:53",
-        "module_path": "/usr/lib/baresip/modules",
-        "ctrl_tcp_listen": f"{LOOPBACK}:{ctrl_port}",
-        "snd_path": str(recordings_dir),
-    }
-    if cafile is not None:
-        config["sip_cafile"] = str(cafile)
-    if certificate is not None:
-        config["sip_certificate"] = str(certificate)
-    loaded = [
-        ("module", "g711.so"),
-        ("module", "aufile.so"),
-        ("module", "aubridge.so"),
-        *[("module", name) for name in modules],  # codecs, and filters that run before
-        ("module", "sndfile.so"),
-        ("module_tmp", "uuid.so"),
-        ("module_tmp", "account.so"),
-        ("module_app", "contact.so"),
-        ("module_app", "menu.so"),
-        ("module_app", "ctrl_tcp.so"),
-    ]
-    lines = [f"{key}\t\t{value}" for key, value in config.items()]
-    lines += [f"{key}\t\t{value}" for key, value in loaded]
-    (config_dir / "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    account = _account_line(
-        user,
-        password=password,
-        registrar=registrar,
-        transport=transport,
-        answermode=answermode,
-        codecs=codecs,
-        extra=account_params,
-    )
-    (config_dir / "accounts").write_text(account + "\n", encoding="utf-8")
-    (config_dir / "contacts").write_text("", encoding="utf-8")
+    def start() -> Baresip:
+        sip_port = free_port("both", count=2)
+        ctrl_port = free_port("tcp")
+        rtp_low = free_port_range(_RTP_PORTS)
 
-    argv = ["baresip", "-f", str(config_dir)] + (["-s"] if sip_trace else [])
-    process = start_peer(
-        f"baresip {user}", argv, log_path=workdir / "baresip.log", cwd=workdir, line_buffered=True
-    )
-    phone = Baresip(
-        user=user,
-        aor=f"sip:{user}@{registrar.domain if registrar else LOOPBACK}",
-        transport=transport,
-        process=process,
-        config_dir=config_dir,
-        sip_port=sip_port,
-        ctrl_port=ctrl_port,
-        rtp_ports=(rtp_low, rtp_low + _RTP_PORTS - 1),
-        recordings_dir=recordings_dir,
-        registrar=registrar,
-    )
-    try:
-        wait_until(
-            process,
-            lambda: log_has(phone.log_path, "baresip is ready") is not None and _accepts(ctrl_port),
-            what="'baresip is ready' and its ctrl_tcp port",
-            timeout=timeout,
+        config = {
+            "poll_method": "epoll",
+            "sip_listen": f"{LOOPBACK}:{sip_port}",
+            "call_local_timeout": "120",
+            "call_max_calls": "4",
+            "audio_player": "aubridge,nil",
+            "audio_source": f"aufile,{audio_file}",
+            "audio_alert": "aubridge,nil",
+            "rtp_ports": f"{rtp_low}-{rtp_low + _RTP_PORTS - 1}",
+            "rtcp_mux": "no",
+            # "lo" fails in this sandbox ("could not get network address"); the address works
+            "net_interface": LOOPBACK,
+            "dns_server": f"{LOOPBACK}:53",
+            "module_path": "/usr/lib/baresip/modules",
+            "ctrl_tcp_listen": f"{LOOPBACK}:{ctrl_port}",
+            "snd_path": str(recordings_dir),
+        }
+        if cafile is not None:
+            config["sip_cafile"] = str(cafile)
+        if certificate is not None:
+            config["sip_certificate"] = str(certificate)
+        loaded = [
+            ("module", "g711.so"),
+            ("module", "aufile.so"),
+            ("module", "aubridge.so"),
+            *[("module", name) for name in modules],  # codecs, and filters that run before
+            ("module", "sndfile.so"),
+            ("module_tmp", "uuid.so"),
+            ("module_tmp", "account.so"),
+            ("module_app", "contact.so"),
+            ("module_app", "menu.so"),
+            ("module_app", "ctrl_tcp.so"),
+        ]
+        lines = [f"{key}\t\t{value}" for key, value in config.items()]
+        lines += [f"{key}\t\t{value}" for key, value in loaded]
+        (config_dir / "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        account = _account_line(
+            user,
+            password=password,
+            registrar=registrar,
+            transport=transport,
+            answermode=answermode,
+            codecs=codecs,
+            extra=account_params,
         )
-        if registrar is not None and wait_registered:
+        (config_dir / "accounts").write_text(account + "\n", encoding="utf-8")
+        (config_dir / "contacts").write_text("", encoding="utf-8")
+
+        argv = ["baresip", "-f", str(config_dir)] + (["-s"] if sip_trace else [])
+        log_path = workdir / "baresip.log"
+        since = log_path.stat().st_size if log_path.exists() else 0  # an earlier attempt's log
+        process = start_peer(
+            f"baresip {user}", argv, log_path=log_path, cwd=workdir, line_buffered=True
+        )
+        phone = Baresip(
+            user=user,
+            aor=f"sip:{user}@{registrar.domain if registrar else LOOPBACK}",
+            transport=transport,
+            process=process,
+            config_dir=config_dir,
+            sip_port=sip_port,
+            ctrl_port=ctrl_port,
+            rtp_ports=(rtp_low, rtp_low + _RTP_PORTS - 1),
+            recordings_dir=recordings_dir,
+            registrar=registrar,
+        )
+        try:
             wait_until(
                 process,
-                lambda: log_has(phone.log_path, phone._registered_pattern()) is not None,
-                what=f"registration of {user} at kamailio (200 OK)",
+                lambda: _ready(phone, since),
+                what="'baresip is ready' and its ctrl_tcp port",
                 timeout=timeout,
             )
-    except BaseException:
-        phone.stop()
-        raise
-    return phone
+            if registrar is not None and wait_registered:
+                wait_until(
+                    process,
+                    lambda: log_has(phone.log_path, phone._registered_pattern()) is not None,
+                    what=f"registration of {user} at kamailio (200 OK)",
+                    timeout=timeout,
+                )
+        except BaseException:
+            phone.stop()
+            raise
+        return phone
+
+    return on_free_ports(start, BARESIP_BIND_FAILURE)
+
+
+_READY_OR_NOT = re.compile(rf"(?P<failure>{BARESIP_BIND_FAILURE.pattern})|baresip is ready")
+
+
+def _ready(phone: Baresip, since: int) -> bool:
+    """baresip said it is ready, with no port taken before (its log from ``since``, one
+    search: a bind failure is printed before "baresip is ready"), and its ctrl_tcp port
+    accepts; a port taken raises PeerStartError (baresip runs on without ctrl_tcp)."""
+    match = log_has(phone.log_path, _READY_OR_NOT, since)
+    if match is None:
+        return False
+    if match["failure"]:
+        raise phone.process.start_failure("a port it was given was taken")
+    return _accepts(phone.ctrl_port)
 
 
 def _accepts(port: int) -> bool:

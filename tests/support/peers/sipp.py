@@ -8,7 +8,8 @@ test keeps running on the same loop) and returns a ``SippResult``: exit code, th
 
 Every run is bounded: ``-m`` calls, ``-timeout`` seconds with ``-timeout_error``, and a kill
 after a grace period beyond that. Addresses are explicit (``-i``, ``-mi`` 127.0.0.1) and ports
-are free ones picked here (``-p``, ``-mp``; ``-cp`` the control port). The scenarios in
+are free ones picked here (``-p``, ``-mp``; ``-cp`` the control port); a run that finds one
+of them taken meanwhile (``SIPP_BIND_FAILURE``) starts again on fresh ones. The scenarios in
 ``sipp/`` use these keywords, always given: ``[caller]`` (From user), ``[domain]`` (From/To
 host), ``[contact]`` and ``[expires]`` (REGISTER), ``[service]`` (-s, the callee).
 """
@@ -29,13 +30,16 @@ from typing import TypedDict, Unpack
 
 from ._process import (
     LOOPBACK,
+    PORT_ATTEMPTS,
     PeerHandle,
     PeerProcess,
+    bound_ports,
     child_argv,
     free_port,
     free_port_range,
+    log_has,
     log_tail,
-    port_in_use,
+    on_free_ports,
     require_binary,
     start_peer,
     wait_until,
@@ -49,6 +53,10 @@ _TRANSPORT_FLAG = {"udp": "u1", "tcp": "t1"}
 _runs = itertools.count(1)
 # beyond sipp's own -timeout, before the run is killed
 _GRACE = 10.0
+#: what sipp prints (and exits with 254) when a port it was given is taken: "Unable to bind
+#: main socket, errno = 98 (Address already in use)", likewise "audio RTP socket" (-mp)
+#: and "remote control socket" (-cp)
+SIPP_BIND_FAILURE = re.compile(r"Unable to bind .*\(Address already in use\)")
 
 
 def scenario_path(scenario: str | Path) -> Path:
@@ -156,6 +164,13 @@ class SippCommand:
     media_port: int
     transport: str
     timeout: float
+    control_port: int
+
+    def bound(self) -> set[tuple[str, int]]:
+        """What sipp binds at its start: the SIP port, audio and video RTP (-mp, -mp + 2)
+        and the control port."""
+        media, control = self.media_port, self.control_port
+        return {(self.transport, self.port), ("udp", media), ("udp", media + 2), ("udp", control)}
 
     def result(self, returncode: int) -> SippResult:
         return SippResult(
@@ -209,7 +224,8 @@ def sipp_command(
         argv.append(remote if isinstance(remote, str) else f"{remote[0]}:{remote[1]}")
     argv += ["-sf", str(path), "-t", _TRANSPORT_FLAG[transport]]
     argv += ["-i", LOOPBACK, "-p", str(port), "-mi", LOOPBACK, "-mp", str(media)]
-    argv += ["-cp", str(free_port("udp")), "-nostdin"]
+    control_port = free_port("udp")
+    argv += ["-cp", str(control_port), "-nostdin"]
     argv += ["-m", str(calls), "-r", f"{rate:g}", "-d", str(duration_ms)]
     argv += ["-timeout", f"{timeout:g}s", "-timeout_error"]
     argv += ["-s", user]
@@ -230,7 +246,7 @@ def sipp_command(
     if trace_messages:
         argv += ["-trace_msg", "-message_file", str(logs.messages)]
     argv += list(extra_args)
-    return SippCommand(tuple(argv), path, logs, port, media, transport, timeout)
+    return SippCommand(tuple(argv), path, logs, port, media, transport, timeout, control_port)
 
 
 class SippOptions(TypedDict, total=False):
@@ -277,8 +293,22 @@ async def run_sipp(
 
     ``scenario`` is a name in ``sipp/`` ("uac_call") or a path; ``remote`` the "host:port" or
     (host, port) the scenario talks to (a UAC's proxy or peer); logs go to ``log_dir``.
+    A run that could not bind a port it was given starts again on fresh ones, up to
+    ``PORT_ATTEMPTS`` times.
     """
-    cmd = sipp_command(scenario, remote, log_dir=log_dir, **options)
+    attempt = 1
+    while True:
+        cmd = sipp_command(scenario, remote, log_dir=log_dir, **options)
+        returncode = await _run(cmd)
+        if returncode == 0 or attempt == PORT_ATTEMPTS:
+            break
+        if log_has(cmd.logs.stdout, SIPP_BIND_FAILURE) is None:
+            break
+        attempt += 1
+    return cmd.result(returncode)
+
+
+async def _run(cmd: SippCommand) -> int:
     timeout = cmd.timeout
     with cmd.logs.stdout.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -296,7 +326,7 @@ async def run_sipp(
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         raise
-    return cmd.result(returncode)
+    return returncode
 
 
 @dataclass(eq=False)
@@ -352,20 +382,29 @@ def start_sipp(
     start_timeout: float = 10.0,
     **options: Unpack[SippOptions],
 ) -> SippProcess:
-    """Start a scenario in the background and return once its SIP port is bound.
+    """Start a scenario in the background and return once sipp holds its ports (SIP, media,
+    control), on fresh ones if another socket took one of those found free.
 
     The options are those of ``run_sipp``; ``role`` defaults to "uas".
     """
     options.setdefault("role", "uas")
-    cmd = sipp_command(scenario, remote, log_dir=log_dir, **options)
-    process = start_peer("sipp", cmd.argv, log_path=cmd.logs.stdout)
-    wait_until(
-        process,
-        lambda: port_in_use(cmd.port, cmd.transport),
-        what=f"SIP port {cmd.port}/{cmd.transport}",
-        timeout=start_timeout,
-    )
-    return SippProcess(cmd, process)
+
+    def start() -> SippProcess:
+        cmd = sipp_command(scenario, remote, log_dir=log_dir, **options)
+        process = start_peer("sipp", cmd.argv, log_path=cmd.logs.stdout)
+        try:
+            wait_until(
+                process,
+                lambda: cmd.bound() <= bound_ports(process.pid),
+                what=f"its ports {sorted(cmd.bound())}",
+                timeout=start_timeout,
+            )
+        except BaseException:
+            process.stop()
+            raise
+        return SippProcess(cmd, process)
+
+    return on_free_ports(start, SIPP_BIND_FAILURE)
 
 
 @dataclass(eq=False)
