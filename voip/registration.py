@@ -6,22 +6,42 @@ reads every binding and its expiry from the 200 (§10.2.4), and un-registers wit
 ``Expires: 0`` when asked or when the agent closes. :meth:`Registration.query` asks the
 registrar for the bindings it holds without changing them: a REGISTER with no Contact
 (§10.2.3).
+
+A client-only agent registers with SIP Outbound (RFC 5626, :mod:`voip.outbound`): the
+binding names its instance and its one flow, the flow is kept alive at the registrar's
+Flow-Timer, and when it fails the registration is made again over a new connection after
+the back-off of §4.5 (``"flow_failed"``, then ``"flow_recovered"`` on the agent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from voip.outbound import (
+    DEFAULT_FLOW_TIMER,
+    OPTION_TAG,
+    REG_ID,
+    FlowFailed,
+    FlowRecovered,
+    FlowState,
+    flow_timer,
+    outbound_in_use,
+)
 from voip.sip import NameAddress, Request, Response, SipUri, new_call_id, new_tag
 from voip.sip.dialog import with_tag
+from voip.transport import Endpoint
 from voip.transport.dns import Target
+from voip.transport.layer import canonical
 
 if TYPE_CHECKING:
     from voip.sip.uri import Uri
     from voip.useragent import UserAgent
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Binding", "Registration"]
 
@@ -69,6 +89,20 @@ class Registration:
         self._contact: str | None = None
         self._refresh_task: asyncio.Task[None] | None = None
         self._moved_from: str | None = None  # our Contact before the agent moved
+        #: RFC 5626: this registration names its instance and flow (decided at the first
+        #: REGISTER, by UserAgent.uses_outbound)
+        self.outbound = False
+        #: the registrar's last 2xx required outbound (§4.2.1)
+        self.outbound_in_use = False
+        #: the registrar's end of the registered flow, and the flow's state (§4.2, §4.5)
+        self.flow: Endpoint | None = None
+        self.flow_state = FlowState.NONE
+        #: the keep-alive interval on the flow (s): the 2xx's Flow-Timer (§4.4.1)
+        self.keepalive_interval: float | None = None
+        #: failures in a row to form the flow again (§4.5's consecutive-failures)
+        self.consecutive_failures = 0
+        self._recovery: asyncio.Task[None] | None = None
+        self._watching = False
 
     def _request(self, expires: int | None) -> Request:
         """The next REGISTER of this Call-ID; ``expires`` None: a query (§10.2.3), with
@@ -89,6 +123,9 @@ class Registration:
             headers=[] if expires is None else [("Expires", str(expires))],
         )
         request.headers.set("From", str(with_tag(self.aor, self.tag)))
+        if self.outbound:
+            # RFC 5626 §4.2: the registrar may add Path for an edge proxy, and outbound
+            request.headers.add("Supported", f"path, {OPTION_TAG}")
         if self._contact is not None and expires is not None:
             request.headers.add("Contact", self._contact)
             if self._moved_from is not None:
@@ -101,7 +138,11 @@ class Registration:
 
         if not self._targets:
             self._targets = await self.ua.resolve(self.registrar)
-            self._contact = str(self.ua.contact_for(self._targets[0]))
+            self.outbound = self.ua.uses_outbound(self._targets[0])
+            self._contact = self._binding_contact()
+        elif self.outbound:
+            # the flow's connection may be a new one (§4.5): its address in the Contact
+            self._contact = self._binding_contact()
         request = self._request(expires)
         try:
             response = await self.ua.request(request, targets=self._targets)
@@ -113,6 +154,15 @@ class Registration:
         self.cseq = max(self.cseq, response.cseq.number)  # the authorized re-send took one
         self.last_response = response
         return response
+
+    def _binding_contact(self) -> str:
+        """Our Contact for the binding: with outbound, the URI's ``;ob`` and the
+        ``reg-id`` and ``+sip.instance`` of RFC 5626 §4.2."""
+        contact = self.ua.contact_for(self._targets[0], ob=self.outbound or None)
+        if self.outbound:
+            contact.params["reg-id"] = REG_ID
+            contact.params["+sip.instance"] = f"<{self.ua.instance_id}>"
+        return str(contact)
 
     async def start(self) -> None:
         """REGISTER until a 2xx; 423 raises the interval to Min-Expires (§10.2.8)."""
@@ -130,6 +180,7 @@ class Registration:
                 raise
             self._read_bindings(response)
             self.registered = True
+            self._flow_registered(response)
             if self.refresh and self.granted > 0:
                 self._schedule()
             return
@@ -205,6 +256,7 @@ class Registration:
             self._refresh_task = self.ua.spawn(self._retry_later(30.0))
             return
         self._read_bindings(response)
+        self._flow_registered(response)
         self._schedule()
 
     async def _retry_later(self, delay: float) -> None:
@@ -213,8 +265,91 @@ class Registration:
         with contextlib.suppress(Exception):
             await self.start()
 
+    # --- the flow (RFC 5626) --------------------------------------------------------------
+
+    def _flow_endpoint(self) -> Endpoint | None:
+        """The registrar's end of the connection the REGISTER went over."""
+        for target in self._targets:
+            endpoint = canonical(Endpoint(target.transport, target.host, target.port))
+            if self.ua.transport.connection_to(endpoint) is not None:
+                return endpoint
+        return None
+
+    def _flow_registered(self, response: Response) -> None:
+        """A 2xx over the flow: it is the registration's flow now, watched for failure;
+        with outbound in use (§4.2.1) kept alive at the Flow-Timer (§4.4.1)."""
+        if not self.outbound:
+            return
+        self.outbound_in_use = outbound_in_use(response)
+        endpoint = self._flow_endpoint()
+        if endpoint is None:
+            return  # UDP: no connection to watch (STUN keep-alives, §4.4.2, are not done)
+        self.flow = endpoint
+        self.flow_state = FlowState.ACTIVE
+        self.consecutive_failures = 0
+        timer = flow_timer(response)
+        interval = timer or (DEFAULT_FLOW_TIMER if self.outbound_in_use else None)
+        self.keepalive_interval = interval
+        connection = self.ua.transport.connection_to(endpoint)
+        if connection is not None and interval is not None:
+            connection.keep_alive(interval)
+        if not self._watching:
+            self._watching = True
+            self.ua.on("transport_error", self._on_transport_error)
+
+    def _on_transport_error(self, destination: Endpoint, error: Exception) -> None:
+        """§4.5: the flow failed (closed, reset, or a keep-alive pong that did not come
+        back): form a new one after the back-off."""
+        if self.flow_state is not FlowState.ACTIVE or canonical(destination) != self.flow:
+            return
+        if self.ua.transport.connection_to(self.flow) is not None:
+            return  # a send failed but the connection stands
+        if self._recovery is not None and not self._recovery.done():
+            return
+        self.flow_state = FlowState.FAILED
+        delay = self.ua.flow_recovery.delay(self.consecutive_failures)
+        log.info("flow to %s failed (%s): registering again in %.1f s", self.flow, error, delay)
+        self.ua.emit("flow_failed", FlowFailed(self, self.flow, error, delay))
+        self._recovery = self.ua.spawn(self._recover(delay))
+
+    async def _recover(self, delay: float) -> None:
+        """Register again over a new connection, with the same instance and reg-id (§4.5),
+        until it succeeds; the wait doubles with each failure up to max-time."""
+        attempts = 0
+        while True:
+            await asyncio.sleep(delay)
+            if self.flow_state is FlowState.ACTIVE:
+                break  # registered again meanwhile (a call's recovery re-REGISTERs too)
+            attempts += 1
+            self.flow_state = FlowState.RECOVERING
+            try:
+                await self.start()
+            except Exception as error:
+                self.flow_state = FlowState.FAILED
+                self.consecutive_failures += 1
+                delay = self.ua.flow_recovery.delay(self.consecutive_failures)
+                log.info("flow not formed again (%s): next try in %.1f s", error, delay)
+                continue
+            if self.flow_state is FlowState.ACTIVE:
+                break
+            self.flow_state = FlowState.FAILED
+            self.consecutive_failures += 1
+            delay = self.ua.flow_recovery.delay(self.consecutive_failures)
+        assert self.flow is not None
+        self.ua.emit("flow_recovered", FlowRecovered(self, self.flow, attempts))
+
+    def _stop_flow(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            self._recovery = None
+        if self._watching:
+            self._watching = False
+            self.ua.remove_listener("transport_error", self._on_transport_error)
+        self.flow_state = FlowState.NONE
+
     async def unregister(self) -> None:
         """Remove our binding (``Expires: 0``) and stop refreshing it."""
+        self._stop_flow()
         if self._refresh_task is not None:
             self._refresh_task.cancel()
             self._refresh_task = None

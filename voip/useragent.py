@@ -15,12 +15,14 @@ import contextlib
 import ipaddress
 import logging
 import ssl
+import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyee.asyncio import AsyncIOEventEmitter
 
+from voip.outbound import FlowRecovery, instance_urn
 from voip.rtp.engine import MediaEngine
 from voip.rtp.ports import PortAllocator
 from voip.rtp.srtp import SrtpMode
@@ -144,7 +146,9 @@ class UserAgent(AsyncIOEventEmitter):
     already answered), ``"rebound"`` (the new listening endpoints, once :meth:`rebind`
     has re-REGISTERed and re-INVITEd), ``"address_changed"`` (the old and the new local
     address, when the agent noticed by itself that its address left the host and is about
-    to move: ``follow_address_changes``).
+    to move: ``follow_address_changes``), ``"flow_failed"`` and ``"flow_recovered"``
+    (a :class:`~voip.outbound.FlowFailed` or :class:`~voip.outbound.FlowRecovered`: a
+    registration's RFC 5626 flow was lost, and formed again over a new connection).
     """
 
     def __init__(
@@ -170,6 +174,9 @@ class UserAgent(AsyncIOEventEmitter):
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         transports: Iterable[str] | None = None,
         follow_address_changes: bool | None = None,
+        outbound: bool | None = None,
+        instance_id: str | uuid.UUID | None = None,
+        flow_recovery: FlowRecovery | None = None,
     ) -> None:
         """``session_timers``: the RFC 4028 policy of every call (interval asked for,
         Min-SE, refresher, refresh method); None to take no part in session timers.
@@ -224,7 +231,18 @@ class UserAgent(AsyncIOEventEmitter):
         ``EINVAL`` probes at once); the ``"address_changed"`` event and a log line say so.
         None (the default) follows when that address is a specific one that is not a
         loopback address (a wildcard has nothing to follow, and a loopback address does not
-        leave); True follows a loopback address too; False never follows."""
+        leave); True follows a loopback address too; False never follows.
+
+        ``outbound``: SIP Outbound (RFC 5626, :mod:`voip.outbound`) for registrations:
+        the REGISTER's Contact carries ``+sip.instance``, ``reg-id=1`` and ``;ob`` with
+        ``Supported: path, outbound``; once the registrar's 2xx requires outbound the
+        flow is kept alive (its Flow-Timer) and, when it fails, registered again over a
+        new connection after the back-off of ``flow_recovery``
+        (:class:`~voip.outbound.FlowRecovery`, §4.5). None (the default) uses it over
+        TCP and TLS when the agent does not listen on them (a client-only agent) and
+        always over WS and WSS; True or False for every registration.
+        ``instance_id``: the instance's UUID (§4.1; a :class:`uuid.UUID`, its string or
+        the ``urn:uuid:`` URN) to keep across restarts; a new one per agent otherwise."""
         super().__init__()
         #: challenges incoming requests with 401/407 (RFC 3261 §22) when set
         self.challenger = challenger
@@ -278,6 +296,12 @@ class UserAgent(AsyncIOEventEmitter):
         self.address_monitor: AddressMonitor | None = None
         self._move_to: str | None = None
         self._moving = asyncio.Lock()
+        #: RFC 5626: None decides per registration (see ``__init__``)
+        self.outbound = outbound
+        #: the ``+sip.instance`` of this agent's registrations (RFC 5626 §4.1)
+        self.instance_id = instance_urn(instance_id)
+        #: the back-off before a failed flow is formed again (RFC 5626 §4.5)
+        self.flow_recovery = flow_recovery or FlowRecovery()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -459,8 +483,30 @@ class UserAgent(AsyncIOEventEmitter):
         host = f"[{local.host}]" if ":" in local.host else local.host
         return f"SIP/2.0/{local.transport.upper()} {host}:{local.port};rport"
 
-    def contact_for(self, target: Target, *, user: str | None = None) -> NameAddress:
-        """A Contact reaching this agent over the transport used for ``target``."""
+    def uses_outbound(self, target: Target) -> bool:
+        """Whether a registration through ``target`` uses SIP Outbound (RFC 5626): the
+        ``outbound`` setting, by default over TCP/TLS without a listener for them and
+        over WS/WSS (a WebSocket client is reached only over its connection)."""
+        if self.outbound is not None:
+            return self.outbound
+        if target.transport in ("ws", "wss"):
+            return True
+        if target.transport in ("tcp", "tls"):
+            return not any(e.transport == target.transport for e in self.listening)
+        return False
+
+    def _outbound_flow_to(self, target: Target) -> bool:
+        """A registration's flow toward ``target`` is in use for outbound (RFC 5626 §4.2.1)."""
+        endpoint = self._endpoint(target)
+        return any(r.outbound_in_use and r.flow == endpoint for r in self.registrations)
+
+    def contact_for(
+        self, target: Target, *, user: str | None = None, ob: bool | None = None
+    ) -> NameAddress:
+        """A Contact reaching this agent over the transport used for ``target``. ``ob``
+        (RFC 5626 §4.3, §5.4): the ``;ob`` URI parameter asks for requests in the dialog to
+        come back over the flow; by default set when an outbound registration's flow
+        goes to ``target``."""
         local = self.local_endpoint(target)
         host = f"[{local.host}]" if ":" in local.host else local.host
         scheme = "sips" if local.transport == "tls" else "sip"
@@ -469,6 +515,8 @@ class UserAgent(AsyncIOEventEmitter):
             # RFC 7118 §5.2: ";transport=ws" (and "wss", which Kamailio and the toolkit
             # read as WebSocket over TLS) reaches this agent back over its connection.
             params["transport"] = local.transport
+        if ob if ob is not None else self._outbound_flow_to(target):
+            params["ob"] = None
         uri = SipUri(
             host=host, user=user or self.user, port=local.port, params=params, scheme=scheme
         )

@@ -110,16 +110,18 @@ def kamailio_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
     return kamailio_factory()
 
 
+def _fresh(server: Kamailio, which: str) -> Kamailio:
+    """``server``, alive, its location table emptied of earlier tests' contacts."""
+    if not server.process.alive():
+        pytest.fail(f"the session's {which} has died\n{server.process.log_tail()}", pytrace=False)
+    server.clear_location_sync()
+    return server
+
+
 @pytest.fixture
 def kamailio(kamailio_server: Kamailio) -> Kamailio:
     """The session's kamailio, its location table emptied of earlier tests' contacts."""
-    if not kamailio_server.process.alive():
-        pytest.fail(
-            f"the session's kamailio has died\n{kamailio_server.process.log_tail()}",
-            pytrace=False,
-        )
-    kamailio_server.clear_location_sync()
-    return kamailio_server
+    return _fresh(kamailio_server, "kamailio")
 
 
 @pytest.fixture(scope="session")
@@ -131,14 +133,23 @@ def kamailio_websocket_server(kamailio_factory: Callable[..., Kamailio]) -> Kama
 def kamailio_websocket(kamailio_websocket_server: Kamailio) -> Kamailio:
     """A kamailio that also serves SIP over WebSocket (ws and wss, RFC 7118), started once
     per session beside the plain one, its location table emptied for each test."""
-    if not kamailio_websocket_server.process.alive():
-        pytest.fail(
-            f"the session's websocket kamailio has died\n"
-            f"{kamailio_websocket_server.process.log_tail()}",
-            pytrace=False,
-        )
-    kamailio_websocket_server.clear_location_sync()
-    return kamailio_websocket_server
+    return _fresh(kamailio_websocket_server, "websocket kamailio")
+
+
+#: the Flow-Timer (s) in the 200s of ``kamailio_outbound``: short, so pings flow in a test
+OUTBOUND_FLOW_TIMER = 2
+
+
+@pytest.fixture(scope="session")
+def kamailio_outbound_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
+    return kamailio_factory(websocket=True, outbound=True, flow_timer=OUTBOUND_FLOW_TIMER)
+
+
+@pytest.fixture
+def kamailio_outbound(kamailio_outbound_server: Kamailio) -> Kamailio:
+    """A kamailio whose registrar supports SIP Outbound (RFC 5626, the outbound module;
+    ``Flow-Timer: OUTBOUND_FLOW_TIMER``), also over ws, its location table emptied."""
+    return _fresh(kamailio_outbound_server, "outbound kamailio")
 
 
 @pytest.fixture

@@ -460,7 +460,8 @@ async def test_register_over_tcp_with_no_listener_binds_its_connections_address(
     )  # fmt: skip
     assert run.returncode == ExitCode.OK, run
     contact = next(line for line in run.stdout.splitlines() if "(this agent)" in line)
-    assert re.match(r"  contact sip:alice@127\.0\.0\.1:\d+;transport=tcp expires ", contact)
+    # a client-only agent registers with SIP Outbound (RFC 5626): ";ob" in its Contact
+    assert re.match(r"  contact sip:alice@127\.0\.0\.1:\d+;transport=tcp;ob expires ", contact)
 
 
 async def test_listen_none_over_udp_is_a_usage_error(home: Path) -> None:

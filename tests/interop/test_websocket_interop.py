@@ -47,8 +47,11 @@ async def websocket_agent(
         (contact,) = await kamailio.contacts(user)
         (flow,) = ua.transport.connections
         assert flow.remote.port == kamailio.port(transport)
-        # The binding is the connection's own address, reached back over it.
-        assert contact.address == (f"sip:{user}@127.0.0.1:{flow.local.port};transport={transport}")
+        # The binding is the connection's own address, reached back over it: an RFC 5626
+        # flow (";ob", the agent's instance and reg-id=1).
+        assert contact.address == (
+            f"sip:{user}@127.0.0.1:{flow.local.port};transport={transport};ob"
+        )
         yield ua
 
 

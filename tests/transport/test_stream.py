@@ -387,3 +387,27 @@ async def test_another_spelling_of_the_same_address_reuses_the_connection(
     await bob.inbox.message()
     await bob.inbox.message()
     assert bob.layer.counters.connections_accepted == 1
+
+
+async def test_keep_alive_starts_pings_on_an_open_connection_at_the_interval_given(
+    make_peer: MakePeer, listening: Listening
+) -> None:
+    """RFC 5626 §4.4.1: a registered flow pings at the registrar's Flow-Timer, known only
+    once the connection is open and the 2xx is in (``keep_alive``); None stops it."""
+    alice, bob = make_peer(), await listening("tcp")
+    alice.layer.send(request(), bob.at)
+    await bob.inbox.message()
+    (flow,) = alice.layer.connections
+    assert alice.layer.counters.pings_sent == 0  # no interval at the start: no pings
+    flow.keep_alive(0.05)
+    async with asyncio.timeout(WAIT):
+        while alice.layer.counters.pongs_in < 2:
+            await asyncio.sleep(0.01)
+    flow.keep_alive(None)
+    async with asyncio.timeout(WAIT):  # a ping in flight is still answered, then no more
+        while alice.layer.counters.pings_sent != alice.layer.counters.pongs_in:
+            await asyncio.sleep(0.01)
+    stopped_at = alice.layer.counters.pings_sent
+    await asyncio.sleep(0.2)  # four intervals: none sent
+    assert alice.layer.counters.pings_sent == stopped_at
+    assert alice.inbox.errors.empty() and alice.layer.connections == (flow,)

@@ -287,3 +287,18 @@ async def test_a_ping_not_answered_within_the_pong_timeout_fails_the_flow(
     assert destination == target and isinstance(error, ConnectionClosedError)
     assert "keepalive ping timeout" in str(error)
     assert alice.layer.connections == ()
+
+
+async def test_keep_alive_on_an_open_connection_fails_the_flow_when_no_pong_comes(
+    make_peer: Callable[..., Peer],
+) -> None:
+    """``keep_alive(interval)`` (an RFC 5626 flow's Flow-Timer) starts WebSocket pings on
+    a connection opened without: a server that never answers them fails the flow."""
+    alice = make_peer(limits=StreamLimits(pong_timeout=0.3))
+    async with deaf_websocket_server() as target:
+        flow = await alice.layer.connect(target)
+        flow.keep_alive(0.1)
+        destination, error = await asyncio.wait_for(alice.inbox.error(), WAIT * 2)
+    assert destination == target and isinstance(error, ConnectionClosedError)
+    assert "keepalive ping timeout" in str(error)
+    assert alice.layer.connections == ()

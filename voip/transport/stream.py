@@ -420,6 +420,17 @@ class StreamConnection(asyncio.Protocol):
         delay = interval * random.uniform(0.8, 1.0)
         self._ping_timer = self._loop.call_later(delay, self._ping)
 
+    def keep_alive(self, interval: float | None) -> None:
+        """Ping every ``interval`` seconds from now on (RFC 5626 §4.4.1), such as the
+        Flow-Timer a registrar asked for on a registered flow; None stops pinging. A pong
+        awaited still fails the connection if it does not come back."""
+        self._keepalive_interval = interval
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if interval and self.state is State.OPEN and self._pong_timer is None:
+            self._schedule_ping()
+
     def _ping(self) -> None:
         self._ping_timer = None
         if self.state is not State.OPEN:
@@ -434,7 +445,8 @@ class StreamConnection(asyncio.Protocol):
         self._inbound.counters.pongs_in += 1
         self._pong_timer.cancel()
         self._pong_timer = None
-        self._schedule_ping()
+        if self._keepalive_interval:
+            self._schedule_ping()
 
     def _pong_missing(self) -> None:
         self._pong_timer = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -447,6 +448,22 @@ class WebSocketConnection:
         self._wake(failure)
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def keep_alive(self, interval: float | None) -> None:
+        """Ping every ``interval`` seconds from now on (WebSocket pings, RFC 6455 §5.5.2, as
+        the keep-alive of an RFC 5626 flow, RFC 7118 §6), drawn once between 80 and 100 %
+        of it (RFC 5626 §4.4.1); None stops pinging. A pong not back within the limits'
+        ``pong_timeout`` fails the connection."""
+        self._keepalive_interval = interval
+        connection = self._socket
+        if connection is None or self.state is not State.OPEN:
+            return  # the handshake takes the interval (_open)
+        if connection.keepalive_task is not None:
+            connection.keepalive_task.cancel()
+            connection.keepalive_task = None
+        connection.ping_interval = interval * random.uniform(0.8, 1.0) if interval else None
+        connection.ping_timeout = self._limits.pong_timeout
+        connection.start_keepalive()
 
     # --- the idle timer ------------------------------------------------------------------
 

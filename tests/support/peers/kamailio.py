@@ -314,6 +314,8 @@ def start_kamailio(
     next_hop: str | None = None,
     redirect: bool = False,
     relay_net: str | None = None,
+    outbound: bool = False,
+    flow_timer: int | None = None,
     children: int = 4,
     shared_memory_mb: int = 512,
     timeout: float = 15.0,
@@ -333,6 +335,9 @@ def start_kamailio(
     ``relay_net``: a regular expression of next-hop addresses relayed to besides
     loopback, for a kamailio started inside a network namespace the test created (from a
     thread that entered it: ``support.netns.run_in``), whose addresses exist only there.
+    ``outbound``: the registrar supports SIP Outbound (RFC 5626, the outbound module): a
+    REGISTER that supports it gets ``Require: outbound`` and ``Flow-Timer: flow_timer``
+    (120 s unless given) in its 200.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     options: list[str] = []
@@ -356,6 +361,10 @@ def start_kamailio(
         options.append(f'NEXT_HOP="{next_hop}"')
     if relay_net is not None:
         options.append(f'RELAY_NET="{relay_net}"')
+    if outbound:
+        options.append("WITH_OUTBOUND")
+        if flow_timer is not None:
+            options.append(f"FLOW_TIMER={flow_timer}")
     return on_free_ports(
         lambda: _start_on_free_ports(
             run_dir, options, pki, children, shared_memory_mb, realm, timeout

@@ -1,0 +1,217 @@
+"""SIP Outbound (RFC 5626) from a client-only toolkit agent to Kamailio's registrar with the
+outbound module (``start_kamailio(outbound=True)``): the REGISTER names the agent's instance
+and its one flow, Kamailio's 200 requires outbound and sets the Flow-Timer, the flow is kept
+alive with CRLF pings that Kamailio answers, and when the connection is killed in the kernel
+(``ss -K``: the agent is told nothing but what its socket says) the agent registers again
+over a new connection after the §4.5 back-off, and a call from baresip through Kamailio
+reaches it over the new flow."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import pytest
+from support.peers import Baresip, Kamailio, LoopbackPki
+from support.ua import answer_calls
+
+from tests.interop.conftest import OUTBOUND_FLOW_TIMER
+from voip.outbound import FlowFailed, FlowRecovered, FlowRecovery, FlowState
+from voip.registration import Registration
+from voip.sip import Credentials, Request, parse_message
+from voip.transport import client_context
+from voip.useragent import UserAgent
+
+TIMEOUT = 15.0
+#: the §4.5 back-off's base time in these tests (30 s by default)
+BASE_TIME = 0.2
+INSTANCE = "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+T = TypeVar("T")
+
+
+def within(awaitable: Awaitable[T]) -> Awaitable[T]:
+    return asyncio.wait_for(awaitable, TIMEOUT)
+
+
+def registers(ua: UserAgent) -> list[Request]:
+    """Every REGISTER the agent hands to a socket, parsed back from the wire."""
+    sent: list[Request] = []
+
+    def trace(direction: str, message: object, peer: object, local: object) -> None:
+        if direction != "out":
+            return
+        parsed = parse_message(message) if isinstance(message, bytes) else message
+        if isinstance(parsed, Request) and parsed.method == "REGISTER":
+            sent.append(parsed)
+
+    ua.transport.add_tracer(trace)
+    return sent
+
+
+@asynccontextmanager
+async def client_only(
+    kamailio: Kamailio, pki: LoopbackPki, user: str, transport: str, **options: object
+) -> AsyncIterator[UserAgent]:
+    """A toolkit agent that listens on nothing: every request leaves over a connection it
+    opens to Kamailio (its proxy and registrar)."""
+    ua = UserAgent(
+        user,
+        domain=kamailio.domain,
+        credentials=[Credentials(user, kamailio.users[user])],
+        outbound_proxy=kamailio.outbound_proxy(transport),
+        transports=(transport,),
+        tls_client=client_context(pki.cafile),
+        flow_recovery=FlowRecovery(base_time=BASE_TIME),
+        **options,  # type: ignore[arg-type]
+    )
+    async with ua:
+        yield ua
+
+
+def kill_in_kernel(local_port: int) -> None:
+    """Destroy the TCP socket bound to ``local_port`` (``ss -K``): the agent learns of it
+    only from its socket (ECONNABORTED), Kamailio from the reset."""
+    subprocess.run(
+        ["ss", "-K", "-t", "src", "127.0.0.1", "sport", "=", str(local_port)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_a_client_only_agent_registers_its_instance_and_flow_and_kamailio_requires_outbound(
+    transport: str, kamailio_outbound: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    kamailio = kamailio_outbound
+    async with client_only(kamailio, loopback_pki, "alice", transport, instance_id=INSTANCE) as ua:
+        sent = registers(ua)
+        registration = await within(ua.register(kamailio.uri(transport=transport), expires=300))
+        # RFC 5626 §4.2: Supported: path, outbound; the Contact's ;ob, reg-id and instance
+        for request in sent:
+            assert {"path", "outbound"} <= set(request.supported)
+            (contact,) = request.contact
+            assert "ob" in contact.uri.params  # type: ignore[union-attr]
+            assert contact.params["reg-id"] == "1"
+            assert contact.params["+sip.instance"] == f"<{INSTANCE}>"
+        assert ua.instance_id == INSTANCE
+        # §4.2.1: Kamailio's 200 requires outbound: the flow is in use
+        assert registration.last_response is not None
+        assert "outbound" in registration.last_response.require
+        assert registration.outbound_in_use and registration.flow_state is FlowState.ACTIVE
+        (flow,) = ua.transport.connections
+        assert registration.flow == flow.remote
+        (binding,) = await kamailio.contacts("alice")
+        assert binding.address == f"sip:alice@127.0.0.1:{flow.local.port};transport={transport};ob"
+
+
+async def test_a_listening_udp_agent_registers_without_outbound_unless_asked_to(
+    kamailio_outbound: Kamailio,
+) -> None:
+    kamailio = kamailio_outbound
+    for outbound in (None, True):
+        ua = UserAgent(
+            "bob",
+            domain=kamailio.domain,
+            credentials=[Credentials("bob", kamailio.users["bob"])],
+            outbound=outbound,
+        )
+        async with ua:
+            await ua.listen("udp", "127.0.0.1", 0)
+            sent = registers(ua)
+            registration = await within(ua.register(kamailio.uri(transport="udp"), expires=300))
+            (contact,) = sent[-1].contact
+            if outbound is None:
+                assert not registration.outbound and "outbound" not in sent[-1].supported
+                assert "reg-id" not in contact.params and "+sip.instance" not in contact.params
+                assert "ob" not in contact.uri.params  # type: ignore[union-attr]
+                assert not registration.outbound_in_use
+            else:
+                assert registration.outbound and "outbound" in sent[-1].supported
+                assert contact.params["reg-id"] == "1"
+                assert contact.params["+sip.instance"] == f"<{ua.instance_id}>"
+                assert "ob" in contact.uri.params  # type: ignore[union-attr]
+                assert registration.outbound_in_use  # Kamailio requires it over UDP too
+                assert registration.flow is None  # no connection: nothing to keep alive
+
+
+async def test_the_flow_timer_of_the_200_sets_the_keepalive_interval_and_kamailio_answers(
+    kamailio_outbound: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    kamailio = kamailio_outbound
+    async with client_only(kamailio, loopback_pki, "alice", "tcp") as ua:
+        registration = await within(ua.register(kamailio.uri(transport="tcp"), expires=300))
+        last = registration.last_response
+        assert last is not None and last.headers.first("flow-timer") == str(OUTBOUND_FLOW_TIMER)
+        assert registration.keepalive_interval == float(OUTBOUND_FLOW_TIMER)
+        counters = ua.transport.counters
+        # RFC 5626 §4.4.1: CRLF CRLF pings at 80-100 % of the Flow-Timer, each answered
+        async with asyncio.timeout(TIMEOUT):
+            while counters.pongs_in < 2:
+                await asyncio.sleep(0.05)
+        assert counters.pings_sent >= counters.pongs_in >= 2
+        assert registration.flow_state is FlowState.ACTIVE
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+async def test_a_killed_flow_is_registered_again_over_a_new_connection_and_baresip_reaches_it(
+    transport: str,
+    kamailio_outbound: Kamailio,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    kamailio = kamailio_outbound
+    async with client_only(kamailio, loopback_pki, "carol", transport) as ua:
+        failed: list[FlowFailed] = []
+        recovered: asyncio.Queue[FlowRecovered] = asyncio.Queue()
+        ua.on("flow_failed", failed.append)
+        ua.on("flow_recovered", recovered.put_nowait)
+        registration = await within(ua.register(kamailio.uri(transport=transport), expires=300))
+        (first,) = ua.transport.connections
+        (before,) = await kamailio.contacts("carol")
+        kill_in_kernel(first.local.port)
+        event = await within(recovered.get())
+        # §4.5: the loss was reported, with the back-off (50-100 % of the base time)
+        (failure,) = failed
+        assert failure.registration is registration and failure.endpoint == first.remote
+        assert BASE_TIME * 0.5 <= failure.retry_in <= BASE_TIME
+        assert event.registration is registration and event.attempts == 1
+        (second,) = ua.transport.connections
+        assert second is not first and second.local.port != first.local.port
+        assert ua.transport.counters.connections_opened == 2
+        assert registration.flow_state is FlowState.ACTIVE and registration.outbound_in_use
+        # the same instance and reg-id: Kamailio replaced the binding of the lost flow
+        (after,) = await kamailio.contacts("carol")
+        assert after.address != before.address
+        assert after.address == f"sip:carol@127.0.0.1:{second.local.port};transport={transport};ob"
+        # and a call through Kamailio reaches the agent over the new flow
+        answered = answer_calls(ua)
+        alice = baresip_factory("alice", registrar=kamailio)
+        await kamailio.wait_registered("alice")
+        await alice.dial(kamailio.aor("carol"))
+        call = await within(answered.get())
+        await alice.wait_established()
+        assert call.invite is not None and call.invite.via[0].transport == transport.upper()
+        # §4.3: its Contact asks for the dialog's requests over the flow
+        assert call.dialog is not None
+        assert call.dialog.local_contact is not None
+        assert "ob" in call.dialog.local_contact.uri.params  # type: ignore[union-attr]
+        await alice.hangup()
+        assert (await within(call.ended())).by == "remote"  # the BYE came over the flow
+        assert ua.transport.connections == (second,)
+
+
+async def test_a_registration_without_outbound_is_not_watched(
+    kamailio_outbound: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    kamailio = kamailio_outbound
+    async with client_only(kamailio, loopback_pki, "dave", "tcp", outbound=False) as ua:
+        sent = registers(ua)
+        registration: Registration = await within(
+            ua.register(kamailio.uri(transport="tcp"), expires=300)
+        )
+        (contact,) = sent[-1].contact
+        assert "reg-id" not in contact.params and "outbound" not in sent[-1].supported
+        assert registration.flow_state is FlowState.NONE and registration.flow is None
