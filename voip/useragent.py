@@ -187,7 +187,8 @@ class UserAgent(AsyncIOEventEmitter):
         ``pong_timeout`` closes the connection and fails what was sent on it. Off (None)
         by default, because a server that does not answer pings would have its
         connections closed; set it (tens of seconds to a couple of minutes) for a server
-        that answers them, as Kamailio does.
+        that answers them, as Kamailio does. A registered RFC 5626 flow (``outbound``) is
+        pinged at the registrar's Flow-Timer whatever this says.
 
         ``overload_after``: while the agent is behind the UDP datagrams arriving (a drain
         left some waiting), a new INVITE that waited this long (seconds) in the socket is

@@ -9,18 +9,23 @@ reaches it over the new flow."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import signal
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 import pytest
 from support.peers import Baresip, Kamailio, LoopbackPki
+from support.session import sessions_for
 from support.ua import answer_calls
 
 from tests.interop.conftest import OUTBOUND_FLOW_TIMER
 from voip.outbound import FlowFailed, FlowRecovered, FlowRecovery, FlowState
 from voip.registration import Registration
+from voip.session import Session, State
 from voip.sip import Credentials, Request, parse_message
 from voip.transport import client_context
 from voip.useragent import UserAgent
@@ -79,6 +84,17 @@ def kill_in_kernel(local_port: int) -> None:
         check=True,
         capture_output=True,
     )
+
+
+@contextmanager
+def frozen(kamailio: Kamailio) -> Iterator[None]:
+    """Kamailio stopped (SIGSTOP to its process group) and then let go on (SIGCONT): the
+    kernel still holds its connections, but nothing answers on them meanwhile."""
+    os.killpg(kamailio.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(kamailio.process.pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
@@ -215,3 +231,86 @@ async def test_a_registration_without_outbound_is_not_watched(
         (contact,) = sent[-1].contact
         assert "reg-id" not in contact.params and "outbound" not in sent[-1].supported
         assert registration.flow_state is FlowState.NONE and registration.flow is None
+
+
+async def test_a_flow_whose_pong_does_not_come_back_is_registered_again_over_a_new_one(
+    kamailio_outbound: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    """§4.4.1: a keep-alive pong missing is a failed flow, as a closed connection is."""
+    kamailio = kamailio_outbound
+    async with client_only(kamailio, loopback_pki, "dave", "tcp") as ua:
+        ua.transport.limits = dataclasses.replace(ua.transport.limits, pong_timeout=1.0)
+        failed: asyncio.Queue[FlowFailed] = asyncio.Queue()
+        recovered: asyncio.Queue[FlowRecovered] = asyncio.Queue()
+        ua.on("flow_failed", failed.put_nowait)
+        ua.on("flow_recovered", recovered.put_nowait)
+        registration = await within(ua.register(kamailio.uri(transport="tcp"), expires=300))
+        (first,) = ua.transport.connections
+        with frozen(kamailio):
+            failure = await within(failed.get())
+        assert isinstance(failure.error, TimeoutError) and "pong" in str(failure.error)
+        assert failure.endpoint == first.remote and first not in ua.transport.connections
+        event = await within(recovered.get())
+        assert event.registration is registration and event.attempts >= 1
+        (second,) = ua.transport.connections
+        assert second is not first and registration.flow_state is FlowState.ACTIVE
+        (binding,) = await kamailio.contacts("dave")
+        assert binding.address == f"sip:dave@127.0.0.1:{second.local.port};transport=tcp;ob"
+
+
+async def test_the_invite_of_a_client_only_agent_carries_ob_only_when_outbound_is_in_use(
+    kamailio_outbound: Kamailio,
+    kamailio: Kamailio,
+    loopback_pki: LoopbackPki,
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    """§4.3: dialog-forming requests over a flow in use for outbound ask for the
+    dialog's requests back over it with ``;ob``; with Kamailio's plain registrar (no
+    Require: outbound in its 200) the flow is not an outbound one and the INVITE has none."""
+    for registrar, in_use in ((kamailio_outbound, True), (kamailio, False)):
+        bob = baresip_factory("bob", registrar=registrar)
+        await registrar.wait_registered("bob")
+        async with client_only(registrar, loopback_pki, "alice", "tcp") as ua:
+            registration = await within(ua.register(registrar.uri(transport="tcp"), expires=300))
+            assert registration.outbound and registration.outbound_in_use is in_use
+            call = await within(ua.call(registrar.aor("bob")))
+            await bob.wait_established()
+            assert call.invite is not None
+            (contact,) = call.invite.contact
+            assert ("ob" in contact.uri.params) is in_use  # type: ignore[union-attr]
+            await within(call.hangup())
+            await bob.wait_closed()
+        bob.stop()
+
+
+async def test_a_session_over_a_killed_flow_is_mended_and_the_flow_registered_again(
+    kamailio_outbound: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    """A call in progress over the flow: the session layer re-REGISTERs and re-INVITEs
+    over a new connection at once (as without outbound), and the registration's flow
+    recovery finds the flow formed again rather than registering a second time."""
+    kamailio = kamailio_outbound
+    async with (
+        client_only(kamailio, loopback_pki, "alice", "tcp") as alice,
+        client_only(kamailio, loopback_pki, "bob", "ws") as bob,
+    ):
+        recovered: asyncio.Queue[FlowRecovered] = asyncio.Queue()
+        alice.on("flow_recovered", recovered.put_nowait)
+        registration = await within(alice.register(kamailio.uri(transport="tcp"), expires=300))
+        await within(bob.register(kamailio.uri(transport="ws"), expires=300))
+        callees = sessions_for(bob)
+        caller = await within(Session.connect(alice, kamailio.aor("bob")))
+        callee = await within(callees.get())
+        (first,) = alice.transport.connections
+        kill_in_kernel(first.local.port)
+        async with asyncio.timeout(TIMEOUT):
+            while caller.recoveries == 0:
+                await asyncio.sleep(0.02)
+        event = await within(recovered.get())
+        assert event.registration is registration
+        (second,) = alice.transport.connections
+        assert second is not first and caller.state is State.STA713
+        (binding,) = await kamailio.contacts("alice")
+        assert binding.address == f"sip:alice@127.0.0.1:{second.local.port};transport=tcp;ob"
+        await within(caller.release())
+        assert callee.state is State.STA01
