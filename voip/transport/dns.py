@@ -127,9 +127,11 @@ def order_srv(records: Iterable[W], rng: random.Random = _RANDOM) -> list[W]:
     remaining = list(records)
     ordered: list[W] = []
     for priority in sorted({record.priority for record in remaining}):
-        level = [record for record in remaining if record.priority == priority]
         # "In any order, except that all those with weight 0 are placed at the
-        # beginning": shuffled first so that equal weights share the first place fairly.
+        # beginning": shuffled first so that equal weights share the first place fairly,
+        # from a canonical order, so that one random state gives one result whatever
+        # order the server listed the records in.
+        level = sorted((r for r in remaining if r.priority == priority), key=repr)
         rng.shuffle(level)
         level.sort(key=lambda record: record.weight != 0)
         while level:
