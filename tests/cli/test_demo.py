@@ -142,3 +142,14 @@ def test_prompts_fall_back_to_tone_melodies_without_espeak(
     for name in TEXTS:
         pcm = getattr(prompts, name)
         assert len(pcm) > 8000 and len(pcm) % 2 == 0  # at least half a second of 16-bit
+
+
+def test_demo_says_why_a_capture_cannot_be_written(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "voip.cli", "demo", "--no-live",
+         "--pcap", str(tmp_path / "missing" / "demo.pcap")],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "cannot write the capture" in result.stderr
+    assert "No such file or directory" in result.stderr

@@ -26,7 +26,7 @@ from voip.trace import SipTrace, TraceRecord
 from voip.transport import Endpoint, client_context, server_context
 from voip.useragent import UserAgent
 
-__all__ = ["Softphone", "account_options", "softphone", "trace_options"]
+__all__ = ["Softphone", "account_options", "open_capture", "softphone", "trace_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -255,7 +255,7 @@ async def softphone(
     capture = None
     try:
         if pcap_path is not None:
-            capture = _capture(ua, pcap_path)
+            capture = open_capture(ua, pcap_path)
         local = None
         if address is not None:
             host, port = address
@@ -288,7 +288,8 @@ async def softphone(
             jsonl.close()
 
 
-def _capture(ua: UserAgent, path: Path) -> Capture:
+def open_capture(ua: UserAgent, path: Path) -> Capture:
+    """``--pcap``: a capture of ``ua`` written to ``path``, or the error that says why not."""
     try:
         return Capture.attach(ua, path)
     except OSError as error:

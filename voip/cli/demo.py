@@ -12,11 +12,11 @@ from pathlib import Path
 import click
 
 from voip.call import Call, CallState
+from voip.cli.agent import open_capture
 from voip.cli.exits import CommandFailed, ExitCode
 from voip.cli.live import live_status
 from voip.demo import DemoProgress, Prompts, demo_bot, demo_caller
 from voip.ladder import Ladder
-from voip.pcap import Capture
 from voip.report import QualityReport
 from voip.session import Session
 from voip.trace import SipTrace, TraceRecord
@@ -74,9 +74,11 @@ async def _demo(
     softphone = UserAgent("softphone")
     bot_agent = UserAgent("demo-bot")
     trace = SipTrace.attach(softphone, jsonl=jsonl, on_record=_show if verbose else None)
-    capture = Capture.attach(softphone, pcap_path) if pcap_path is not None else None
+    capture = None
     bot_done: asyncio.Future[None] = loop.create_future()
     try:
+        if pcap_path is not None:
+            capture = open_capture(softphone, pcap_path)
         await softphone.listen("udp", "127.0.0.1", 0)
         bot_address = await bot_agent.listen("udp", "127.0.0.1", 0)
 
