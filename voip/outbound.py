@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from voip.registration import Registration
     from voip.sip import Response
     from voip.transport import Endpoint
 
@@ -120,7 +121,7 @@ class FlowFailed:
     """A registered flow failed (§4.5): ``endpoint`` is the registrar's end of the lost
     connection, ``error`` why, and a new flow is formed after ``retry_in`` seconds."""
 
-    registration: object
+    registration: Registration
     endpoint: Endpoint
     error: Exception
     retry_in: float
@@ -131,6 +132,6 @@ class FlowRecovered:
     """A registration's flow was formed again: registered over the new connection to
     ``endpoint`` after ``attempts`` tries."""
 
-    registration: object
+    registration: Registration
     endpoint: Endpoint
     attempts: int

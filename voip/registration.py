@@ -140,8 +140,9 @@ class Registration:
             self._targets = await self.ua.resolve(self.registrar)
             self.outbound = self.ua.uses_outbound(self._targets[0])
             self._contact = self._binding_contact()
-        elif self.outbound:
+        elif self.outbound and expires:
             # the flow's connection may be a new one (§4.5): its address in the Contact
+            # (an un-REGISTER names the binding as it was made)
             self._contact = self._binding_contact()
         request = self._request(expires)
         try:

@@ -314,3 +314,28 @@ async def test_a_session_over_a_killed_flow_is_mended_and_the_flow_registered_ag
         assert binding.address == f"sip:alice@127.0.0.1:{second.local.port};transport=tcp;ob"
         await within(caller.release())
         assert callee.state is State.STA01
+
+
+async def test_an_unregister_after_the_flow_failed_removes_the_binding_as_it_was_made(
+    kamailio: Kamailio, loopback_pki: LoopbackPki
+) -> None:
+    """Un-REGISTERing while the flow is down (before its recovery): the Expires: 0 goes
+    over a new connection but names the Contact that was bound, so a registrar that
+    matches bindings by URI (Kamailio without the outbound module) removes it."""
+    failed: asyncio.Queue[FlowFailed] = asyncio.Queue()
+    async with client_only(kamailio, loopback_pki, "carol", "tcp") as ua:
+        ua.flow_recovery = FlowRecovery(base_time=600.0)  # no recovery within the test
+        ua.on("flow_failed", failed.put_nowait)
+        registration = await within(ua.register(kamailio.uri(transport="tcp"), expires=300))
+        (first,) = ua.transport.connections
+        (bound,) = await kamailio.contacts("carol")
+        kill_in_kernel(first.local.port)
+        await within(failed.get())
+        assert registration.flow_state is FlowState.FAILED
+        sent = registers(ua)
+        await within(registration.unregister())
+        (request,) = sent
+        (contact,) = request.contact
+        assert str(contact.uri) == bound.address and request.expires == 0
+        assert await kamailio.contacts("carol") == []
+        assert registration.flow_state is FlowState.NONE
