@@ -48,7 +48,40 @@ class ConnectionOwner(Protocol):
         """Tell the layer above that the hop to ``remote`` failed (``on_error``)."""
 
 
-class StreamConnection(asyncio.Protocol):
+class OpeningWaiters:
+    """``wait_open`` for a connection (stream or WebSocket) whose opening others await:
+    futures made only when someone waits, woken by ``_wake`` once it is up or gone."""
+
+    __slots__ = ()
+    state: State
+    remote: Endpoint
+    _loop: asyncio.AbstractEventLoop
+    _waiters: list[asyncio.Future[None]]
+
+    async def wait_open(self) -> None:
+        """Return once the connection is up (handshakes done); raise why it is not."""
+        if self.state is State.OPEN:
+            return
+        if self.state is not State.CONNECTING:
+            raise ConnectionResetError(f"the connection to {self.remote} is closed")
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _wake(self, error: Exception | None) -> None:
+        for waiter in self._waiters:
+            if waiter.done():
+                continue
+            if error is None and self.state is State.OPEN:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(
+                    error or ConnectionResetError(f"the connection to {self.remote} is closed")
+                )
+        self._waiters.clear()
+
+
+class StreamConnection(OpeningWaiters, asyncio.Protocol):
     """One TCP or TLS connection, incoming (accepted) or outgoing (opened here)."""
 
     __slots__ = (
@@ -184,28 +217,6 @@ class StreamConnection(asyncio.Protocol):
             self._owner.report(self.remote, error)
         self._wake(error)
         self.closed.set_result(None)
-
-    async def wait_open(self) -> None:
-        """Return once the connection is up (TLS handshake done); raise why it is not."""
-        if self.state is State.OPEN:
-            return
-        if self.state is not State.CONNECTING:
-            raise ConnectionResetError(f"the connection to {self.remote} is closed")
-        waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    def _wake(self, error: Exception | None) -> None:
-        for waiter in self._waiters:
-            if waiter.done():
-                continue
-            if error is None and self.state is State.OPEN:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(
-                    error or ConnectionResetError(f"the connection to {self.remote} is closed")
-                )
-        self._waiters.clear()
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from websockets.typing import Subprotocol
 from voip.transport.endpoint import WSS, Endpoint, endpoint_of
 from voip.transport.inbound import Inbound
 from voip.transport.limits import StreamLimits
-from voip.transport.stream import State
+from voip.transport.stream import OpeningWaiters, State
 
 #: RFC 7118 §4: the WebSocket subprotocol of SIP
 SUBPROTOCOL = Subprotocol("sip")
@@ -138,7 +138,7 @@ def _payload(data: bytes) -> str | bytes:
         return data
 
 
-class WebSocketConnection:
+class WebSocketConnection(OpeningWaiters):
     """One SIP-over-WebSocket connection, incoming (accepted) or outgoing (opened here)."""
 
     __slots__ = (
@@ -283,28 +283,6 @@ class WebSocketConnection:
             self._finish(None)
             return
         await self._run(connection)
-
-    async def wait_open(self) -> None:
-        """Return once the connection is up (handshakes done); raise why it is not."""
-        if self.state is State.OPEN:
-            return
-        if self.state is not State.CONNECTING:
-            raise ConnectionResetError(f"the connection to {self.remote} is closed")
-        waiter = self._loop.create_future()
-        self._waiters.append(waiter)
-        await waiter
-
-    def _wake(self, error: Exception | None) -> None:
-        for waiter in self._waiters:
-            if waiter.done():
-                continue
-            if error is None and self.state is State.OPEN:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(
-                    error or ConnectionResetError(f"the connection to {self.remote} is closed")
-                )
-        self._waiters.clear()
 
     # --- running: reading here, writing in the sender task -------------------------------
 
