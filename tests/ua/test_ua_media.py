@@ -94,9 +94,9 @@ async def _frames_until_sent(media: CallMedia, count: int) -> int:
     return media.statistics().packets_sent - start
 
 
-async def test_audio_flows_both_ways_once_the_call_is_answered(
-    alice: UserAgent, bob: UserAgent
-) -> None:
+async def _call_with_audio_both_ways(alice: UserAgent, bob: UserAgent) -> tuple[Call, Call]:
+    """Alice calls Bob, each plays a second of tone and hears the other's: the calls,
+    still up."""
     calls = answer_calls(bob)
     caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
     callee = await asyncio.wait_for(calls.get(), TIMEOUT)
@@ -110,6 +110,13 @@ async def test_audio_flows_both_ways_once_the_call_is_answered(
     )
     await asyncio.gather(*writers)
     assert at_callee >= 30 and at_caller >= 30
+    return caller, callee
+
+
+async def test_audio_flows_both_ways_once_the_call_is_answered(
+    alice: UserAgent, bob: UserAgent
+) -> None:
+    caller, _ = await _call_with_audio_both_ways(alice, bob)
     await caller.hangup()
 
 
@@ -118,19 +125,7 @@ async def test_audio_flows_both_ways_over_ipv6() -> None:
     takes it for the peer's (host, port) and latches to it (the compiled core too)."""
     alice, bob = await _agent("alice", "::1"), await _agent("bob", "::1")
     try:
-        calls = answer_calls(bob)
-        caller = await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
-        callee = await asyncio.wait_for(calls.get(), TIMEOUT)
-        assert caller.negotiation.media[0].port == media_of(caller).port
-        writers = [
-            asyncio.create_task(media_of(caller).write(_tone(1.0, 440))),
-            asyncio.create_task(media_of(callee).write(_tone(1.0, 1000))),
-        ]
-        at_callee, at_caller = await asyncio.gather(
-            _loud_frames(media_of(callee), 60), _loud_frames(media_of(caller), 60)
-        )
-        await asyncio.gather(*writers)
-        assert at_callee >= 30 and at_caller >= 30
+        caller, callee = await _call_with_audio_both_ways(alice, bob)
         assert media_of(caller).stream.latched == ("::1", media_of(callee).port)
         await caller.hangup()
     finally:
