@@ -21,13 +21,13 @@ import pytest
 from support.peers import Baresip, Kamailio, LoopbackPki
 from support.session import sessions_for
 from support.ua import answer_calls
+from support.ua import client_only as agent_over_connections
 
 from tests.interop.conftest import OUTBOUND_FLOW_TIMER
 from voip.outbound import FlowFailed, FlowRecovered, FlowRecovery, FlowState
 from voip.registration import Registration
 from voip.session import Session, State
 from voip.sip import Credentials, Request, parse_message
-from voip.transport import client_context
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
@@ -60,19 +60,10 @@ def registers(ua: UserAgent) -> list[Request]:
 async def client_only(
     kamailio: Kamailio, pki: LoopbackPki, user: str, transport: str, **options: object
 ) -> AsyncIterator[UserAgent]:
-    """A toolkit agent that listens on nothing: every request leaves over a connection it
-    opens to Kamailio (its proxy and registrar)."""
-    ua = UserAgent(
-        user,
-        domain=kamailio.domain,
-        credentials=[Credentials(user, kamailio.users[user])],
-        outbound_proxy=kamailio.outbound_proxy(transport),
-        transports=(transport,),
-        tls_client=client_context(pki.cafile),
-        flow_recovery=FlowRecovery(base_time=BASE_TIME),
-        **options,  # type: ignore[arg-type]
-    )
-    async with ua:
+    """``support.ua.client_only``, its lost flows formed again after ``BASE_TIME``."""
+    async with agent_over_connections(
+        kamailio, pki, user, transport, flow_recovery=FlowRecovery(base_time=BASE_TIME), **options
+    ) as ua:
         yield ua
 
 

@@ -13,11 +13,9 @@ from typing import TypeVar
 
 import pytest
 from support.peers import Baresip, Kamailio, LoopbackPki
-from support.ua import answer_calls, media_of
+from support.ua import answer_calls, client_only, media_of
 
 from sdp import Direction
-from voip.sip import Credentials
-from voip.transport import client_context
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
@@ -34,15 +32,7 @@ async def websocket_agent(
 ) -> AsyncIterator[UserAgent]:
     """A toolkit UA that only opens WebSocket connections, to Kamailio as its proxy,
     registered over it (digest auth, 401 then 200)."""
-    ua = UserAgent(
-        user,
-        domain=kamailio.domain,
-        credentials=[Credentials(user, kamailio.users[user])],
-        outbound_proxy=kamailio.outbound_proxy(transport),
-        transports=(transport,),
-        tls_client=client_context(pki.cafile),
-    )
-    async with ua:
+    async with client_only(kamailio, pki, user, transport) as ua:
         await within(ua.register(kamailio.uri(transport=transport), expires=300))
         (contact,) = await kamailio.contacts(user)
         (flow,) = ua.transport.connections

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 from voip.call import Call
 from voip.rtp import CallMedia
 from voip.sip import Credentials, Request, Response
+from voip.transport import client_context
 from voip.useragent import UserAgent
 
 if TYPE_CHECKING:
-    from support.peers import Kamailio
+    from support.peers import Kamailio, LoopbackPki
 
 TIMEOUT = 10.0
 
@@ -101,3 +102,22 @@ async def registered_at(
         yield ua
     finally:
         await ua.close()
+
+
+@asynccontextmanager
+async def client_only(
+    kamailio: Kamailio, pki: LoopbackPki, user: str, transport: str, **options: Any
+) -> AsyncIterator[UserAgent]:
+    """A toolkit agent that listens on nothing: every request leaves over a connection it
+    opens to Kamailio (its proxy and registrar) over ``transport``."""
+    ua = UserAgent(
+        user,
+        domain=kamailio.domain,
+        credentials=[Credentials(user, kamailio.users[user])],
+        outbound_proxy=kamailio.outbound_proxy(transport),
+        transports=(transport,),
+        tls_client=client_context(pki.cafile),
+        **options,
+    )
+    async with ua:
+        yield ua
