@@ -19,9 +19,12 @@ from sdp.session import SessionDescription
 _SESSION_ONLY = frozenset("vosuetrzp")
 _BLANKS = frozenset(" \t")
 _T = TypeVar("_T")
+#: what a session description may be read from besides text: a buffer a socket filled
+#: (``recv_into``) reads as well as bytes (compiled code checks the declared type at run time)
+BytesLike = bytes | bytearray | memoryview
 
 
-def _decode(data: str | bytes) -> str:
+def _decode(data: str | BytesLike) -> str:
     if isinstance(data, str):
         return data
     raw = bytes(data)
@@ -39,7 +42,7 @@ def _decode(data: str | bytes) -> str:
         ) from None
 
 
-def parse(data: str | bytes) -> SessionDescription:
+def parse(data: str | BytesLike) -> SessionDescription:
     """Parse one session description.
 
     Accepts CRLF or bare LF line ends (RFC 8866 §5 asks parsers to), blank lines, trailing

@@ -40,7 +40,7 @@ class SessionDescription:
     _layout: str = field(default="", init=False, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, data: str | bytes) -> SessionDescription:
+    def parse(cls, data: str | bytes | bytearray | memoryview) -> SessionDescription:
         """Same as :func:`sdp.parse`."""
         from sdp.parser import parse
 

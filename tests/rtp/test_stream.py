@@ -685,3 +685,20 @@ async def test_frames_the_playout_discards_to_shrink_its_delay_stay_on_the_sende
     # at its place
     assert len(set(range(len(payloads))) - played) >= counters.discarded
     assert [packet_of(frame) for frame in sent_frames] == list(range(len(payloads)))
+
+
+@pytest.mark.parametrize("buffer", [bytearray, lambda pcm: memoryview(bytearray(pcm))])
+async def test_pcm_written_from_a_buffer_is_sent_as_from_bytes(
+    pair: tuple[MediaStream, MediaStream], buffer: Callable[[bytes], bytearray | memoryview]
+) -> None:
+    # A bot's audio may come in a buffer it fills (a bytearray, a memoryview of an array):
+    # the compiled stream checks write()'s declared argument type at run time.
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    tone = _tone(0.2)
+    await a.write(buffer(tone))
+    received = await _collect(b, 30)
+    loud = [i for i in range(0, len(received), 320) if audioop.rms(received[i : i + 320], 2) > 3000]
+    assert len(loud) >= 8
+    assert a.statistics().packets_sent >= 10

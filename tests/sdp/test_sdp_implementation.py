@@ -39,3 +39,12 @@ def test_programs_may_subclass_the_sdp_classes() -> None:
 
     assert isinstance(Refused("no"), sdp.SdpError)
     assert Named("PCMU", 8000).same_codec(sdp.Codec("pcmu", 8000))
+
+
+def test_a_description_reads_from_a_buffer_a_socket_filled_as_from_bytes() -> None:
+    # A program reading with recv_into holds a bytearray (or a memoryview of one): the
+    # compiled parser checks its declared argument type, so it must be declared that wide.
+    expected = sdp.parse(OFFER)
+    for buffer in (bytearray(OFFER), memoryview(bytearray(OFFER))):
+        assert sdp.parse(buffer) == expected
+        assert sdp.SessionDescription.parse(buffer) == expected

@@ -7,6 +7,7 @@ Which implementation runs, and the SIP suite run once more in pure Python:
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
 from voip.sip import (
@@ -15,10 +16,13 @@ from voip.sip import (
     Request,
     SipError,
     SipUri,
+    StreamParser,
     UaPolicy,
     Via,
+    make_response,
     parse_message,
 )
+from voip.sip.dialog import Dialog
 
 INVITE = (
     b"INVITE sip:bob@198.51.100.20:5060 SIP/2.0\r\n"
@@ -78,3 +82,27 @@ def test_a_policy_copies_and_pickles_to_an_equal_policy() -> None:
     policy = UaPolicy(extensions=frozenset({"100rel"}), forwards=True)
     assert copy.copy(policy) == policy
     assert pickle.loads(pickle.dumps(policy)) == policy
+
+
+def test_a_message_reads_from_a_buffer_a_socket_filled_as_from_bytes() -> None:
+    # recv_into and BufferedProtocol fill a bytearray: the compiled parser checks its
+    # declared argument type, so it must take what a socket read may give.
+    for buffer in (bytearray(INVITE), memoryview(bytearray(INVITE))):
+        assert bytes(parse_message(buffer)) == INVITE
+        [message] = StreamParser().feed(buffer)
+        assert bytes(message) == INVITE
+
+
+def test_header_fields_given_as_lists_as_json_reads_them_build_the_same_message() -> None:
+    # ``voip parse`` writes header fields as JSON lists of [name, value]; read back, they
+    # are lists, not tuples.
+    pairs = [("Subject", "lunch"), ("X-Priority", "2")]
+    listed = json.loads(json.dumps(pairs))
+    uri = SipUri("example.com", "bob")
+    assert bytes(Request("MESSAGE", uri, listed)) == bytes(Request("MESSAGE", uri, pairs))
+    invite = parse_message(INVITE)
+    response = make_response(invite, 200, to_tag="t1", headers=listed)
+    assert response.headers.get("Subject") == "lunch"
+    dialog = Dialog.from_uas(invite, response, local_tag="t1")
+    bye = dialog.create_request("BYE", headers=listed)
+    assert bye.headers.get_all("X-Priority") == ["2"]

@@ -23,7 +23,7 @@ from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import PortAllocator, RtpPorts
 from voip.rtp.srtp import SrtpError
 from voip.rtp.stats import MediaQuality, StreamStatistics
-from voip.rtp.stream import MediaStream, Wiretap
+from voip.rtp.stream import MediaStream, Pcm, Wiretap
 from voip.transport.udp import bind_datagram_socket
 
 __all__ = ["CallMedia", "MediaEngine"]
@@ -149,7 +149,7 @@ class CallMedia:
 
     # --- for bots -----------------------------------------------------------------------------
 
-    async def write(self, pcm: bytes) -> None:
+    async def write(self, pcm: Pcm) -> None:
         await self.stream.write(pcm)
 
     async def read(self) -> bytes:

@@ -63,7 +63,7 @@ from voip.rtp.srtp import SrtpTransform
 from voip.rtp.stats import MediaQuality, StreamStatistics, media_quality
 from voip.rtp.timeline import SenderTimeline
 
-__all__ = ["MediaStream"]
+__all__ = ["MediaStream", "Pcm"]
 
 RELATCH_AFTER = 1.0
 BACKLOG_DATAGRAMS = 256  # read at most after a stall (5 s of packets at 20 ms)
@@ -79,6 +79,9 @@ CN_REFRESH = 1.0
 CN_SILENCE = bytes([127])
 
 Address = tuple[str, int]
+#: PCM as a program may hold it: bytes, or a buffer it fills (a bytearray, a memoryview of
+#: an array); compiled code checks the declared type at run time, so it is declared wide
+Pcm = bytes | bytearray | memoryview
 #: a datagram's source as ``recvfrom`` gives it: IPv6 adds flow information and scope (typed
 #: loosely, since compiled code checks a declared tuple shape at run time)
 SocketAddress = tuple[Any, ...]
@@ -725,11 +728,11 @@ class MediaStream:
 
     # --- the PCM API for bots -----------------------------------------------------------------
 
-    async def write(self, pcm: bytes) -> None:
+    async def write(self, pcm: Pcm) -> None:
         """Queue PCM to send; waits while more than ``QUEUED_FRAMES`` frames are queued.
         A ``flush()`` while waiting drops the rest of this write."""
         generation = self._generation
-        data = self._pending + pcm
+        data = self._pending + (pcm if isinstance(pcm, bytes) else bytes(pcm))
         size = self.frame_bytes
         convert = self._from_user
         start = 0

@@ -45,6 +45,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 from sdp import Direction
 from voip.dtmf_relay import DTMF_RELAY, dtmf_relay_signal
 from voip.rtp.dtmf import dtmf_digits
+from voip.rtp.stream import Pcm
 from voip.session import primitives as p
 from voip.session import spdu
 from voip.session.machine import (
@@ -121,7 +122,7 @@ class ExceptionReported(SessionError):
 class Media(Protocol):
     """What the session uses of a call's media (``voip.rtp``'s per-call object)."""
 
-    async def write(self, pcm: bytes) -> None: ...
+    async def write(self, pcm: Pcm) -> None: ...
     def flush(self) -> None: ...
     async def drain(self) -> None: ...
     def send_dtmf(self, digits: str) -> None: ...
@@ -895,7 +896,7 @@ class Session:
 
     # === data =============================================================================
 
-    async def send_data(self, pcm: bytes) -> None:
+    async def send_data(self, pcm: Pcm) -> None:
         """S-DATA request: audio (16-bit PCM, 8 kHz) into the RTP stream, with the data
         token in a half-duplex session."""
         self.machine.data_request()
@@ -907,7 +908,7 @@ class Session:
         if epoch == self._epoch:  # not dropped by an interruption or a resync meanwhile
             self._written += len(pcm) // 2
 
-    async def play(self, pcm: bytes, *, frame: int = 320) -> None:
+    async def play(self, pcm: Pcm, *, frame: int = 320) -> None:
         """S-DATA requests for the activity's audio from the position kept: after an
         interruption or a resynchronization it goes on from there, not from the start.
         Returns once everything is written (or the activity stopped). Outside an

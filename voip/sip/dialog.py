@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from voip.sip.errors import SipError
@@ -149,7 +149,7 @@ class Dialog:
         via: str | None = None,
         body: bytes = b"",
         content_type: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
+        headers: Iterable[Sequence[str]] = (),
         cseq: int | None = None,
     ) -> Request:
         """A request within the dialog (§12.2.1.1). ``via`` is the sent-by part of our Via
@@ -175,7 +175,7 @@ class Dialog:
         fields.extend(("Route", str(route)) for route in routes)
         if self.local_contact is not None and method in _CARRY_CONTACT:
             fields.append(("Contact", str(self.local_contact)))
-        fields.extend(headers)
+        fields.extend((name, value) for name, value in headers)
         if content_type is not None and body:
             fields.append(("Content-Type", content_type))
         fields.append(("Content-Length", str(len(body))))

@@ -7,7 +7,7 @@ field changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -118,12 +118,15 @@ class Headers:
     _lines: tuple[str, ...]
     typed: dict[str, Any]
 
-    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, fields: Iterable[Sequence[str]] = ()) -> None:
+        """``fields``: (name, value) pairs, as tuples or as any two-item sequence (a list
+        read from JSON, such as ``voip parse`` writes; compiled code checks the declared
+        type at run time, so the pairs are declared as sequences and made tuples here)."""
         if fields == ():
             self._keys = self._names = self._values = self._lines = ()
             self.typed = {}
             return
-        pairs = list(fields)
+        pairs = [(name, value) for name, value in fields]
         self._keys = tuple(header_key(name) for name, _ in pairs)
         self._names = tuple(name for name, _ in pairs)
         self._values = tuple(value for _, value in pairs)

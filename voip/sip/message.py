@@ -220,9 +220,7 @@ class Message:
 
     __slots__ = ("_body", "headers")
 
-    def __init__(
-        self, headers: Headers | Iterable[tuple[str, str]] = (), body: bytes = b""
-    ) -> None:
+    def __init__(self, headers: Headers | Iterable[Sequence[str]] = (), body: bytes = b"") -> None:
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self._body = body
 
@@ -489,7 +487,7 @@ class Request(Message):
         self,
         method: str,
         uri: Uri,
-        headers: Headers | Iterable[tuple[str, str]] = (),
+        headers: Headers | Iterable[Sequence[str]] = (),
         body: bytes = b"",
         version: str = SIP_VERSION,
     ) -> None:
@@ -542,7 +540,7 @@ class Response(Message):
         self,
         status: int,
         reason_phrase: str | None = None,
-        headers: Headers | Iterable[tuple[str, str]] = (),
+        headers: Headers | Iterable[Sequence[str]] = (),
         body: bytes = b"",
         version: str = SIP_VERSION,
     ) -> None:
@@ -575,7 +573,7 @@ def make_response(
     reason_phrase: str | None = None,
     *,
     to_tag: str | None = None,
-    headers: Iterable[tuple[str, str]] = (),
+    headers: Iterable[Sequence[str]] = (),
     body: bytes = b"",
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6.
@@ -604,7 +602,7 @@ def make_response(
         timestamp = request.headers.get("timestamp")
         if timestamp is not None:
             fields.append(("Timestamp", timestamp))
-    fields.extend(headers)
+    fields.extend((name, value) for name, value in headers)
     response = Response(status, reason_phrase, Headers(fields))
     response.body = body
     return response

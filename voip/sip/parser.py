@@ -24,6 +24,9 @@ _CRLF = b"\r\n"
 # a UDP datagram can carry, and the most header section a stream peer may send here.
 MAX_HEADER_BYTES = 65536
 MAX_BODY_BYTES = 1 << 20
+#: what a message may be read from: bytes, or a buffer a socket filled (``recv_into``,
+#: ``BufferedProtocol``); compiled code checks the declared type at run time
+BytesLike = bytes | bytearray | memoryview
 
 
 def _bad(reason: str, is_response: bool) -> SipError:
@@ -197,13 +200,17 @@ def _looks_like_response(data: bytes) -> bool:
     return data[:4].upper() == b"SIP/"
 
 
-def parse_message(data: bytes) -> Message:
+def parse_message(data: BytesLike) -> Message:
     """Parse one datagram holding one message (RFC 3261 §18.3).
 
     The body is Content-Length octets; octets after it are ignored (RFC 4475 §3.1.1.8);
     a Content-Length beyond the datagram is a 400; without Content-Length the body is
     the rest of the datagram. Lines ending in a bare LF are tolerated.
     """
+    return _parse_datagram(data if isinstance(data, bytes) else bytes(data))
+
+
+def _parse_datagram(data: bytes) -> Message:
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")  # §7.5: CRLFs before the start line are ignored
     is_response = data[:4].upper() == b"SIP/"
@@ -303,7 +310,7 @@ class StreamParser:
         """The octets not framed: after a framing error, the message that caused it."""
         return bytes(self._buffer)
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
+    def feed(self, data: BytesLike) -> list[StreamEvent]:
         if self._failed is not None:
             raise self._failed
         self._buffer += data
