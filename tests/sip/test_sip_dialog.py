@@ -160,6 +160,18 @@ def test_a_sips_request_uri_over_tls_makes_a_secure_dialog() -> None:
     assert not Dialog.from_uas(invite(), make_response(invite(), 200, to_tag="t")).secure
 
 
+@pytest.mark.parametrize(("transport", "secure"), [("WSS", True), ("WS", False), ("TCP", False)])
+def test_a_sips_request_uri_over_secure_websocket_makes_a_secure_dialog_as_over_tls(
+    transport: str, secure: bool
+) -> None:
+    """RFC 3261 §12.1.1: secure when the request came over TLS with a sips Request-URI;
+    SIP over secure WebSocket (Via SIP/2.0/WSS, RFC 7118 §5.2) runs over TLS."""
+    text = INVITE.format(extra="").replace("INVITE sip:", "INVITE sips:")
+    request = parse_message(text.replace("SIP/2.0/UDP", f"SIP/2.0/{transport}").encode())
+    assert isinstance(request, Request)
+    assert Dialog.from_uas(request, make_response(request, 200, to_tag="t")).secure is secure
+
+
 def test_an_offer_while_the_peers_previous_offer_is_unanswered_is_500() -> None:
     """RFC 3311 §5.2: the UAS has received an offer it has not answered yet."""
     request = invite()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -17,7 +17,16 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.typing import Subprotocol
 from websockets.utils import accept_key
 
-from tests.transport.helpers import WAIT, Peer, flood, hostport, request, response
+from tests.transport.helpers import (
+    WAIT,
+    Peer,
+    closed_by_peer,
+    flood,
+    hostport,
+    raw_connection,
+    request,
+    response,
+)
 from voip.sip import Request, Response
 from voip.transport import Endpoint, StreamLimits, client_context, server_context
 
@@ -302,3 +311,99 @@ async def test_keep_alive_on_an_open_connection_fails_the_flow_when_no_pong_come
     assert destination == target and isinstance(error, ConnectionClosedError)
     assert "keepalive ping timeout" in str(error)
     assert alice.layer.connections == ()
+
+
+async def test_websocket_pings_and_pongs_are_counted_as_stream_keepalives_are(
+    make_peer: Callable[..., Peer],
+) -> None:
+    """RFC 7118 §6: WebSocket pings (RFC 6455 §5.5.2) are the keep-alive of a flow over
+    WebSocket, counted where CRLF pings and pongs are (RFC 5626 §4.4.1): the pinging side's
+    pings_sent and pongs_in, the other side's keepalives_in and pongs_sent."""
+    alice, bob = make_peer(keepalive_interval=0.05), make_peer()
+    bob_at = await bob.layer.listen("ws", "127.0.0.1")
+    alice.layer.send(request(sent_by=hostport(alice.layer.local_endpoint("ws", bob_at))), bob_at)
+    await bob.inbox.message()
+    async with asyncio.timeout(WAIT):
+        while bob.layer.counters.pongs_sent < 3 or alice.layer.counters.pongs_in < 2:
+            await asyncio.sleep(0.01)
+    assert bob.layer.counters.keepalives_in == bob.layer.counters.pongs_sent
+    assert alice.layer.counters.pings_sent >= alice.layer.counters.pongs_in
+    # Bob answers and does not ping; nothing of the keep-alive is a SIP message.
+    assert bob.layer.counters.pings_sent == 0 and alice.layer.counters.pongs_sent == 0
+    assert bob.layer.counters.stream_messages_in == 1
+
+
+async def websocket_opened(at: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection to ``at`` whose WebSocket handshake (asking for ``sip``) is done:
+    what it writes next are frames, as a misbehaving client writes them."""
+    reader, writer = await raw_connection(at)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: {hostport(at)}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+def client_frame(opcode: int, payload: bytes = b"", *, fin: bool) -> bytes:
+    """One masked client frame (RFC 6455 §5.2; the masking key 0 leaves the payload as is)."""
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + bytes(4) + payload
+
+
+async def endless_continuation_frames(writer: asyncio.StreamWriter) -> None:
+    # RFC 6455 §5.4: a text frame without FIN opens a message that continuation frames
+    # (opcode 0) carry on; these are empty, and the last one never comes.
+    writer.write(client_frame(0x1, b"OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n", fin=False))
+    while True:
+        await asyncio.sleep(0.02)
+        writer.write(client_frame(0x0, fin=False))
+
+
+async def one_frame_an_octet_at_a_time(writer: asyncio.StreamWriter) -> None:
+    frame = client_frame(0x1, request()[:100], fin=True)
+    for octet in range(len(frame)):
+        writer.write(frame[octet : octet + 1])
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("dribble", [endless_continuation_frames, one_frame_an_octet_at_a_time])
+async def test_a_websocket_message_left_unfinished_closes_the_connection_as_on_tcp(
+    listening: Callable[..., Awaitable[Peer]],
+    dribble: Callable[[asyncio.StreamWriter], Awaitable[None]],
+) -> None:
+    """Every octet keeps a connection from being idle, but a message begun must be
+    finished within ``message_timeout`` (as on TCP): a peer cannot hold the connection
+    and its buffers for ever with a message that never ends."""
+    bob = await listening("ws", limits=StreamLimits(idle_timeout=None, message_timeout=0.3))
+    reader, writer = await websocket_opened(bob.at)
+    dribbling = asyncio.create_task(dribble(writer))
+    try:
+        await closed_by_peer(reader)
+    finally:
+        dribbling.cancel()
+        writer.close()
+    assert bob.inbox.messages.empty()
+    _, error = await bob.inbox.error()
+    assert isinstance(error, TimeoutError)
+    assert bob.layer.connections == ()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
+async def test_a_websocket_handshake_never_finished_is_dropped_after_the_connect_timeout(
+    listening: Callable[..., Awaitable[Peer]], sent: bytes
+) -> None:
+    """A TCP connection that never finishes its WebSocket handshake is closed once the
+    limits' ``connect_timeout`` is over (websockets' ``open_timeout``): it never becomes a
+    connection of the layer."""
+    bob = await listening("ws", limits=StreamLimits(connect_timeout=0.3))
+    reader, writer = await raw_connection(bob.at)
+    writer.write(sent)
+    try:
+        assert await closed_by_peer(reader) == b""
+    finally:
+        writer.close()
+    assert bob.layer.connections == ()
+    assert bob.inbox.messages.empty()

@@ -170,3 +170,26 @@ async def test_transport_ws_is_reached_over_wss_by_a_client_that_speaks_only_wss
     async with UserAgent("alice", transports=("wss",)) as ua:
         (target,) = await ua.resolve(parse_uri("sip:127.0.0.1:4443;transport=ws;lr"))
         assert (target.transport, target.port) == ("wss", 4443)
+
+
+async def test_a_sips_call_over_secure_websocket_makes_secure_dialogs_on_both_sides(
+    certificates: LoopbackPki,
+) -> None:
+    """RFC 3261 §12.1.1 and §12.1.2: a sips Request-URI over TLS makes the dialog secure;
+    wss is TLS (RFC 7118 §5.2), for the callee who received the INVITE over it as well."""
+    bob = UserAgent("bob", tls_server=server_context(certificates.certfile, certificates.keyfile))
+    alice = UserAgent("alice", transports=("wss",), tls_client=client_context(certificates.cafile))
+    try:
+        at = await bob.listen("wss", "127.0.0.1", 0)
+        answered = answer_calls(bob)
+        call = await asyncio.wait_for(
+            alice.call(f"sips:bob@127.0.0.1:{at.port};transport=ws"), TIMEOUT
+        )
+        callee = await asyncio.wait_for(answered.get(), TIMEOUT)
+        assert call.invite is not None and call.invite.via[0].transport == "WSS"
+        assert call.dialog is not None and call.dialog.secure
+        assert callee.dialog is not None and callee.dialog.secure
+        await asyncio.wait_for(call.hangup(), TIMEOUT)
+    finally:
+        await alice.close()
+        await bob.close()

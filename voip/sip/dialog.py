@@ -134,7 +134,9 @@ class Dialog:
             route_set=_route_set(request.record_route),  # §12.1.1: in order
             local_seq=0,  # "empty": the first request we send picks it
             remote_seq=request.cseq.number,
-            secure=_is_sips(request.uri) and request.via[0].transport.upper() == "TLS",
+            # §12.1.1: a sips Request-URI that arrived over TLS; WSS is TLS too (RFC 7118
+            # §5.2: SIP over secure WebSocket runs over TLS, RFC 6455 §10.6)
+            secure=_is_sips(request.uri) and request.via[0].transport.upper() in _OVER_TLS,
             is_uac=False,
             state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
             local_contact=local_contact,
@@ -276,6 +278,10 @@ def with_tag(value: NameAddress, tag: str) -> NameAddress:
     if not tag:
         return value
     return NameAddress(value.uri, value.display_name, {**value.params, "tag": tag})
+
+
+#: the Via transports (sent-protocol, RFC 3261 §20.42) that run over TLS
+_OVER_TLS = ("TLS", "WSS")
 
 
 def _is_sips(uri: Uri) -> bool:

@@ -17,7 +17,8 @@ class TransportCounters:
     stream_messages_out: int = 0
     # Datagrams or stream messages that could not be read, and framing failures.
     malformed: int = 0
-    # UDP keep-alive datagrams (blank lines) and stream pings received (RFC 5626 §3.5.1).
+    # UDP keep-alive datagrams (blank lines) and stream pings received (RFC 5626 §3.5.1;
+    # on WebSocket, its pings, RFC 6455 §5.5.2, answered by pongs counted in pongs_sent).
     keepalives_in: int = 0
     pings_sent: int = 0
     pongs_sent: int = 0

@@ -81,7 +81,75 @@ class OpeningWaiters:
         self._waiters.clear()
 
 
-class StreamConnection(OpeningWaiters, asyncio.Protocol):
+class Watchdog:
+    """The idle timer and the unfinished-message timer of a connection (stream or
+    WebSocket): closed after ``idle_timeout`` without an octet either way, failed when a
+    message begun is not finished within ``message_timeout`` (a peer cannot hold a buffer
+    by sending one octet at a time). One timer for both, re-armed lazily when it fires."""
+
+    __slots__ = ("_last_activity", "_partial_since", "_watchdog")
+    state: State
+    remote: Endpoint
+    _loop: asyncio.AbstractEventLoop
+    _limits: StreamLimits
+    _last_activity: float
+    _partial_since: float | None
+    _watchdog: asyncio.TimerHandle | None
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _fail(self, error: Exception) -> None:
+        raise NotImplementedError
+
+    def _reading(self, now: float, *, unfinished: bool, completed: bool) -> None:
+        """What was read at ``now`` leaves a message ``unfinished`` (begun, not complete);
+        ``completed`` one or more: the next message's time runs from now."""
+        if not unfinished:
+            self._partial_since = None
+        elif completed or self._partial_since is None:
+            started = self._partial_since is None
+            self._partial_since = now
+            watchdog = self._watchdog
+            if started and (
+                watchdog is None or watchdog.when() > now + self._limits.message_timeout
+            ):
+                self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        deadlines = []
+        if self._partial_since is not None:
+            deadlines.append(self._partial_since + self._limits.message_timeout)
+        if self._limits.idle_timeout is not None:
+            deadlines.append(self._last_activity + self._limits.idle_timeout)
+        if deadlines:
+            self._watchdog = self._loop.call_at(min(deadlines), self._watch)
+
+    def _watch(self) -> None:
+        # Deadlines move with traffic; the timer is re-armed lazily when it fires rather
+        # than on every read and write.
+        self._watchdog = None
+        if self.state is not State.OPEN:
+            return
+        now = self._loop.time()
+        limits = self._limits
+        if self._partial_since is not None and now >= self._partial_since + limits.message_timeout:
+            self._fail(
+                TimeoutError(
+                    f"{self.remote} left a message unfinished for {limits.message_timeout} s"
+                )
+            )
+            return
+        if limits.idle_timeout is not None and now >= self._last_activity + limits.idle_timeout:
+            self.close()
+            return
+        self._arm_watchdog()
+
+
+class StreamConnection(OpeningWaiters, Watchdog, asyncio.Protocol):
     """One TCP or TLS connection, incoming (accepted) or outgoing (opened here)."""
 
     __slots__ = (
@@ -89,20 +157,17 @@ class StreamConnection(OpeningWaiters, asyncio.Protocol):
         "_failure",
         "_inbound",
         "_keepalive_interval",
-        "_last_activity",
         "_limits",
         "_linger",
         "_loop",
         "_owner",
         "_parser",
-        "_partial_since",
         "_pending",
         "_pending_size",
         "_ping_timer",
         "_pong_timer",
         "_transport",
         "_waiters",
-        "_watchdog",
         "closed",
         "connect_task",
         "local",
@@ -280,16 +345,7 @@ class StreamConnection(OpeningWaiters, asyncio.Protocol):
             if self.state is State.OPEN:
                 self._framing_failed(parser.failed)
             return
-        if not self._parser.buffered:
-            self._partial_since = None
-        elif events or self._partial_since is None:
-            started = self._partial_since is None
-            self._partial_since = now
-            watchdog = self._watchdog
-            if started and (
-                watchdog is None or watchdog.when() > now + self._limits.message_timeout
-            ):
-                self._arm_watchdog()
+        self._reading(now, unfinished=bool(parser.buffered), completed=bool(events))
 
     def _framing_failed(self, error: SipFramingError) -> None:
         """Nothing after a framing error can be framed (RFC 4475 §3.1.2.3): the layer
@@ -391,38 +447,6 @@ class StreamConnection(OpeningWaiters, asyncio.Protocol):
         self._watchdog = self._ping_timer = self._pong_timer = self._linger = None
 
     # --- timers: idle, stalled message, keep-alive ---------------------------------------
-
-    def _arm_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        deadlines = []
-        if self._partial_since is not None:
-            deadlines.append(self._partial_since + self._limits.message_timeout)
-        if self._limits.idle_timeout is not None:
-            deadlines.append(self._last_activity + self._limits.idle_timeout)
-        if deadlines:
-            self._watchdog = self._loop.call_at(min(deadlines), self._watch)
-
-    def _watch(self) -> None:
-        # Deadlines move with traffic; the timer is re-armed lazily when it fires rather
-        # than on every read and write.
-        self._watchdog = None
-        if self.state is not State.OPEN:
-            return
-        now = self._loop.time()
-        limits = self._limits
-        if self._partial_since is not None and now >= self._partial_since + limits.message_timeout:
-            self._fail(
-                TimeoutError(
-                    f"{self.remote} left a message unfinished for {limits.message_timeout} s"
-                )
-            )
-            return
-        if limits.idle_timeout is not None and now >= self._last_activity + limits.idle_timeout:
-            self.close()
-            return
-        self._arm_watchdog()
 
     def _schedule_ping(self) -> None:
         interval = cast(float, self._keepalive_interval)

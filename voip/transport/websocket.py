@@ -4,7 +4,14 @@ RFC 7118 §5: each WebSocket message carries exactly one SIP message, in a text 
 binary frame; there is no stream framing, so a message that cannot be read is like a
 bad datagram: it goes to ``on_malformed`` (a request is answered 400, a response
 dropped) and the connection carries on. A message over ``max_size`` (the stream limits'
-header and body bounds together) closes the connection with 1009 (RFC 6455 §7.4.1).
+header and body bounds together; ``websockets`` counts the frames of a fragmented message
+together) closes the connection with 1009 (RFC 6455 §7.4.1).
+
+What a peer can hold, as on TCP: the TLS and WebSocket handshakes must be over within
+the limits' ``connect_timeout`` (``websockets``' ``open_timeout``; an accepted
+connection joins the layer's table only after them); a message begun, as frames or in a
+frame read in part, must be finished within ``message_timeout``, since every octet
+(an empty continuation frame too) keeps the idle timer from firing.
 
 RFC 7118 §4: the client asks for the ``sip`` subprotocol and gives up on a server that
 does not agree; the server refuses a handshake that does not ask for it (400). Keep-alive
@@ -34,17 +41,22 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
-from websockets.typing import Subprotocol
+from websockets.protocol import Event
+from websockets.typing import DataLike, Subprotocol
 
+from voip.transport.counters import TransportCounters
 from voip.transport.endpoint import WSS, Endpoint, endpoint_of
 from voip.transport.inbound import Inbound
 from voip.transport.limits import StreamLimits
-from voip.transport.stream import OpeningWaiters, State
+from voip.transport.stream import OpeningWaiters, State, Watchdog
 
 #: RFC 7118 §4: the WebSocket subprotocol of SIP
 SUBPROTOCOL = Subprotocol("sip")
+#: the frames of a message: its first (text or binary) and the continuations (RFC 6455 §5.4)
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
 class WebSocketOwner(Protocol):
@@ -60,25 +72,57 @@ class WebSocketOwner(Protocol):
         """Tell the layer above that the hop to ``remote`` failed (``on_error``)."""
 
 
-class _Activity:
+class _Activity(Connection):
     """Tells its connection of every octet received (pings and pongs among them), which
-    ``websockets`` answers by itself: the idle timer must hear of them too."""
+    ``websockets`` answers by itself: the idle timer must hear of them too. Counts the
+    keep-alive pings and pongs (RFC 6455 §5.5.2, the keep-alive of RFC 7118 §6) in the
+    counters the CRLF keep-alive of a stream counts in (RFC 5626 §4.4.1): ``pings_sent``
+    and the ``pongs_in`` that answer them, ``keepalives_in`` and ``pongs_sent`` for the
+    peer's pings (``websockets`` answers each one)."""
 
-    on_octets: Callable[[], None] | None = None
+    #: ``on_octets(unfinished, completed)``: octets came; a message is unfinished (a frame
+    #: read in part, or a fragmented message, RFC 6455 §5.4, not at its last frame yet);
+    #: one was completed by them
+    on_octets: Callable[[bool, bool], None] | None = None
+    counters: TransportCounters | None = None
+    _fragmented = False
+    _completed = False
 
-
-class _ClientConnection(ClientConnection, _Activity):
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        super().data_received(data)  # the frames in it go through process_event
         if self.on_octets is not None:
-            self.on_octets()
+            unfinished = self._fragmented or bool(self.protocol.reader.buffer)
+            completed, self._completed = self._completed, False
+            self.on_octets(unfinished, completed)
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode in _DATA:
+            self._fragmented = not event.fin
+            self._completed = self._completed or event.fin
+        counters = self.counters
+        if counters is not None and isinstance(event, Frame):
+            if event.opcode is Opcode.PING:
+                counters.keepalives_in += 1
+                counters.pongs_sent += 1
+            elif event.opcode is Opcode.PONG and bytes(event.data) in self.pending_pings:
+                counters.pongs_in += 1  # unasked-for pongs are not counted
+        super().process_event(event)
+
+    async def ping(self, data: DataLike | None = None) -> Awaitable[float]:
+        pong_received = await super().ping(data)
+        if self.counters is not None:
+            self.counters.pings_sent += 1
+        return pong_received
+
+
+# The handshake's classes first: they take the first event (the handshake) and hand the
+# frames after it on to _Activity.
+class _ClientConnection(ClientConnection, _Activity):
+    pass
 
 
 class _ServerConnection(ServerConnection, _Activity):
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.on_octets is not None:
-            self.on_octets()
+    pass
 
 
 def max_message_size(limits: StreamLimits) -> int:
@@ -138,7 +182,7 @@ def _payload(data: bytes) -> str | bytes:
         return data
 
 
-class WebSocketConnection(OpeningWaiters):
+class WebSocketConnection(OpeningWaiters, Watchdog):
     """One SIP-over-WebSocket connection, incoming (accepted) or outgoing (opened here)."""
 
     __slots__ = (
@@ -146,7 +190,6 @@ class WebSocketConnection(OpeningWaiters):
         "_failure",
         "_inbound",
         "_keepalive_interval",
-        "_last_activity",
         "_limits",
         "_loop",
         "_owner",
@@ -156,7 +199,6 @@ class WebSocketConnection(OpeningWaiters):
         "_sender",
         "_socket",
         "_waiters",
-        "_watchdog",
         "closed",
         "connect_task",
         "local",
@@ -200,6 +242,8 @@ class WebSocketConnection(OpeningWaiters):
         self._ready = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._last_activity = loop.time()
+        #: when the message being read began (None: none is), for ``message_timeout``
+        self._partial_since: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._failure: Exception | None = None
         self._by_us = False
@@ -293,7 +337,8 @@ class WebSocketConnection(OpeningWaiters):
             return
         self._socket = connection
         if isinstance(connection, _Activity):
-            connection.on_octets = self._touch
+            connection.on_octets = self._heard
+            connection.counters = self._inbound.counters
         self.state = State.OPEN
         self._touch()
         self._arm_watchdog()
@@ -448,23 +493,15 @@ class WebSocketConnection(OpeningWaiters):
     def _touch(self) -> None:
         self._last_activity = self._loop.time()
 
+    def _heard(self, unfinished: bool, completed: bool) -> None:
+        """Octets came: traffic for the idle timer. A message left unfinished (frames or a
+        frame trickling in) must be finished within ``message_timeout``, as on TCP: every
+        octet is traffic, so the idle timer alone would let a peer hold the connection
+        and its buffers for ever, one octet or one empty continuation frame at a time."""
+        now = self._last_activity = self._loop.time()
+        self._reading(now, unfinished=unfinished, completed=completed)
+
     def _cancel_watchdog(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-
-    def _arm_watchdog(self) -> None:
-        idle = self._limits.idle_timeout
-        if idle is not None:
-            self._watchdog = self._loop.call_at(self._last_activity + idle, self._watch)
-
-    def _watch(self) -> None:
-        # The deadline moves with traffic; the timer is re-armed lazily when it fires.
-        self._watchdog = None
-        if self.state is not State.OPEN:
-            return
-        idle = self._limits.idle_timeout
-        if idle is not None and self._loop.time() >= self._last_activity + idle:
-            self.close()
-            return
-        self._arm_watchdog()
