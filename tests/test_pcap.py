@@ -190,3 +190,44 @@ def test_a_tcp_direction_numbers_its_bytes_and_acknowledges_the_other(tmp_path: 
     assert lines == ["1\t1\t10", "1\t11\t4", "11\t5\t3"]
     bad = tshark(path, "-o", "tcp.check_checksum:TRUE", "-Y", "tcp.checksum.status == 0")
     assert bad == []
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls", "ws", "wss"])
+async def test_sip_sent_while_its_connection_opens_is_captured_from_the_real_local_port(
+    transport: str, tmp_path: Path
+) -> None:
+    """The INVITE of an agent that listens on nothing leaves on a connection still being
+    opened (queued until the handshakes are done): its segments carry the port the
+    connection is bound to, as every later one does, never port 0."""
+    pki = make_loopback_pki(tmp_path / "pki")
+    tls = {"tls_client": client_context(pki.cafile)}
+    alice = UserAgent("alice", transports=(transport,), **tls)
+    bob = UserAgent("bob", tls_server=server_context(pki.certfile, pki.keyfile))
+    path = tmp_path / "opening.pcap"
+    try:
+        at = await bob.listen(transport, "127.0.0.1", 0)
+        capture = Capture.attach(alice, path)
+        opening: list[str] = []
+
+        def state_when_sent(direction: str, message: object, *_: object) -> None:
+            if direction == "out":
+                (connection,) = alice.transport.connections
+                opening.append(connection.state.value)
+
+        alice.transport.add_tracer(state_when_sent)
+        calls = answer_calls(bob)
+        caller = await asyncio.wait_for(
+            alice.call(f"sip:bob@127.0.0.1:{at.port};transport={transport}"), TIMEOUT
+        )
+        await asyncio.wait_for(calls.get(), TIMEOUT)
+        await asyncio.wait_for(caller.hangup(), TIMEOUT)
+        (connection,) = alice.transport.connections
+        capture.close()
+    finally:
+        await alice.close()
+        await bob.close()
+    assert opening[0] == "connecting"  # the INVITE was queued, the connection not up yet
+    ports = tshark(path, "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport")
+    ours = {connection.local.port, at.port}
+    assert connection.local.port != 0
+    assert ports and all({int(port) for port in line.split("\t")} == ours for line in ports)
