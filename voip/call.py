@@ -32,6 +32,7 @@ from voip.rtp.srtp import SrtpMode
 from voip.sip import CSeq, RAck, Request, Response, SipError, SipUri, make_response
 from voip.sip.dialog import Dialog, OfferAnswer
 from voip.sip.fields import NameAddress
+from voip.sip.message import BytesLike
 from voip.sip.redirect import TargetSet, redirected_request
 from voip.sip.reliable import (
     OPTION_TAG,
@@ -1130,7 +1131,7 @@ class Call:
     async def _request(
         self,
         method: str,
-        body: bytes = b"",
+        body: BytesLike = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
         sent: Callable[[Request], None] | None = None,
@@ -1519,7 +1520,7 @@ class Call:
         await self.reinvite(hold=False)
 
     async def info(
-        self, body: bytes, content_type: str, *, headers: Iterable[tuple[str, str]] = ()
+        self, body: BytesLike, content_type: str, *, headers: Iterable[tuple[str, str]] = ()
     ) -> Response:
         """INFO within the call (RFC 6086), e.g. ``application/dtmf-relay``; an Info
         Package's INFO carries ``("Info-Package", name)`` in ``headers``."""
@@ -1551,7 +1552,7 @@ class Call:
         """OPTIONS within the call (RFC 3261 §11): the peer's Allow, Accept, Supported."""
         return await self._request("OPTIONS")
 
-    async def message(self, text: str | bytes, content_type: str = "text/plain") -> Response:
+    async def message(self, text: str | BytesLike, content_type: str = "text/plain") -> Response:
         body = text.encode() if isinstance(text, str) else text
         return await self._request("MESSAGE", body, content_type)
 

@@ -106,3 +106,17 @@ def test_header_fields_given_as_lists_as_json_reads_them_build_the_same_message(
     dialog = Dialog.from_uas(invite, response, local_tag="t1")
     bye = dialog.create_request("BYE", headers=listed)
     assert bye.headers.get_all("X-Priority") == ["2"]
+
+
+def test_a_body_given_in_a_buffer_is_sent_as_the_same_bytes() -> None:
+    # A program may build a body in a bytearray or hand over a memoryview: the compiled
+    # message checks the declared type of what it keeps, so it is made bytes there.
+    uri = SipUri("example.com", "bob")
+    text = b"Signal=5\r\nDuration=160\r\n"
+    assert bytes(Request("INFO", uri, [], bytearray(text))).endswith(b"\r\n\r\n" + text)
+    invite = parse_message(INVITE)
+    response = make_response(invite, 200, to_tag="t1", body=memoryview(text))
+    assert response.body == text and type(response.body) is bytes
+    dialog = Dialog.from_uas(invite, response, local_tag="t1")
+    info = dialog.create_request("INFO", body=bytearray(text), content_type="text/plain")
+    assert info.body == text and info.headers.get("Content-Length") == str(len(text))

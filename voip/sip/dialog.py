@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from voip.sip.errors import SipError
 from voip.sip.fields import NameAddress
-from voip.sip.message import Request, Response, new_branch
+from voip.sip.message import BytesLike, Request, Response, new_branch
 from voip.sip.uri import SipUri, Uri
 
 __all__ = ["Dialog", "DialogId", "DialogState", "OfferAnswer"]
@@ -149,7 +149,7 @@ class Dialog:
         method: str,
         *,
         via: str | None = None,
-        body: bytes = b"",
+        body: BytesLike = b"",
         content_type: str | None = None,
         headers: Iterable[Sequence[str]] = (),
         cseq: int | None = None,

@@ -49,6 +49,10 @@ from voip.sip.uri import AbsoluteUri, Uri, parse_uri
 T = TypeVar("T")
 
 SIP_VERSION = "SIP/2.0"
+#: what a message or a body may be read from: bytes, or a buffer a program or a socket
+#: filled (``recv_into``, ``BufferedProtocol``); compiled code checks the declared type at
+#: run time, so it is declared this wide and made bytes where it is kept
+BytesLike = bytes | bytearray | memoryview
 BRANCH_MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7
 
 
@@ -220,9 +224,11 @@ class Message:
 
     __slots__ = ("_body", "headers")
 
-    def __init__(self, headers: Headers | Iterable[Sequence[str]] = (), body: bytes = b"") -> None:
+    def __init__(
+        self, headers: Headers | Iterable[Sequence[str]] = (), body: BytesLike = b""
+    ) -> None:
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
-        self._body = body
+        self._body = body if isinstance(body, bytes) else bytes(body)
 
     # --- serialization ---------------------------------------------------------------
 
@@ -263,7 +269,8 @@ class Message:
 
     @body.setter
     def body(self, body: bytes) -> None:
-        """Setting the body also sets Content-Length (§20.14)."""
+        """Setting the body also sets Content-Length (§20.14). (Compiled, a setter takes
+        the type its property gives: bytes.)"""
         self._body = body
         self.headers.set("Content-Length", str(len(body)))
 
@@ -488,7 +495,7 @@ class Request(Message):
         method: str,
         uri: Uri,
         headers: Headers | Iterable[Sequence[str]] = (),
-        body: bytes = b"",
+        body: BytesLike = b"",
         version: str = SIP_VERSION,
     ) -> None:
         super().__init__(headers, body)
@@ -541,7 +548,7 @@ class Response(Message):
         status: int,
         reason_phrase: str | None = None,
         headers: Headers | Iterable[Sequence[str]] = (),
-        body: bytes = b"",
+        body: BytesLike = b"",
         version: str = SIP_VERSION,
     ) -> None:
         super().__init__(headers, body)
@@ -574,7 +581,7 @@ def make_response(
     *,
     to_tag: str | None = None,
     headers: Iterable[Sequence[str]] = (),
-    body: bytes = b"",
+    body: BytesLike = b"",
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6.
 
@@ -604,5 +611,5 @@ def make_response(
             fields.append(("Timestamp", timestamp))
     fields.extend((name, value) for name, value in headers)
     response = Response(status, reason_phrase, Headers(fields))
-    response.body = body
+    response.body = body if isinstance(body, bytes) else bytes(body)
     return response

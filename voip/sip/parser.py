@@ -14,7 +14,7 @@ from mypy_extensions import mypyc_attr
 from voip.sip.errors import SipError, SipFramingError
 from voip.sip.grammar import METHODS, is_token
 from voip.sip.headers import Headers, header_key
-from voip.sip.message import Message, Request, Response
+from voip.sip.message import BytesLike, Message, Request, Response
 
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
 _VERSION_RE = re.compile(r"SIP/\d+\.\d+", re.IGNORECASE)
@@ -24,9 +24,6 @@ _CRLF = b"\r\n"
 # a UDP datagram can carry, and the most header section a stream peer may send here.
 MAX_HEADER_BYTES = 65536
 MAX_BODY_BYTES = 1 << 20
-#: what a message may be read from: bytes, or a buffer a socket filled (``recv_into``,
-#: ``BufferedProtocol``); compiled code checks the declared type at run time
-BytesLike = bytes | bytearray | memoryview
 
 
 def _bad(reason: str, is_response: bool) -> SipError:
