@@ -47,6 +47,7 @@ SDP_COMPILED = (
     "payload_types",
     "attributes",
     "crypto",
+    "dtls",
     "fields",
     "formats",
     "capabilities",

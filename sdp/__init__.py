@@ -11,6 +11,7 @@ from sdp._implementation import CORE  # isort: skip
 from sdp.attributes import Attribute, Direction, Rtcp, RtpMap, fmtp_parameters
 from sdp.capabilities import Capabilities, Codec, MediaCapabilities, TelephoneEvent
 from sdp.crypto import KEY_SALT_LENGTHS, Crypto, KeyParam
+from sdp.dtls import DTLS_PROTOS, Fingerprint, Setup
 from sdp.errors import OfferAnswerError, SdpError
 from sdp.fields import (
     Bandwidth,
@@ -37,6 +38,7 @@ from sdp.session import SessionDescription
 IMPLEMENTATION = CORE.running()
 
 __all__ = [
+    "DTLS_PROTOS",
     "IMPLEMENTATION",
     "KEY_SALT_LENGTHS",
     "STATIC_PAYLOAD_TYPES",
@@ -47,6 +49,7 @@ __all__ = [
     "Connection",
     "Crypto",
     "Direction",
+    "Fingerprint",
     "KeyParam",
     "MediaCapabilities",
     "MediaDescription",
@@ -58,6 +61,7 @@ __all__ = [
     "RtpMap",
     "SdpError",
     "SessionDescription",
+    "Setup",
     "TelephoneEvent",
     "TimeZoneAdjustment",
     "Timing",

@@ -88,6 +88,7 @@ COMPILED = (
     "payload_types",
     "attributes",
     "crypto",
+    "dtls",
     "fields",
     "formats",
     "capabilities",

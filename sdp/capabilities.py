@@ -9,6 +9,7 @@ from mypy_extensions import mypyc_attr
 from sdp._value import FrozenValue
 from sdp.attributes import Direction, RtpMap
 from sdp.crypto import Crypto
+from sdp.dtls import Fingerprint
 
 TELEPHONE_EVENT = "telephone-event"
 
@@ -90,7 +91,9 @@ class MediaCapabilities:
     session address (RFC 4317 §2.8). ``direction`` is the local preference: hold is
     ``sendonly`` (RFC 3264 §8.4). ``crypto`` holds local SDES keys, one per suite, in
     order of preference (RFC 4568); an answer picks the first suite the offer lists that
-    is among them.
+    is among them. ``fingerprints`` are those of the certificate the agent presents in
+    DTLS-SRTP handshakes (RFC 5763 §5), offered and answered with ``UDP/TLS/RTP/SAVP``;
+    ``tls_id`` its ``a=tls-id`` (RFC 8842 §4), a new one for each new association.
     """
 
     media: str
@@ -104,6 +107,8 @@ class MediaCapabilities:
     maxptime: float | None = None
     rtcp_mux: bool = False
     crypto: list[Crypto] = field(default_factory=list)
+    fingerprints: list[Fingerprint] = field(default_factory=list)
+    tls_id: str | None = None
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)

@@ -18,6 +18,7 @@ from sdp.attributes import (
     split_fmtp,
 )
 from sdp.crypto import Crypto
+from sdp.dtls import Fingerprint, Setup
 from sdp.errors import SdpError
 from sdp.fields import Bandwidth, Connection, parse_number
 from sdp.payload_types import STATIC_PAYLOAD_TYPES
@@ -233,6 +234,24 @@ class MediaDescription:
                 continue
         return result
 
+    # -- DTLS-SRTP (RFC 5763, RFC 8842) ---------------------------------------------------
+
+    @property
+    def fingerprints(self) -> list[Fingerprint]:
+        """Well-formed ``a=fingerprint`` attributes of this stream (RFC 8122 §5)."""
+        return fingerprints_of(self.attributes)
+
+    @property
+    def setup(self) -> Setup | None:
+        """``a=setup`` of this stream (RFC 4145 §4), if well-formed."""
+        return setup_of(self.attributes)
+
+    @property
+    def tls_id(self) -> str | None:
+        """``a=tls-id`` (RFC 8842 §4): a new value means a new DTLS association."""
+        attribute = self.attribute("tls-id")
+        return None if attribute is None else attribute.value
+
     @property
     def is_rejected(self) -> bool:
         """Port zero: the stream is refused or removed (RFC 3264 §6, §8.2)."""
@@ -243,4 +262,26 @@ def direction_of(attributes: list[Attribute]) -> Direction | None:
     for attribute in attributes:
         if attribute.value is None and attribute.name in DIRECTIONS:
             return Direction(attribute.name)
+    return None
+
+
+def fingerprints_of(attributes: list[Attribute]) -> list[Fingerprint]:
+    result = []
+    for attribute in attributes:
+        if attribute.name != "fingerprint" or attribute.value is None:
+            continue
+        try:
+            result.append(Fingerprint.parse(attribute.value))
+        except SdpError:
+            continue
+    return result
+
+
+def setup_of(attributes: list[Attribute]) -> Setup | None:
+    for attribute in attributes:
+        if attribute.name == "setup" and attribute.value is not None:
+            try:
+                return Setup.parse(attribute.value)
+            except SdpError:
+                return None
     return None

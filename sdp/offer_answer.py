@@ -16,6 +16,7 @@ from sdp._value import FrozenValue
 from sdp.attributes import Attribute, Direction, RtpMap
 from sdp.capabilities import TELEPHONE_EVENT, Capabilities, Codec, MediaCapabilities
 from sdp.crypto import Crypto
+from sdp.dtls import DTLS_PROTOS, Fingerprint, Setup
 from sdp.errors import OfferAnswerError
 from sdp.fields import Connection, Origin
 from sdp.formats import (
@@ -47,6 +48,10 @@ class NegotiatedMedia(FrozenValue):
     ``local_crypto`` keys what is sent, ``remote_crypto`` what is received (RFC 4568).
     ``local_codecs`` and ``local_telephone_event`` are the same formats with the local
     payload type numbers: those the peer's packets carry (§6.1), to be received by.
+    With DTLS-SRTP (``UDP/TLS/RTP/SAVP``, RFC 5763) ``setup`` is the local end's role
+    (``active``: the DTLS client; None when the descriptions agree on none),
+    ``remote_fingerprints`` the certificate the peer must present, ``remote_tls_id`` its
+    ``a=tls-id`` (RFC 8842): a change of either starts a new association.
     """
 
     index: int
@@ -69,6 +74,9 @@ class NegotiatedMedia(FrozenValue):
     legacy_hold: bool = False
     local_codecs: tuple[Codec, ...] = ()
     local_telephone_event: Codec | None = None
+    setup: Setup | None = None
+    remote_fingerprints: tuple[Fingerprint, ...] = ()
+    remote_tls_id: str | None = None
 
     def __init__(  # noqa: PLR0917  # positional, as @dataclass made it (FrozenValue pickles so)
         self,
@@ -92,6 +100,9 @@ class NegotiatedMedia(FrozenValue):
         legacy_hold: bool = False,
         local_codecs: tuple[Codec, ...] = (),
         local_telephone_event: Codec | None = None,
+        setup: Setup | None = None,
+        remote_fingerprints: tuple[Fingerprint, ...] = (),
+        remote_tls_id: str | None = None,
     ) -> None:
         # Written out: native code compiled, where @dataclass's stays interpreted
         # (sdp.attributes.Attribute)
@@ -115,6 +126,14 @@ class NegotiatedMedia(FrozenValue):
         object.__setattr__(self, "legacy_hold", legacy_hold)
         object.__setattr__(self, "local_codecs", local_codecs)
         object.__setattr__(self, "local_telephone_event", local_telephone_event)
+        object.__setattr__(self, "setup", setup)
+        object.__setattr__(self, "remote_fingerprints", remote_fingerprints)
+        object.__setattr__(self, "remote_tls_id", remote_tls_id)
+
+    @property
+    def dtls(self) -> bool:
+        """The stream's SRTP is keyed by a DTLS handshake on the media path (RFC 5764)."""
+        return self.proto in DTLS_PROTOS
 
     @property
     def telephone_event_payload_type(self) -> int | None:
@@ -196,8 +215,12 @@ def _offer_media(
         raise OfferAnswerError(f"the {stream.media} stream has no codec to offer")
     description = MediaDescription(stream.media, stream.port, stream.protos[0])
     _fill_media(description, formats, stream, capabilities)
-    for crypto in stream.crypto:
-        description.attributes.append(Attribute("crypto", str(crypto)))
+    if description.proto in DTLS_PROTOS:
+        # RFC 5763 §5: the offerer says actpass, the answerer picks the DTLS roles
+        _add_dtls(description, stream, Setup.ACTPASS)
+    else:
+        for crypto in stream.crypto:
+            description.attributes.append(Attribute("crypto", str(crypto)))
     if stream.rtcp_mux:
         description.attributes.append(Attribute("rtcp-mux"))
     if stream.direction is not Direction.SENDRECV:
@@ -223,13 +246,16 @@ def create_answer(
     """
     used: set[int] = set()
     media = []
-    for offered in offer.media:
+    for position, offered in enumerate(offer.media):
         answer = None
+        prior = None
+        if previous is not None and position < len(previous.media):
+            prior = previous.media[position]
         if offered.port != 0:
             for index, stream in enumerate(capabilities.media):
                 if index in used or stream.media != offered.media:
                     continue
-                answer = _answer_media(offer, offered, stream, capabilities)
+                answer = _answer_media(offer, offered, stream, capabilities, prior)
                 if answer is not None:
                     used.add(index)
                     break
@@ -242,11 +268,17 @@ def _answer_media(
     offered: MediaDescription,
     stream: MediaCapabilities,
     capabilities: Capabilities,
+    previous: MediaDescription | None,
 ) -> MediaDescription | None:
     if offered.proto not in stream.protos:
         return None
     crypto = None
-    if offered.proto in SECURE_PROTOS:
+    setup = None
+    if offered.proto in DTLS_PROTOS:
+        setup = _answer_setup(offer, offered, stream, previous)
+        if setup is None:
+            return None
+    elif offered.proto in SECURE_PROTOS:
         crypto = _choose_crypto(offered.crypto, stream.crypto)
         if crypto is None:
             return None
@@ -261,6 +293,8 @@ def _answer_media(
     _fill_media(answer, formats, stream, capabilities)
     if crypto is not None:
         answer.attributes.append(Attribute("crypto", str(crypto)))
+    if setup is not None:
+        _add_dtls(answer, stream, setup)
     if offered.rtcp_mux and stream.rtcp_mux:
         answer.attributes.append(Attribute("rtcp-mux"))
     # RFC 3264 §6.1: sendonly is answered recvonly or inactive, recvonly sendonly or
@@ -311,6 +345,47 @@ def _answer_formats(
             answer_fmtp = None if same_as_default else format_telephone_events(common)
             accepted[rtpmap.payload_type] = (rtpmap, answer_fmtp)
     return [accepted[pt] for pt in payload_types if pt in accepted]
+
+
+def _answer_setup(
+    offer: SessionDescription,
+    offered: MediaDescription,
+    stream: MediaCapabilities,
+    previous: MediaDescription | None,
+) -> Setup | None:
+    """The answer's ``a=setup`` to a DTLS-SRTP offer, or None when the stream cannot be
+    accepted: no certificate of ours, no usable fingerprint of theirs (RFC 5763 §5: the
+    fingerprint is what authenticates the handshake), or ``holdconn``.
+
+    The answerer is active when it may choose (RFC 5763 §5); a re-offer with actpass that
+    keeps the peer's fingerprint keeps the roles of the association that runs (RFC 8842
+    §5.3: a changed role would be a new association)."""
+    if not stream.fingerprints:
+        return None
+    if not any(fingerprint.supported for fingerprint in offer.media_fingerprints(offered)):
+        return None
+    offered_setup = offer.media_setup(offered) or Setup.ACTIVE  # absent: active (RFC 4145 §4)
+    if offered_setup is Setup.HOLDCONN:
+        return None
+    if (
+        offered_setup is Setup.ACTPASS
+        and previous is not None
+        and previous.port != 0
+        and previous.proto in DTLS_PROTOS
+    ):
+        kept = previous.setup
+        if kept is Setup.ACTIVE or kept is Setup.PASSIVE:
+            return kept
+    return offered_setup.answer()
+
+
+def _add_dtls(description: MediaDescription, stream: MediaCapabilities, setup: Setup) -> None:
+    attributes = description.attributes
+    for fingerprint in stream.fingerprints:
+        attributes.append(Attribute("fingerprint", str(fingerprint)))
+    attributes.append(Attribute("setup", setup.value))
+    if stream.tls_id is not None:
+        attributes.append(Attribute("tls-id", stream.tls_id))
 
 
 def _choose_crypto(offered: list[Crypto], local: list[Crypto]) -> Crypto | None:
@@ -466,6 +541,14 @@ def _negotiate_media(
     elif rtcp is not None:
         rtcp_address, rtcp_port = rtcp.address or address, rtcp.port
 
+    setup = None
+    remote_fingerprints: tuple[Fingerprint, ...] = ()
+    remote_tls_id = None
+    if theirs.proto in DTLS_PROTOS and ours.proto == theirs.proto:
+        setup = _local_role(local.media_setup(ours), remote.media_setup(theirs))
+        remote_fingerprints = tuple(remote.media_fingerprints(theirs))
+        remote_tls_id = theirs.tls_id
+
     local_crypto = remote_crypto = None
     for mine in ours.crypto:
         match = next((c for c in theirs.crypto if c.tag == mine.tag), None)
@@ -495,7 +578,27 @@ def _negotiate_media(
         # the peer sends with the numbers of our description (RFC 3264 §6.1)
         local_codecs=tuple(_as_listed(codec, ours, local_codecs) for codec in codecs),
         local_telephone_event=None if event is None else _as_listed(event, ours, local_codecs),
+        setup=setup,
+        remote_fingerprints=remote_fingerprints,
+        remote_tls_id=remote_tls_id,
     )
+
+
+def _local_role(ours: Setup | None, theirs: Setup | None) -> Setup | None:
+    """This end's DTLS role from both descriptions' ``a=setup`` (RFC 4145 §4.1): ours when
+    we answered, else the opposite of the answer's (absent: active). None for a pair that
+    names no roles (actpass answered with actpass, holdconn, active with active)."""
+    if ours is Setup.ACTPASS:
+        if theirs is None or theirs is Setup.ACTIVE:
+            return Setup.PASSIVE
+        return Setup.ACTIVE if theirs is Setup.PASSIVE else None
+    if ours is None:
+        ours = Setup.ACTIVE
+    if ours is Setup.ACTIVE and theirs in (Setup.PASSIVE, Setup.ACTPASS):
+        return ours
+    if ours is Setup.PASSIVE and theirs in (Setup.ACTIVE, Setup.ACTPASS, None):
+        return ours
+    return None
 
 
 def _as_listed(codec: Codec, ours: MediaDescription, listed: list[RtpMap]) -> Codec:

@@ -8,8 +8,9 @@ from mypy_extensions import mypyc_attr
 
 from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import Attribute, Direction
+from sdp.dtls import Fingerprint, Setup
 from sdp.fields import Bandwidth, Connection, Origin, TimeZoneAdjustment, Timing
-from sdp.media import MediaDescription, direction_of
+from sdp.media import MediaDescription, direction_of, fingerprints_of, setup_of
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
@@ -93,6 +94,15 @@ class SessionDescription:
     def media_direction(self, media: MediaDescription) -> Direction:
         """The direction of a stream: its own attribute, else the session's, else sendrecv."""
         return media.direction or self.direction or Direction.SENDRECV
+
+    def media_fingerprints(self, media: MediaDescription) -> list[Fingerprint]:
+        """A stream's certificate fingerprints: its own ``a=fingerprint``, else the
+        session's (RFC 8122 §5: either level; media level wins)."""
+        return media.fingerprints or fingerprints_of(self.attributes)
+
+    def media_setup(self, media: MediaDescription) -> Setup | None:
+        """A stream's ``a=setup``, else the session's (RFC 4145 §4: either level)."""
+        return media.setup or setup_of(self.attributes)
 
     def media_connection(self, media: MediaDescription) -> Connection | None:
         """Where a stream's media goes: its first ``c=`` line, else the session's."""
