@@ -129,6 +129,9 @@ class Call:
         self._ended: asyncio.Future[EndReason] = ua.loop.create_future()
         self._provisional = asyncio.Event()
         self._targets: list[Target] = []
+        #: the provider fault the call is being released for (its BYE on the way): a BYE
+        #: of the peer's that crosses ours ends the call for that reason all the same
+        self._fault: EndReason | None = None
         self._ack: Request | None = None
         self._ack_target: Target | None = None
         self._cancelling = False
@@ -349,13 +352,7 @@ class Call:
             self._targets = await ua.resolve(ua.first_hop(request))
             local = ua.local_endpoint(self._targets[0])
             self.negotiation.address = local.host
-            self.negotiation.media = [
-                default_audio(
-                    self._open_media(local.host, media_port),
-                    self.ua.codecs,
-                    self.negotiation.srtp,
-                )
-            ]
+            self.negotiation.media = [self._audio(local.host, media_port)]
             if self._offer_in_invite:
                 request.body = self.negotiation.create_offer()
                 request.headers.set("Content-Type", SDP)
@@ -703,13 +700,18 @@ class Call:
         assert isinstance(source, Endpoint)
         local = self.ua.transport.local_endpoint(source.transport, source)
         self.negotiation.address = local.host
-        self.negotiation.media = [
-            default_audio(
-                self._open_media(local.host, media_port),
-                self.ua.codecs,
-                self.negotiation.srtp,
-            )
-        ]
+        self.negotiation.media = [self._audio(local.host, media_port)]
+
+    def _audio(self, host: str, media_port: int) -> sdp.MediaCapabilities:
+        """The call's audio stream, opened on ``host``, as the SDP describes it: with the
+        fingerprint of the agent's DTLS certificate when DTLS-SRTP may be agreed."""
+        port = self._open_media(host, media_port)
+        assert self.media is not None
+        mode = self.negotiation.srtp
+        fingerprint = self.media.enable_dtls() if mode.accepts_dtls else None
+        audio = default_audio(port, self.ua.codecs, mode, fingerprint)
+        audio.rtcp_mux = self.ua.rtcp_mux
+        return audio
 
     def _open_media(self, host: str, media_port: int) -> int:
         """Open the call's RTP stream on ``host``; its port goes into the SDP."""
@@ -726,6 +728,26 @@ class Call:
             self.emit("dtmf", *args)
         elif event == "inactive":
             self.emit("media_inactive", *args)
+        elif event == "dtls_failed":
+            self._on_dtls_failed(*args)
+
+    def _on_dtls_failed(self, error: Exception) -> None:
+        """The DTLS-SRTP handshake failed (RFC 5763 §5: e.g. a certificate that is not the
+        SDP's fingerprint): no keys, so no media. ``"media_failed"`` tells the user, and
+        the call is released with a Reason saying why (the provider's fault, X.215's
+        S-P-ABORT); ``end_reason.error`` is the :class:`~voip.rtp.dtls.DtlsError`."""
+        self.emit("media_failed", error)
+        if self.state is not CallState.ENDED:
+            self.ua.spawn(self._release_for(error))
+
+    async def _release_for(self, error: Exception) -> None:
+        # the handshake may fail while the 2xx that started it is being taken in
+        with contextlib.suppress(Exception):
+            await self.answered()
+        if self._is_answered() and self._fault is None:
+            text = f"DTLS-SRTP failed: {error}"
+            self._fault = EndReason("provider", 488, text, error)
+            await self._bye_and_end("provider", 488, text, error=error)
 
     async def ring(
         self, *, early_media: bool = False, media_port: int = 0, reliable: bool | None = None
@@ -1005,7 +1027,11 @@ class Call:
         if method == "BYE":
             ua.respond(transaction, make_response(request, 200))
             self.emit("bye", request)  # its Reason (RFC 3326) says why, if it says
-            self._end("remote", 200, "BYE")
+            fault = self._fault
+            if fault is not None:
+                self._end(fault.by, fault.status, fault.text, fault.error)
+            else:
+                self._end("remote", 200, "BYE")
         elif method == "PRACK":
             self._on_prack(transaction, dialog, request)
         elif method == "UPDATE" or (method == "INVITE" and answered):

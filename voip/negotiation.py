@@ -7,6 +7,7 @@ into offers and answers, reads the peer's, and keeps what was agreed as
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from sdp import (
     Capabilities,
     Codec,
     Direction,
+    Fingerprint,
     MediaCapabilities,
     NegotiatedMedia,
     SessionDescription,
@@ -51,12 +53,17 @@ _FORMATS = {
 
 
 def default_audio(
-    port: int, codecs: Sequence[str] | None = None, srtp: SrtpMode = SrtpMode.OFF
+    port: int,
+    codecs: Sequence[str] | None = None,
+    srtp: SrtpMode = SrtpMode.OFF,
+    fingerprint: Fingerprint | None = None,
 ) -> MediaCapabilities:
     """Audio with PCMU, PCMA, G.722 and Opus (or ``codecs``, a choice among them in order
     of preference, and "CN" for RFC 3389 comfort noise) and RFC 4733 telephone events, 20 ms
     packets. ``srtp`` other than off draws fresh SDES keys (RFC 4568) and offers
-    ``RTP/AVP`` with them (optional) or ``RTP/SAVP`` (required)."""
+    ``RTP/AVP`` with them (optional) or ``RTP/SAVP`` (required), or offers
+    ``UDP/TLS/RTP/SAVP`` with ``fingerprint`` (that of the agent's DTLS certificate,
+    RFC 5763 §5; needed by every mode but off, which answer DTLS-SRTP offers)."""
     names = [name.upper() for name in codecs] if codecs else list(AUDIO_CODECS)
     unknown = [name for name in names if name not in AUDIO_CODECS and name != COMFORT_NOISE]
     if unknown:
@@ -70,15 +77,21 @@ def default_audio(
         telephone_event=TelephoneEvent(),
         ptime=20,
         protos=_PROTOS[srtp],
-        crypto=local_crypto() if srtp is not SrtpMode.OFF else [],
+        crypto=local_crypto() if srtp.accepts_sdes else [],
+        fingerprints=[fingerprint] if fingerprint is not None and srtp.accepts_dtls else [],
+        # RFC 8842 §4: an identifier of the association this description asks for
+        tls_id=secrets.token_urlsafe(18) if srtp.accepts_dtls else None,
     )
 
 
 # offers use the first; answers accept any (voip.rtp.srtp for the modes)
+_DTLS = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")
 _PROTOS = {
     SrtpMode.OFF: ("RTP/AVP",),
-    SrtpMode.OPTIONAL: ("RTP/AVP", "RTP/SAVP"),
-    SrtpMode.REQUIRED: ("RTP/SAVP",),
+    SrtpMode.OPTIONAL: ("RTP/AVP", "RTP/SAVP", *_DTLS),
+    SrtpMode.REQUIRED: ("RTP/SAVP", *_DTLS),
+    SrtpMode.DTLS: _DTLS,
+    SrtpMode.DTLS_PREFERRED: (*_DTLS, "RTP/SAVP"),
 }
 
 
@@ -190,7 +203,9 @@ class Negotiation:
         answer = sdp.create_answer(offer, self._capabilities(self._wanted_for(offer)), self.local)
         agreed = sdp.negotiate(answer, offer)
         if not any(stream.accepted for stream in agreed):
-            if self.srtp is SrtpMode.REQUIRED:
+            if self.srtp is SrtpMode.DTLS:
+                raise SrtpRequired("DTLS-SRTP is required: no UDP/TLS/RTP/SAVP stream")
+            if self.srtp.requires_srtp:
                 raise SrtpRequired("SRTP is required: no RTP/SAVP stream with a usable a=crypto")
             raise sdp.OfferAnswerError("no offered stream can be accepted")
         check_agreed(agreed, self.srtp)

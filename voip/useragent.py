@@ -262,6 +262,9 @@ class UserAgent(AsyncIOEventEmitter):
         self.codecs: tuple[str, ...] | None = None
         #: the SRTP policy of calls (voip.rtp.srtp)
         self.srtp = SrtpMode(srtp)
+        #: offer and accept rtcp-mux (RFC 5761: RTCP on the RTP port; with DTLS-SRTP one
+        #: handshake instead of two, RFC 5764 §4.1)
+        self.rtcp_mux = False
         #: 3xx responses in a row a call follows (voip.sip.redirect); 0: none
         self.max_redirects = max_redirects
         for name in transports or ():

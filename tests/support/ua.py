@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from voip.call import Call
-from voip.rtp import CallMedia
-from voip.sip import Credentials, Request, Response
+from voip.rtp import CallMedia, tone
+from voip.sip import Credentials, Request, Response, SipError
 from voip.transport import client_context
 from voip.useragent import UserAgent
 
 if TYPE_CHECKING:
     from support.peers import Kamailio, LoopbackPki
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
+
 TIMEOUT = 10.0
+LOUD = 2000  # RMS of a frame that carries a tone, not silence or noise
 
 
 def media_of(call: Call) -> CallMedia:
@@ -121,3 +127,64 @@ async def client_only(
     )
     async with ua:
         yield ua
+
+
+def refusals(ua: UserAgent) -> asyncio.Queue[SipError]:
+    """Try to accept every call; each refusal (the SipError of accept) goes in the queue."""
+    errors: asyncio.Queue[SipError] = asyncio.Queue()
+
+    async def on_call(call: Call) -> None:
+        try:
+            await call.accept()
+        except SipError as error:
+            errors.put_nowait(error)
+
+    ua.on("incoming_call", on_call)
+    return errors
+
+
+async def loud_frames(media: CallMedia, frames: int) -> int:
+    loud = 0
+    for _ in range(frames):
+        frame = await asyncio.wait_for(media.read(), TIMEOUT)
+        loud += audioop.rms(frame, 2) > LOUD
+    return loud
+
+
+async def tones_both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int, int]:
+    """Tones each way at once; the loud frames heard by the callee and by the caller."""
+    for call in (caller, callee):
+        media_of(call).flush()
+        while media_of(call).stream._incoming:  # only what arrives from now on counts
+            media_of(call).stream._incoming.popleft()
+    writers = [
+        asyncio.create_task(media_of(caller).write(tone(440, 1.2))),
+        asyncio.create_task(media_of(callee).write(tone(1000, 1.2))),
+    ]
+    heard = await asyncio.gather(
+        loud_frames(media_of(callee), frames), loud_frames(media_of(caller), frames)
+    )
+    await asyncio.gather(*writers)
+    return heard[0], heard[1]
+
+
+@asynccontextmanager
+async def srtp_agents(
+    caller_mode: str, callee_mode: str
+) -> AsyncIterator[tuple[UserAgent, UserAgent]]:
+    """Two agents on UDP loopback with these SRTP policies (voip.rtp.srtp.SrtpMode)."""
+    alice = UserAgent("alice", srtp=caller_mode)
+    bob = UserAgent("bob", srtp=callee_mode)
+    try:
+        await alice.listen("udp", "127.0.0.1", 0)
+        await bob.listen("udp", "127.0.0.1", 0)
+        yield alice, bob
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def audio_both_ways(caller: Call, callee: Call) -> None:
+    """Tones each way at once are heard at each end (most frames of them loud)."""
+    at_callee, at_caller = await tones_both_ways(caller, callee)
+    assert at_callee >= 30 and at_caller >= 30

@@ -5,71 +5,31 @@ to plain RTP, re-INVITEs keep or re-key."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import warnings
-from collections.abc import AsyncIterator
 
 import pytest
 from aiortc.rtp import is_rtcp
-from support.ua import TIMEOUT, connected, media_of, uri_of
+from support.ua import (
+    TIMEOUT,
+    audio_both_ways,
+    connected,
+    media_of,
+    refusals,
+    srtp_agents,
+    tones_both_ways,
+    uri_of,
+)
 
 from sdp import Crypto
 from voip.call import Call
-from voip.rtp import CallMedia, Pcmu, tone
+from voip.rtp import Pcmu, tone
 from voip.rtp.srtp import SrtpMode, SrtpTransform, local_crypto
-from voip.sip import SipError
-from voip.useragent import RequestFailed, UserAgent
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
-
-LOUD = 2000
-
-
-def refusals(ua: UserAgent) -> asyncio.Queue[SipError]:
-    """Try to accept every call; each refusal (the SipError of accept) goes in the queue."""
-    errors: asyncio.Queue[SipError] = asyncio.Queue()
-
-    async def on_call(call: Call) -> None:
-        try:
-            await call.accept()
-        except SipError as error:
-            errors.put_nowait(error)
-
-    ua.on("incoming_call", on_call)
-    return errors
+from voip.useragent import RequestFailed
 
 
 def _transform(call: Call) -> SrtpTransform:
     transform = media_of(call).stream.srtp
     assert transform is not None
     return transform
-
-
-async def _loud_frames(media: CallMedia, frames: int) -> int:
-    loud = 0
-    for _ in range(frames):
-        frame = await asyncio.wait_for(media.read(), TIMEOUT)
-        loud += audioop.rms(frame, 2) > LOUD
-    return loud
-
-
-async def _both_ways(caller: Call, callee: Call, frames: int = 50) -> tuple[int, int]:
-    """Tones each way at once; the loud frames heard by the callee and by the caller."""
-    for call in (caller, callee):
-        media_of(call).flush()
-        while media_of(call).stream._incoming:  # only what arrives from now on counts
-            media_of(call).stream._incoming.popleft()
-    writers = [
-        asyncio.create_task(media_of(caller).write(tone(440, 1.2))),
-        asyncio.create_task(media_of(callee).write(tone(1000, 1.2))),
-    ]
-    heard = await asyncio.gather(
-        _loud_frames(media_of(callee), frames), _loud_frames(media_of(caller), frames)
-    )
-    await asyncio.gather(*writers)
-    return heard[0], heard[1]
 
 
 def _tap(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
@@ -90,19 +50,6 @@ def _tap(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
     return wire
 
 
-@contextlib.asynccontextmanager
-async def _agents(caller_mode: str, callee_mode: str) -> AsyncIterator[tuple[UserAgent, UserAgent]]:
-    alice = UserAgent("alice", srtp=caller_mode)
-    bob = UserAgent("bob", srtp=callee_mode)
-    try:
-        await alice.listen("udp", "127.0.0.1", 0)
-        await bob.listen("udp", "127.0.0.1", 0)
-        yield alice, bob
-    finally:
-        await alice.close()
-        await bob.close()
-
-
 @pytest.mark.parametrize(
     ("caller_mode", "callee_mode", "proto"),
     [
@@ -114,7 +61,7 @@ async def _agents(caller_mode: str, callee_mode: str) -> AsyncIterator[tuple[Use
 async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload(
     caller_mode: str, callee_mode: str, proto: str
 ) -> None:
-    async with _agents(caller_mode, callee_mode) as (alice, bob):
+    async with srtp_agents(caller_mode, callee_mode) as (alice, bob):
         caller, callee = await connected(alice, bob)
         agreed = media_of(caller).agreed
         assert agreed is not None and agreed.proto == proto
@@ -122,8 +69,7 @@ async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload
         assert _transform(caller).remote == _transform(callee).local
         wires = {call: _tap(call) for call in (caller, callee)}
         received = {call: media_of(call).statistics().packets_received for call in wires}
-        at_callee, at_caller = await _both_ways(caller, callee)
-        assert at_callee >= 30 and at_caller >= 30
+        await audio_both_ways(caller, callee)
         # what the callee got on the wire: headers in the clear, payload encrypted, a tag
         encoded = Pcmu().encode(tone(440, 1.2))
         plain_frames = {encoded[i : i + 160] for i in range(0, len(encoded) - 159, 160)}
@@ -143,7 +89,7 @@ async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload
 
 
 async def test_srtcp_reports_arrive_and_authenticate() -> None:
-    async with _agents("required", "required") as (alice, bob):
+    async with srtp_agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
         reports: asyncio.Queue[object] = asyncio.Queue()
         media_of(callee).on("rtcp", reports.put_nowait)
@@ -154,7 +100,7 @@ async def test_srtcp_reports_arrive_and_authenticate() -> None:
 
 
 async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -> None:
-    async with _agents("required", "required") as (alice, bob):
+    async with srtp_agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
         async with asyncio.timeout(TIMEOUT):  # media flows both ways before the keys change
             while not all(media_of(c).statistics().packets_received for c in (caller, callee)):
@@ -163,7 +109,7 @@ async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -
         wrong: Crypto = local_crypto()[0]
         media_of(callee).stream.srtp = SrtpTransform(right.local, wrong)
         received = media_of(callee).statistics().packets_received
-        at_callee, at_caller = await _both_ways(caller, callee)
+        at_callee, at_caller = await tones_both_ways(caller, callee)
         assert at_callee == 0  # nothing that fails authentication is played
         assert at_caller >= 30  # the other direction is untouched
         stats = media_of(callee).statistics()
@@ -174,7 +120,7 @@ async def test_a_wrong_key_gives_silence_and_counted_authentication_failures() -
 
 
 async def test_required_callee_refuses_a_plain_offer_with_488() -> None:
-    async with _agents("off", "required") as (alice, bob):
+    async with srtp_agents("off", "required") as (alice, bob):
         errors = refusals(bob)
         with pytest.raises(RequestFailed) as refused:
             await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
@@ -184,7 +130,7 @@ async def test_required_callee_refuses_a_plain_offer_with_488() -> None:
 
 
 async def test_required_caller_is_refused_by_a_plain_callee_and_ends_with_488() -> None:
-    async with _agents("required", "off") as (alice, bob):
+    async with srtp_agents("required", "off") as (alice, bob):
         refusals(bob)
         call = alice.dial(uri_of(bob))
         with pytest.raises(RequestFailed):
@@ -194,7 +140,7 @@ async def test_required_caller_is_refused_by_a_plain_callee_and_ends_with_488() 
 
 
 async def test_dial_srtp_overrides_the_agent_policy() -> None:
-    async with _agents("off", "off") as (alice, bob):
+    async with srtp_agents("off", "off") as (alice, bob):
         refusals(bob)
         call = alice.dial(uri_of(bob), srtp="required")
         with pytest.raises(RequestFailed):
@@ -204,29 +150,27 @@ async def test_dial_srtp_overrides_the_agent_policy() -> None:
 
 
 async def test_an_optional_caller_falls_back_to_plain_rtp_with_a_plain_callee() -> None:
-    async with _agents("optional", "off") as (alice, bob):
+    async with srtp_agents("optional", "off") as (alice, bob):
         caller, callee = await connected(alice, bob)
         assert media_of(caller).stream.srtp is None and media_of(callee).stream.srtp is None
-        at_callee, at_caller = await _both_ways(caller, callee)
-        assert at_callee >= 30 and at_caller >= 30
+        await audio_both_ways(caller, callee)
         await caller.hangup()
 
 
 async def test_a_re_invite_keeps_the_keys_and_audio_goes_on() -> None:
-    async with _agents("required", "required") as (alice, bob):
+    async with srtp_agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
         before = _transform(caller)
         await asyncio.wait_for(caller.hold(), TIMEOUT)
         await asyncio.wait_for(caller.resume(), TIMEOUT)
         assert _transform(caller) is before  # same keys: the rollover state goes on
-        at_callee, at_caller = await _both_ways(caller, callee)
-        assert at_callee >= 30 and at_caller >= 30
+        await audio_both_ways(caller, callee)
         assert media_of(callee).statistics().auth_failures == 0
         await caller.hangup()
 
 
 async def test_a_re_invite_with_a_new_key_rekeys_the_peer() -> None:
-    async with _agents("required", "required") as (alice, bob):
+    async with srtp_agents("required", "required") as (alice, bob):
         caller, callee = await connected(alice, bob)
         old = _transform(callee).remote
         # RFC 4568 §7.1.4: the offerer of a re-INVITE may send new keys
@@ -234,6 +178,5 @@ async def test_a_re_invite_with_a_new_key_rekeys_the_peer() -> None:
         await asyncio.wait_for(caller.reinvite(), TIMEOUT)
         new = _transform(callee).remote
         assert new != old and new == _transform(caller).local
-        at_callee, at_caller = await _both_ways(caller, callee)
-        assert at_callee >= 30 and at_caller >= 30
+        await audio_both_ways(caller, callee)
         await caller.hangup()

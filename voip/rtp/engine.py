@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from sdp import NegotiatedMedia
+from sdp import Fingerprint, NegotiatedMedia
 from voip.rtp.audio import WavRecorder, read_wav
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import UnsupportedCodec
+from voip.rtp.dtls import DtlsCertificate
+from voip.rtp.dtls_srtp import DtlsSrtp
 from voip.rtp.poller import SocketPoller
 from voip.rtp.ports import PortAllocator, RtpPorts
 from voip.rtp.srtp import SrtpError
@@ -32,7 +34,15 @@ __all__ = ["CallMedia", "MediaEngine"]
 class MediaEngine:
     """RTP ports from ``ports`` (a range or an allocator) and one clock for all streams."""
 
-    __slots__ = ("_clock", "_poller", "inactivity_timeout", "ports", "sample_rate", "wiretap")
+    __slots__ = (
+        "_certificate",
+        "_clock",
+        "_poller",
+        "inactivity_timeout",
+        "ports",
+        "sample_rate",
+        "wiretap",
+    )
 
     def __init__(
         self,
@@ -52,6 +62,15 @@ class MediaEngine:
         self._poller: SocketPoller | None = None
         #: given to every stream opened from now on (:attr:`MediaStream.wiretap`)
         self.wiretap: Wiretap | None = None
+        self._certificate: DtlsCertificate | None = None
+
+    @property
+    def certificate(self) -> DtlsCertificate:
+        """The agent's DTLS certificate (RFC 5763 §5: self-signed, its fingerprint in the
+        SDP), made on first use: one per agent, for every DTLS-SRTP call."""
+        if self._certificate is None:
+            self._certificate = DtlsCertificate.generate()
+        return self._certificate
 
     @property
     def clock(self) -> MediaClock:
@@ -89,7 +108,7 @@ class MediaEngine:
             poller=self.poller,
         )
         stream.wiretap = self.wiretap
-        return CallMedia(stream)
+        return CallMedia(stream, self)
 
     def rebind(self, media: CallMedia, host: str) -> int:
         """Move ``media`` to new RTP and RTCP ports on ``host`` (the agent's new local
@@ -108,12 +127,22 @@ class MediaEngine:
 class CallMedia:
     """The audio of one call: its :class:`MediaStream` and what a bot does with it."""
 
-    __slots__ = ("agreed", "error", "stream")
+    __slots__ = ("_engine", "agreed", "dtls", "error", "stream")
 
-    def __init__(self, stream: MediaStream) -> None:
+    def __init__(self, stream: MediaStream, engine: MediaEngine | None = None) -> None:
         self.stream = stream
+        self._engine = engine
         self.agreed: NegotiatedMedia | None = None
         self.error: str | None = None  # why media could not follow the last negotiation
+        #: the DTLS-SRTP handshakes of the stream, once a negotiation asked for DTLS-SRTP
+        self.dtls: DtlsSrtp | None = None
+
+    @property
+    def certificate(self) -> DtlsCertificate:
+        """The agent's DTLS certificate (the engine's), whose fingerprint the SDP gives."""
+        if self._engine is None:
+            self._engine = MediaEngine()
+        return self._engine.certificate
 
     @property
     def port(self) -> int:
@@ -136,7 +165,18 @@ class CallMedia:
             self.error = str(error)
             self.stream.hold()
             return
+        if audio.dtls:
+            self.enable_dtls()
+        if self.dtls is not None:
+            self.dtls.follow(audio)
         self.agreed, self.error = audio, None
+
+    def enable_dtls(self) -> Fingerprint:
+        """Take DTLS on the stream's ports from now on (a ClientHello may come before the
+        answer that names its sender is in): the fingerprint for the SDP (RFC 5763 §5)."""
+        if self.dtls is None:
+            self.dtls = DtlsSrtp(self.stream, self.certificate)
+        return self.certificate.fingerprint()
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         """``"dtmf"``, ``"inactive"``, ``"rtcp"``, ``"bye"`` of the stream."""
@@ -197,6 +237,8 @@ class CallMedia:
 
     def close(self) -> None:
         """Stop media and give the ports back."""
+        if self.dtls is not None:
+            self.dtls.close()
         with contextlib.suppress(Exception):
             self.stream.close()
         # Nothing is heard from a closed stream: its handlers (which hold the call that

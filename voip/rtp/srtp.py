@@ -1,4 +1,5 @@
-"""SRTP and SRTCP (RFC 3711) keyed by SDES (RFC 4568), on libsrtp through pylibsrtp.
+"""SRTP and SRTCP (RFC 3711) keyed by SDES (RFC 4568) or DTLS-SRTP (RFC 5764, the
+handshake in :mod:`voip.rtp.dtls`), on libsrtp through pylibsrtp.
 
 Sans-I/O: the key material and the policy checks take and return values; the
 :class:`SrtpTransform` turns plain RTP/RTCP into protected packets and back, and the
@@ -11,7 +12,15 @@ A call's SRTP policy is one of :class:`SrtpMode`:
   ``mediaenc=srtp`` and others do), answers ``RTP/SAVP`` offers and ``a=crypto`` in
   ``RTP/AVP`` offers with SRTP, plain offers with plain RTP;
 - ``required``: offers and accepts only ``RTP/SAVP`` with a usable ``a=crypto``; a plain
-  offer is refused (488) and a plain answer ends the call (:class:`SrtpRequired`).
+  offer is refused (488) and a plain answer ends the call (:class:`SrtpRequired`);
+- ``dtls``: offers and accepts only DTLS-SRTP (``UDP/TLS/RTP/SAVP``, RFC 5763; a
+  ``UDP/TLS/RTP/SAVPF`` offer too): anything else is refused like plain RTP with
+  ``required``;
+- ``dtls-preferred``: offers DTLS-SRTP, and answers an offer with whichever SRTP keying
+  it uses (DTLS-SRTP or SDES); a plain offer is refused.
+
+Every mode but ``off`` answers a DTLS-SRTP offer with DTLS-SRTP: one keying per offer
+(RFC 5763 would need capability negotiation, RFC 5939, to offer both on one stream).
 
 Each side sends with its own key and receives with the peer's (RFC 4568 §6.1); a
 re-offer keeps our key (§7.1.4 allows it), a new key from the peer re-keys the receiver.
@@ -34,6 +43,7 @@ __all__ = [
     "SrtpRequired",
     "SrtpTransform",
     "check_crypto",
+    "dtls_crypto",
     "local_crypto",
 ]
 
@@ -50,6 +60,26 @@ class SrtpMode(enum.StrEnum):
     OFF = "off"
     OPTIONAL = "optional"
     REQUIRED = "required"
+    DTLS = "dtls"
+    DTLS_PREFERRED = "dtls-preferred"
+
+    @property
+    def offers_dtls(self) -> bool:
+        """Offers key SRTP by DTLS (RFC 5763), not by SDES."""
+        return self in (SrtpMode.DTLS, SrtpMode.DTLS_PREFERRED)
+
+    @property
+    def accepts_dtls(self) -> bool:
+        return self is not SrtpMode.OFF
+
+    @property
+    def accepts_sdes(self) -> bool:
+        return self not in (SrtpMode.OFF, SrtpMode.DTLS)
+
+    @property
+    def requires_srtp(self) -> bool:
+        """Plain RTP is refused (488 to an offer; an answer ends the call)."""
+        return self not in (SrtpMode.OFF, SrtpMode.OPTIONAL)
 
 
 class SrtpError(OfferAnswerError):
@@ -94,13 +124,24 @@ def check_crypto(crypto: Crypto) -> bytes:
 
 
 def check_agreed(agreed: Sequence[NegotiatedMedia], mode: SrtpMode) -> None:
-    """After offer/answer: every accepted RTP stream with keys has usable ones, and with
-    ``required`` every accepted stream has them. Raises :class:`SrtpError`."""
+    """After offer/answer: every accepted RTP stream with keys has usable ones (or DTLS
+    roles and a fingerprint to check), and with a mode that requires SRTP every accepted
+    stream has them (with ``dtls``, by DTLS). Raises :class:`SrtpError`."""
     for media in agreed:
         if not media.accepted:
             continue
+        if media.dtls:
+            if media.setup is None:
+                raise SrtpError("the descriptions agree on no DTLS roles (RFC 4145 a=setup)")
+            if not any(fingerprint.supported for fingerprint in media.remote_fingerprints):
+                raise SrtpError("no a=fingerprint with a usable hash function (RFC 8122 §5)")
+            continue
+        if mode is SrtpMode.DTLS:
+            raise SrtpRequired(
+                f"DTLS-SRTP is required but the {media.media} stream agreed to {media.proto}"
+            )
         if media.local_crypto is None or media.remote_crypto is None:
-            if mode is SrtpMode.REQUIRED:
+            if mode.requires_srtp:
                 raise SrtpRequired(
                     f"SRTP is required but the {media.media} stream agreed to plain "
                     f"{media.proto} without a=crypto"
@@ -161,6 +202,12 @@ class SrtpTransform:
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         return self._inbound.unprotect_rtcp(packet)
+
+
+def dtls_crypto(suite: str, key_salt: bytes) -> Crypto:
+    """Keys a DTLS-SRTP handshake exported (RFC 5764 §4.2), in the form SDES gives them:
+    what :class:`SrtpTransform` takes, whichever way the keys came."""
+    return Crypto(0, suite, (KeyParam.inline(key_salt),))
 
 
 def _same_key(a: Crypto, b: Crypto) -> bool:

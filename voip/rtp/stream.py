@@ -145,6 +145,12 @@ class MediaStream:
         self.ptime = 0.02
         self.rtcp_mux = False
         self.srtp: SrtpTransform | None = None  # SRTP/SRTCP when a=crypto was agreed
+        #: what protects RTCP: ``srtp`` with SDES and with DTLS-SRTP over rtcp-mux, the
+        #: keys of the RTCP port's own handshake with DTLS-SRTP without (RFC 5764 §4.1)
+        self.srtcp: SrtpTransform | None = None
+        #: what takes the DTLS datagrams (RFC 7983: a first octet of 20 to 63) that
+        #: arrive on the RTP port (``rtcp`` False) or the RTCP port: DTLS-SRTP's handshake
+        self.dtls: Callable[[bytes, SocketAddress, bool], None] | None = None
         #: the SDP carries SRTP keys: until offer/answer completes, what arrives cannot be
         #: authenticated and is dropped (the peer may send before its answer reaches us)
         self.awaiting_keys = False
@@ -289,8 +295,13 @@ class MediaStream:
         elif self.telephone_event is not None and self.local_telephone_event is None:
             self.local_telephone_event = self.telephone_event
         self.rtcp_mux = media.rtcp_mux
-        self.srtp = SrtpTransform.follow(self.srtp, media)
-        self.awaiting_keys = False
+        if media.dtls:
+            # the keys come from the handshake on the media path (voip.rtp.dtls_srtp),
+            # which sets srtp and srtcp; until then nothing is sent or played
+            self.awaiting_keys = True
+        else:
+            self.srtp = self.srtcp = SrtpTransform.follow(self.srtp, media)
+            self.awaiting_keys = False
         self._to_user = _converter(codec.sample_rate, self.sample_rate)
         self._timeline_to_user = _converter(codec.sample_rate, self.sample_rate)
         self._from_user = _converter(self.sample_rate, codec.sample_rate)
@@ -480,6 +491,9 @@ class MediaStream:
         try:
             if self.srtp is not None:
                 data = self.srtp.protect(data)
+            elif self.awaiting_keys:
+                self.stats.unkeyed += 1  # DTLS-SRTP not keyed yet: never sent in clear
+                return
             self.ports.rtp.sendto(data, address)
         except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
@@ -495,8 +509,10 @@ class MediaStream:
             return
         sock = self.ports.rtp if self.rtcp_mux else self.ports.rtcp
         try:
-            if self.srtp is not None:
-                data = self.srtp.protect_rtcp(data)
+            if self.srtcp is not None:
+                data = self.srtcp.protect_rtcp(data)
+            elif self.awaiting_keys:
+                return
             sock.sendto(data, address)
         except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
@@ -605,6 +621,8 @@ class MediaStream:
             self._tap(False, data, self.ports.port, address)
         if is_stun(data):
             self.stats.stun += 1
+        elif data and 19 < data[0] < 64:  # DTLS (RFC 7983 §7)
+            self._on_dtls(data, address, False)
         elif self.rtcp_mux and is_rtcp(data):
             self._on_rtcp(data)
         else:
@@ -615,8 +633,21 @@ class MediaStream:
             self._tap(False, data, self.ports.port + 1, address)
         if is_stun(data):
             self.stats.stun += 1
+        elif data and 19 < data[0] < 64:
+            self._on_dtls(data, address, True)
         else:
             self._on_rtcp(data)
+
+    def _on_dtls(self, data: bytes, address: SocketAddress, rtcp: bool) -> None:
+        handler = self.dtls
+        if handler is None:
+            self.stats.malformed += 1  # no DTLS-SRTP in this call: not a packet of ours
+        else:
+            handler(data, address, rtcp)
+
+    def notify(self, event: str, *args: object) -> None:
+        """Tell the owner and the handlers ``event`` (what the stream's DTLS-SRTP says)."""
+        self._emit(event, *args)
 
     def _tap(self, sent: bool, data: bytes, local_port: int, remote: SocketAddress) -> None:
         tap = self.wiretap
@@ -695,9 +726,9 @@ class MediaStream:
                 self.jitter.play_now()  # a silence begins: no point waiting for more
 
     def _on_rtcp(self, data: bytes) -> None:
-        if self.srtp is not None:
+        if self.srtcp is not None:
             try:
-                data = self.srtp.unprotect_rtcp(data)
+                data = self.srtcp.unprotect_rtcp(data)
             except pylibsrtp.Error:
                 self.stats.auth_failures += 1  # RFC 3711 §3.4
                 return

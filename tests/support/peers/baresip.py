@@ -251,6 +251,7 @@ def start_baresip(
     codecs: tuple[str, ...] = ("PCMA", "PCMU"),
     account_params: str = "",
     modules: tuple[str, ...] = (),
+    rtcp_mux: bool = False,
     certificate: Path | None = None,
     cafile: Path | None = None,
     sip_trace: bool = True,
@@ -266,7 +267,9 @@ def start_baresip(
     modules       more modules to load, e.g. ("srtp.so",) for SDES-SRTP with
                   ``account_params="mediaenc=srtp-mand"`` (RTP/SAVP) or ``mediaenc=srtp``
                   (best effort: a=crypto in RTP/AVP), ("plc.so",) for concealment; they
-                  load before sndfile, so its recording is what a filter such as plc made
+                  load before sndfile, so its recording is what a filter such as plc made;
+                  ("dtls_srtp.so",) with ``mediaenc=dtls_srtp`` for DTLS-SRTP
+    rtcp_mux      offer and accept rtcp-mux (RFC 5761)
     certificate   a PEM with certificate and key, for calls to this baresip over TLS
     wait_registered  return only once the registrar answered 200 (when there is one)
     """
@@ -290,7 +293,7 @@ def start_baresip(
             "audio_source": f"aufile,{audio_file}",
             "audio_alert": "aubridge,nil",
             "rtp_ports": f"{rtp_low}-{rtp_low + _RTP_PORTS - 1}",
-            "rtcp_mux": "no",
+            "rtcp_mux": "yes" if rtcp_mux else "no",
             # "lo" fails in this sandbox ("could not get network address"); the address works
             "net_interface": LOOPBACK,
             "dns_server": f"{LOOPBACK}:53",

@@ -1,0 +1,244 @@
+"""DTLS-SRTP (RFC 5763, RFC 5764) between two agents on loopback: the handshake on the
+RTP port itself, audio both ways under the keys it exports, the fingerprint of the SDP
+checked, re-INVITEs that keep or restart the association, bad DTLS dropped and counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from support.ua import (
+    TIMEOUT,
+    audio_both_ways,
+    connected,
+    media_of,
+    refusals,
+    srtp_agents,
+    uri_of,
+)
+
+from sdp import Fingerprint, Setup
+from voip.call import Call
+from voip.rtp.dtls import DtlsCertificate, DtlsError, FingerprintMismatch
+from voip.rtp.dtls_srtp import DtlsSrtp
+from voip.rtp.srtp import SrtpTransform
+from voip.useragent import RequestFailed
+
+
+def _dtls(call: Call) -> DtlsSrtp:
+    dtls = media_of(call).dtls
+    assert dtls is not None
+    return dtls
+
+
+async def _keyed(*calls: Call) -> None:
+    """Until every call's DTLS-SRTP handshakes are done."""
+    async with asyncio.timeout(TIMEOUT):
+        while not all(_dtls(call).connected for call in calls):
+            await asyncio.sleep(0.01)
+
+
+def _transform(call: Call) -> SrtpTransform:
+    transform = media_of(call).stream.srtp
+    assert transform is not None
+    return transform
+
+
+@pytest.mark.parametrize(
+    ("caller_mode", "callee_mode", "proto"),
+    [
+        ("dtls", "dtls", "UDP/TLS/RTP/SAVP"),
+        ("dtls", "optional", "UDP/TLS/RTP/SAVP"),  # accepted as the offer keys it
+        ("dtls-preferred", "required", "UDP/TLS/RTP/SAVP"),
+        ("dtls-preferred", "dtls-preferred", "UDP/TLS/RTP/SAVP"),
+        ("required", "dtls-preferred", "RTP/SAVP"),  # SDES offer: SDES answer
+    ],
+)
+async def test_audio_flows_both_ways_under_the_keying_the_offer_chose(
+    caller_mode: str, callee_mode: str, proto: str
+) -> None:
+    async with srtp_agents(caller_mode, callee_mode) as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        agreed = media_of(caller).agreed
+        assert agreed is not None and agreed.proto == proto
+        if agreed.dtls:
+            await _keyed(caller, callee)
+            # RFC 5763 §5: the answerer is active (the DTLS client), the offerer passive
+            assert agreed.setup is Setup.PASSIVE
+            assert media_of(callee).agreed.setup is Setup.ACTIVE  # type: ignore[union-attr]
+            assert _transform(caller).local == _transform(callee).remote
+        await audio_both_ways(caller, callee)
+        for call in (caller, callee):
+            assert media_of(call).statistics().auth_failures == 0
+        await caller.hangup()
+
+
+async def test_the_offer_carries_the_agents_fingerprint_and_actpass() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, _ = await connected(alice, bob)
+        offer = caller.negotiation.local
+        assert offer is not None
+        media = offer.media[0]
+        assert media.proto == "UDP/TLS/RTP/SAVP"
+        assert media.setup is Setup.ACTPASS
+        assert media.fingerprints == [alice.media.certificate.fingerprint()]
+        assert media.tls_id and not media.crypto  # no SDES keys next to DTLS
+        await caller.hangup()
+
+
+async def test_srtcp_keyed_by_the_rtcp_ports_own_handshake_without_rtcp_mux() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        assert not media_of(caller).stream.rtcp_mux
+        assert set(_dtls(caller).sessions) == {False, True}  # RFC 5764 §4.1: one each
+        stream = media_of(callee).stream
+        assert stream.srtcp is not None and stream.srtcp is not stream.srtp
+        reports: asyncio.Queue[object] = asyncio.Queue()
+        media_of(callee).on("rtcp", reports.put_nowait)
+        await asyncio.wait_for(reports.get(), TIMEOUT)
+        assert media_of(callee).statistics().auth_failures == 0
+        await caller.hangup()
+
+
+async def test_srtcp_shares_the_rtp_keys_with_rtcp_mux() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        alice.rtcp_mux = bob.rtcp_mux = True  # RFC 5761: offered and answered
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        stream = media_of(caller).stream
+        assert stream.rtcp_mux
+        assert set(_dtls(caller).sessions) == {False}  # one association, on the RTP port
+        assert stream.srtcp is stream.srtp
+        reports: asyncio.Queue[object] = asyncio.Queue()
+        media_of(callee).on("rtcp", reports.put_nowait)
+        await audio_both_ways(caller, callee)
+        await asyncio.wait_for(reports.get(), TIMEOUT)
+        assert media_of(callee).statistics().auth_failures == 0
+        await caller.hangup()
+
+
+async def test_a_certificate_that_is_not_the_sdp_fingerprint_releases_the_call_with_a_reason() -> (
+    None
+):
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        answered: asyncio.Queue[Call] = asyncio.Queue()
+
+        async def on_call(call: Call) -> None:
+            await call.accept()
+            answered.put_nowait(call)
+
+        bob.on("incoming_call", on_call)
+        # bob's SDP names the agent's certificate; its handshakes present another one
+        impostor = DtlsCertificate.generate()
+        original = DtlsSrtp.__init__
+
+        def presenting_another(self: DtlsSrtp, stream: object, certificate: object) -> None:
+            mine = certificate is bob.media.certificate
+            original(self, stream, impostor if mine else certificate)  # type: ignore[arg-type]
+
+        failures: asyncio.Queue[Exception] = asyncio.Queue()
+        caller = alice.dial(uri_of(bob))
+        caller.on("media_failed", failures.put_nowait)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(DtlsSrtp, "__init__", presenting_another)
+            await asyncio.wait_for(caller.answered(), TIMEOUT)
+            callee = await asyncio.wait_for(answered.get(), TIMEOUT)
+        # the caller finds the mismatch; its alert fails the callee's handshake as well
+        assert isinstance(await asyncio.wait_for(failures.get(), TIMEOUT), FingerprintMismatch)
+        reasons = [await asyncio.wait_for(call.ended(), TIMEOUT) for call in (caller, callee)]
+        assert media_of(caller).stream.srtp is None  # no keys, no audio
+        assert media_of(caller).statistics().packets_received == 0
+        assert _dtls(caller).failures == 2  # the RTP port's association and the RTCP port's
+        assert failures.empty()  # told once
+        # released by a BYE with a Reason (RFC 3326), from whichever end sent it first
+        released = [reason for reason in reasons if reason.by == "provider"]
+        assert released
+        assert all(r.status == 488 and "DTLS-SRTP failed" in r.text for r in released)
+        assert all(isinstance(r.error, DtlsError) for r in released)
+
+
+async def test_dtls_required_callee_refuses_an_sdes_offer_with_488() -> None:
+    async with srtp_agents("required", "dtls") as (alice, bob):
+        errors = refusals(bob)
+        with pytest.raises(RequestFailed) as refused:
+            await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+        assert refused.value.status == 488
+        error = await asyncio.wait_for(errors.get(), TIMEOUT)
+        assert "DTLS-SRTP is required" in str(error)
+
+
+async def test_a_plain_callee_refuses_a_dtls_offer_with_488() -> None:
+    async with srtp_agents("dtls", "off") as (alice, bob):
+        refusals(bob)
+        with pytest.raises(RequestFailed) as refused:
+            await asyncio.wait_for(alice.call(uri_of(bob)), TIMEOUT)
+        assert refused.value.status == 488
+
+
+async def test_a_re_invite_with_the_same_fingerprint_keeps_the_association() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        sessions = dict(_dtls(caller).sessions)
+        before = _transform(caller)
+        await asyncio.wait_for(caller.hold(), TIMEOUT)
+        await asyncio.wait_for(caller.resume(), TIMEOUT)
+        assert _dtls(caller).sessions == sessions  # RFC 5763 §5: the same association
+        assert _transform(caller) is before
+        await audio_both_ways(caller, callee)
+        await caller.hangup()
+
+
+async def test_a_re_invite_with_a_new_fingerprint_restarts_the_association() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        old = _transform(callee).remote
+        # the caller moves to a new certificate: its re-offer says so (RFC 5763 §5)
+        fresh = DtlsCertificate.generate()
+        _dtls(caller).certificate = fresh
+        caller.negotiation.media[0].fingerprints = [fresh.fingerprint()]
+        await asyncio.wait_for(caller.reinvite(), TIMEOUT)
+        await _keyed(caller, callee)
+        assert _transform(callee).remote != old
+        assert _transform(callee).remote == _transform(caller).local
+        await audio_both_ways(caller, callee)
+        await caller.hangup()
+
+
+async def test_bad_dtls_datagrams_and_dtls_from_elsewhere_are_counted_and_dropped() -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        port = media_of(callee).stream.local_port
+        loop = asyncio.get_running_loop()
+        # a datagram of garbage that looks like DTLS from the peer's own port would need
+        # its socket: a stranger's socket sends it instead, and one from the peer is faked
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+        )
+        try:
+            transport.sendto(b"\x16\xfe\xfd" + bytes(20), ("127.0.0.1", port))
+            stream = media_of(callee).stream
+            peer = ("127.0.0.1", media_of(caller).stream.local_port)
+            stream._on_rtp_socket(b"\x16\x01", peer)  # malformed, from the peer
+            stream._on_rtp_socket(b"\x15\xfe\xfd" + bytes(8) + b"\x00\x02\x02\x28", peer)
+            async with asyncio.timeout(TIMEOUT):
+                while not _dtls(callee).foreign:
+                    await asyncio.sleep(0.01)
+        finally:
+            transport.close()
+        counters = _dtls(callee).counters
+        assert counters["foreign"] == 1
+        assert counters["malformed"] == 1
+        assert counters["alerts"] == 1
+        assert not caller.end_reason and not callee.end_reason  # the call goes on
+        await audio_both_ways(caller, callee)
+        await caller.hangup()
+
+
+def test_a_fingerprint_parses_as_rfc_8122_writes_it() -> None:
+    fingerprint = Fingerprint.parse("SHA-256 " + ":".join(["ab"] * 32))
+    assert fingerprint.hash_function == "sha-256"
+    assert str(fingerprint) == "sha-256 " + ":".join(["AB"] * 32)
