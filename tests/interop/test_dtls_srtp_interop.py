@@ -148,4 +148,6 @@ async def test_baresip_refuses_a_toolkit_certificate_that_is_not_its_sdp_fingerp
         reason = await asyncio.wait_for(call.ended(), TIMEOUT)  # baresip hangs up
         stats = media_of(call).statistics()
     assert reason.by == "remote"
-    assert stats.packets_received == 0 and stats.packets_sent == 0  # no audio either way
+    # baresip checks the fingerprint once its handshake is done, and hangs up: nothing
+    # reaches the toolkit (what it may send meanwhile goes under keys baresip dropped)
+    assert stats.packets_received == 0
