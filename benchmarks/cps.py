@@ -10,6 +10,10 @@ request): INVITE with an SDP offer, 100/180 (optional), 200 with the answer, ACK
 - ``sipp``: SIPp's own UAS (``sipp -sn uas``), the reference ceiling;
 - ``aiosipua``: aiosipua's ``SipUAS`` (PyPI aiosipua 0.7.1, ``benchmarks/uas_aiosipua.py``).
 
+The two Python UASs run on asyncio's own loop; ``--loop uvloop`` runs both on uvloop
+(``voip+uvloop``, ``aiosipua+uvloop``: the ``uvloop`` extra), ``--loop both`` each on
+both, and the ratios printed compare UASs on the same loop only.
+
 Both Python UASs set up the garbage collector as a long-running server would, alike
 (``uas_common.settle_collector``; ``UAS_DEFAULT_GC=1`` keeps CPython's settings).
 
@@ -31,6 +35,7 @@ time over the trial at its figure, in % of one core.
     python benchmarks/cps.py              # 3 repeats, 5 s trials, 10 % precision
     python benchmarks/cps.py --quick      # 1 repeat, 2 s trials, 20 % precision
     python benchmarks/cps.py --only voip  # one UAS
+    python benchmarks/cps.py --loop both  # the Python UASs on asyncio and on uvloop
     python benchmarks/cps.py --json       # machine-readable results on stdout
 
 aiosipua comes from the project's ``bench`` extra: ``pip install -e '.[bench]'``.
@@ -72,17 +77,48 @@ from support.peers.sipp import sipp_command  # noqa: E402
 
 SCENARIO = HERE / "data" / "uac_cps.xml"
 RUNNERS = ("voip", "sipp", "aiosipua")
+#: the UASs written in Python, which run on the loop asked for ("voip+uvloop": on uvloop)
+PYTHON_RUNNERS = ("voip", "aiosipua")
+LOOP_CHOICES = ("asyncio", "uvloop", "both")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- one UAS process ---------------------------------------------------------------------
 
 
+def runners_on_loops(names: Sequence[str], loop: str) -> list[str]:
+    """The UASs to run: each Python one on asyncio, on uvloop (``NAME+uvloop``) or both,
+    as ``loop`` says, unless its name says which."""
+    suffixes = {"asyncio": ("",), "uvloop": ("+uvloop",), "both": ("", "+uvloop")}[loop]
+    chosen: list[str] = []
+    for name in names:
+        base, plus, named_loop = name.partition("+")
+        if base not in RUNNERS or (plus and (base not in PYTHON_RUNNERS or named_loop != "uvloop")):
+            raise ValueError(f"unknown UAS {name!r}; known: {', '.join(RUNNERS)} (+uvloop)")
+        variants = [name] if plus or base not in PYTHON_RUNNERS else [base + s for s in suffixes]
+        chosen.extend(v for v in variants if v not in chosen)
+    return chosen
+
+
+def same_loop_ratios(medians: Mapping[str, float]) -> dict[str, float]:
+    """voip / aiosipua, voip / sipp and aiosipua / sipp, each Python UAS against the other
+    on the same loop only (SIPp has none)."""
+    ratios: dict[str, float] = {}
+    for suffix in ("", "+uvloop"):
+        for a, b in (("voip", "aiosipua"), ("voip", "sipp"), ("aiosipua", "sipp")):
+            a, b = a + suffix, (b + suffix if b in PYTHON_RUNNERS else b)
+            if a in medians and b in medians and medians[b]:
+                ratios[f"{a}/{b}"] = medians[a] / medians[b]
+    return ratios
+
+
 def _uas_argv(runner: str, port: int, media_port: int, extra: Sequence[str] = ()) -> list[str]:
+    runner, _, loop = runner.partition("+")
+    on_loop = ["--loop", loop] if loop else []
     if runner == "voip":
-        return [sys.executable, str(HERE / "uas_voip.py"), str(port), *extra]
+        return [sys.executable, str(HERE / "uas_voip.py"), str(port), *extra, *on_loop]
     if runner == "aiosipua":
-        return [sys.executable, str(HERE / "uas_aiosipua.py"), str(port)]
+        return [sys.executable, str(HERE / "uas_aiosipua.py"), str(port), *on_loop]
     if runner == "sipp":
         argv = ["sipp", "-sn", "uas", "-i", LOOPBACK, "-p", str(port)]
         argv += ["-mi", LOOPBACK, "-mp", str(media_port), "-cp", str(free_port("udp"))]
@@ -346,15 +382,21 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=250, help="first rate tried (250)")
     parser.add_argument("--max-rate", type=int, default=12000, help="highest rate tried")
     parser.add_argument("--only", default=",".join(RUNNERS), help="UASs, comma-separated")
+    parser.add_argument(
+        "--loop", choices=LOOP_CHOICES, default="asyncio", help="of the Python UASs (asyncio)"
+    )
     parser.add_argument("--log-dir", type=Path, help="keep the logs here")
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every trial")
     args = parser.parse_args()
-    runners = [r.strip() for r in args.only.split(",") if r.strip()]
-    for runner in runners:
-        if runner not in RUNNERS:
-            parser.error(f"unknown UAS {runner!r}; known: {', '.join(RUNNERS)}")
-    if "aiosipua" in runners and _version("aiosipua") == "not installed":
+    try:
+        named = [r.strip() for r in args.only.split(",") if r.strip()]
+        runners = runners_on_loops(named, args.loop)
+    except ValueError as error:
+        parser.error(str(error))
+    if any("+uvloop" in r for r in runners) and _version("uvloop") == "not installed":
+        parser.error("uvloop is not installed: pip install -e '.[uvloop]'")
+    if any(r.startswith("aiosipua") for r in runners) and _version("aiosipua") == "not installed":
         parser.error("aiosipua is not installed: pip install -e '.[bench]'")
     if shutil.which("sipp") is None:
         parser.error("sipp is not installed: run scripts/setup")
@@ -375,7 +417,7 @@ def main() -> int:
         if args.verbose or args.json:
             verdict = "pass" if trial.passed else "FAIL"
             print(
-                f"  {trial.runner:9} {trial.rate:6}/s {verdict}  ok {trial.successful}/"
+                f"  {trial.runner:15} {trial.rate:6}/s {verdict}  ok {trial.successful}/"
                 f"{trial.calls} failed {trial.failed} retrans {trial.retransmissions} "
                 f"achieved {trial.achieved:.0f}/s uas cpu {trial.uas_cpu:.0f}% {trial.note}",
                 file=out,
@@ -387,6 +429,7 @@ def main() -> int:
         f"{options.duration:g} s trials, {options.repeats} repeat(s), "
         f"precision {options.precision:.0%}; {platform.python_implementation()} "
         f"{platform.python_version()}, aiosipua {_version('aiosipua')}, "
+        f"uvloop {_version('uvloop')}, "
         f"{os.cpu_count()} CPUs; logs in {log_dir}",
         file=out,
         flush=True,
@@ -405,24 +448,22 @@ def main() -> int:
             best = found.best
             cpu = f", UAS CPU {best.uas_cpu:.0f}%" if best else ""
             print(
-                f"repeat {repeat + 1}: {runner:9} {found.figure:6} calls/s"
+                f"repeat {repeat + 1}: {runner:15} {found.figure:6} calls/s"
                 f"{' (cap)' if found.capped else ''} ({len(found.trials)} trials{cpu})",
                 file=out,
                 flush=True,
             )
     medians = {r: statistics.median(s.figure for s in results[r]) for r in runners}
     print(file=out)
-    print(f"{'UAS':10} {'calls/s':>8}  {'runs':24} {'UAS CPU':>8}", file=out)
+    print(f"{'UAS':16} {'calls/s':>8}  {'runs':24} {'UAS CPU':>8}", file=out)
     for runner in runners:
         figures = ", ".join(str(s.figure) for s in results[runner])
         cpus = [s.best.uas_cpu for s in results[runner] if s.best]
         cpu = f"{statistics.median(cpus):.0f}%" if cpus else "-"
-        print(f"{runner:10} {medians[runner]:8.0f}  {figures:24} {cpu:>8}", file=out)
-    ratios: dict[str, float] = {}
-    for a, b in (("voip", "aiosipua"), ("voip", "sipp"), ("aiosipua", "sipp")):
-        if a in medians and b in medians and medians[b]:
-            ratios[f"{a}/{b}"] = medians[a] / medians[b]
-            print(f"{a} / {b}: {ratios[f'{a}/{b}']:.2f}", file=out)
+        print(f"{runner:16} {medians[runner]:8.0f}  {figures:24} {cpu:>8}", file=out)
+    ratios = same_loop_ratios(medians)
+    for pair, ratio in ratios.items():
+        print(f"{pair.replace('/', ' / ')}: {ratio:.2f}", file=out)
     print(f"({time.monotonic() - began:.0f} s)", file=out)
     if args.json:
         json.dump(

@@ -11,6 +11,7 @@ interleaved per repeat and their medians compared in the same run.
     python benchmarks/percall.py                       # voip and aiosipua, 3 repeats
     python benchmarks/percall.py --only voip --repeats 5
     python benchmarks/percall.py --only voip --py-spy /tmp/uas.svg   # profile the UAS
+    python benchmarks/percall.py --loop both    # each Python UAS on asyncio and on uvloop
 
 ``--py-spy FILE`` records the UAS of the first run with py-spy (a flame graph, or
 ``--py-spy-format raw`` for collapsed stacks); ``--cprofile FILE`` runs the first voip UAS
@@ -30,7 +31,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cps import RUNNERS, SCENARIO, _cpu_seconds, start_uas  # noqa: E402
+from cps import (  # noqa: E402
+    LOOP_CHOICES,
+    SCENARIO,
+    _cpu_seconds,
+    runners_on_loops,
+    start_uas,
+)
 from support.peers._process import LOOPBACK, start_peer  # noqa: E402
 from support.peers.sipp import sipp_command  # noqa: E402
 
@@ -47,7 +54,8 @@ def run(
     cprofile: Path | None = None,
 ) -> tuple[float, int, int]:
     """µs of UAS CPU per successful call, successful and failed calls."""
-    extra = ["--profile", str(cprofile)] if cprofile is not None and runner == "voip" else []
+    voip = runner.startswith("voip")
+    extra = ["--profile", str(cprofile)] if cprofile is not None and voip else []
     uas, port = start_uas(runner, log_dir, extra)
     spy = None
     if profile is not None:
@@ -97,14 +105,19 @@ def main() -> int:
     parser.add_argument("--hold-ms", type=int, default=100, help="pause before BYE (100)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="voip,aiosipua", help="UASs, comma-separated")
+    parser.add_argument(
+        "--loop", choices=LOOP_CHOICES, default="asyncio", help="of the Python UASs (asyncio)"
+    )
     parser.add_argument("--py-spy", type=Path, help="profile the first run's UAS to FILE")
     parser.add_argument("--py-spy-format", default="flamegraph", help="flamegraph, raw, ...")
     parser.add_argument("--cprofile", type=Path, help="cProfile the first voip run to FILE")
     args = parser.parse_args()
-    runners = [r.strip() for r in args.only.split(",") if r.strip()]
-    for runner in runners:
-        if runner not in RUNNERS:
-            parser.error(f"unknown UAS {runner!r}; known: {', '.join(RUNNERS)}")
+    try:
+        runners = runners_on_loops(
+            [r.strip() for r in args.only.split(",") if r.strip()], args.loop
+        )
+    except ValueError as error:
+        parser.error(str(error))
     log_dir = Path(tempfile.mkdtemp(prefix="voip-percall-"))
     print(
         f"percall: {args.calls} calls at {args.rate}/s, hold {args.hold_ms} ms, "
@@ -127,15 +140,17 @@ def main() -> int:
             )
             figures[runner].append(us)
             print(
-                f"repeat {repeat + 1}: {runner:9} {us:7.0f} µs/call ({ok} ok, {failed} failed)",
+                f"repeat {repeat + 1}: {runner:15} {us:7.0f} µs/call ({ok} ok, {failed} failed)",
                 flush=True,
             )
     medians = {runner: statistics.median(values) for runner, values in figures.items()}
     for runner, median in medians.items():
-        print(f"{runner:9} median {median:7.0f} µs/call")
-    if "voip" in medians and "aiosipua" in medians:
-        ratio = medians["aiosipua"] / medians["voip"]
-        print(f"aiosipua / voip CPU per call: {ratio:.2f} (≥ 2 for issue 3)")
+        print(f"{runner:15} median {median:7.0f} µs/call")
+    for suffix in ("", "+uvloop"):  # each UAS against the other on the same loop only
+        voip, aiosipua = "voip" + suffix, "aiosipua" + suffix
+        if voip in medians and aiosipua in medians:
+            ratio = medians[aiosipua] / medians[voip]
+            print(f"{aiosipua} / {voip} CPU per call: {ratio:.2f} (≥ 2 for issue 3)")
     return 0
 
 

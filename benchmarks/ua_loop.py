@@ -10,6 +10,7 @@ the implementation of the SIP syntax core (mypyc or pure Python).
 
     python benchmarks/ua_loop.py                    # 3 runs of 3000 calls
     python benchmarks/ua_loop.py --profile FILE     # cProfile (CPU time) of one run
+    python benchmarks/ua_loop.py --loop uvloop      # on uvloop (the ``uvloop`` extra)
 
 Every call must end with the BYE's 200 and the agent must hold nothing afterwards
 (calls, transactions waiting aside, RTP ports); the run fails otherwise.
@@ -28,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from voip.call import Call
+from voip.eventloop import LOOPS
+from voip.eventloop import run as run_on
 from voip.sip import IMPLEMENTATION
 from voip.useragent import UserAgent
 
@@ -183,6 +186,7 @@ def main() -> int:
     parser.add_argument("--hold-ms", type=int, default=100, help="pause before BYE (100)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="cProfile one run (CPU time) to FILE")
+    parser.add_argument("--loop", choices=LOOPS[1:], default="asyncio", help="(asyncio)")
     args = parser.parse_args()
     hold = args.hold_ms / 1000
     if args.profile is not None:
@@ -190,17 +194,18 @@ def main() -> int:
 
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
-        us = asyncio.run(run(args.calls, args.concurrency, hold))
+        us = run_on(run(args.calls, args.concurrency, hold), loop=args.loop)
         profiler.disable()
         profiler.dump_stats(args.profile)
         print(f"{us:.0f} µs/call under cProfile; statistics in {args.profile}")
         return 0
     figures = []
     for _ in range(args.runs):
-        figures.append(asyncio.run(run(args.calls, args.concurrency, hold)))
+        figures.append(run_on(run(args.calls, args.concurrency, hold), loop=args.loop))
         print(f"{figures[-1]:7.0f} µs/call", flush=True)
     print(
-        f"median {statistics.median(figures):.0f} µs CPU per call ({IMPLEMENTATION} syntax core, "
+        f"median {statistics.median(figures):.0f} µs CPU per call ({args.loop}, "
+        f"{IMPLEMENTATION} syntax core, "
         f"{args.calls} calls, {args.concurrency} in flight, hold {args.hold_ms} ms)"
     )
     return 0

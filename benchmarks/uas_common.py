@@ -1,11 +1,15 @@
-"""What the benchmark UAS scripts share: announce the address, run until told to stop."""
+"""What the benchmark UAS scripts share: announce the address, run until told to stop, on
+the event loop asked for (``--loop asyncio`` or ``--loop uvloop``)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import os
 import signal
+
+from voip.eventloop import LOOPS
 
 #: young objects made between two collections of the youngest generation (CPython: 700)
 YOUNG_THRESHOLD = 10_000
@@ -35,3 +39,8 @@ async def serve_until_stopped(host: str, port: int) -> None:
     settle_collector()
     print(f"ready {host} {port}", flush=True)
     await stop.wait()
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """``--loop``: the loop a UAS runs on (voip.eventloop.run), either UAS alike."""
+    parser.add_argument("--loop", choices=LOOPS[1:], default="asyncio", help="(asyncio)")

@@ -2,7 +2,7 @@
 "incoming_call" handler (Call.accept_now: 200 with the SDP answer), nothing else; the
 peer's ACK and BYE are handled by the agent itself.
 
-    python benchmarks/uas_voip.py PORT [--profile FILE]
+    python benchmarks/uas_voip.py PORT [--profile FILE] [--loop uvloop]
 
 Prints ``ready HOST PORT`` once listening on 127.0.0.1:PORT (0: a free port) and runs
 until SIGTERM or SIGINT. ``--profile`` writes cProfile statistics of the run to FILE.
@@ -11,7 +11,6 @@ until SIGTERM or SIGINT. ``--profile`` writes cProfile statistics of the run to 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import sys
 import time
@@ -19,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from uas_common import serve_until_stopped
+from uas_common import add_loop_option, serve_until_stopped
 
 from voip.call import Call
+from voip.eventloop import run
 from voip.useragent import UserAgent
 
 
@@ -67,16 +67,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("port", type=int)
     parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    add_loop_option(parser)
     args = parser.parse_args()
     if args.profile is None:
-        asyncio.run(serve(args.port))
+        run(serve(args.port), loop=args.loop)
         return
     import cProfile
 
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
-        asyncio.run(serve(args.port))
+        run(serve(args.port), loop=args.loop)
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)

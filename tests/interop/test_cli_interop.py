@@ -490,18 +490,27 @@ def bot_log(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-async def test_serve_runs_the_bot_for_each_sipp_call_concurrently(
-    sipp: Sipp, home: Path, tmp_path: Path
-) -> None:
+async def serve_echo_bot(
+    home: Path, log: Path, calls: int, *options: str
+) -> tuple[asyncio.Task[Run], int]:
+    """``voip serve`` running the echo bot for ``calls`` calls as carol, once it listens:
+    (the process, its UDP port)."""
     port = free_port("udp")
-    log = tmp_path / "bot.jsonl"
     env = clean_environment(home, VOIP_TEST_BOT_LOG=str(log))
     server = start_voip(
-        "serve", "--bot", f"{BOTS}:echo", "--listen", f"127.0.0.1:{port}", "--calls", "2",
-        "--user", "carol", env=env,
+        "serve", "--bot", f"{BOTS}:echo", "--listen", f"127.0.0.1:{port}",
+        "--calls", str(calls), "--user", "carol", *options, env=env,
     )  # fmt: skip
     await until_listening(server, port)
     assert not server.done(), server.result()
+    return server, port
+
+
+async def test_serve_runs_the_bot_for_each_sipp_call_concurrently(
+    sipp: Sipp, home: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "bot.jsonl"
+    server, port = await serve_echo_bot(home, log, 2)
     # two calls at once: each holds 2 s with RTP (SIPp plays its PCMA pcap)
     result = await sipp.run(
         "uac_call_audio", ("127.0.0.1", port), service="carol", calls=2, rate=10
@@ -516,6 +525,20 @@ async def test_serve_runs_the_bot_for_each_sipp_call_concurrently(
     assert max(float(str(s["time"])) for s in starts) < min(float(str(e["time"])) for e in ends)
     assert all(int(str(e["frames"])) > 50 for e in ends)  # SIPp's audio reached each bot
     assert run.stdout.count("Call quality: ") == 2
+
+
+async def test_serve_on_uvloop_runs_the_bot_for_a_sipp_call_with_its_audio(
+    sipp: Sipp, home: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "bot.jsonl"
+    server, port = await serve_echo_bot(home, log, 1, "--loop", "uvloop")
+    result = await sipp.run("uac_call_audio", ("127.0.0.1", port), service="carol", calls=1)
+    assert result.ok, result.report()
+    run = await asyncio.wait_for(server, TIMEOUT)
+    assert run.returncode == ExitCode.OK, run
+    ends = [e for e in bot_log(log) if e["event"] == "end"]
+    assert len(ends) == 1 and int(str(ends[0]["frames"])) > 50, (ends, run)
+    assert run.stdout.count("Call quality: ") == 1
 
 
 async def test_serve_registered_at_kamailio_answers_baresip_and_runs_the_bot(
