@@ -13,17 +13,24 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from support.peers import Baresip
-from support.quality import speech_both_ways
+from support.peers import Baresip, Kamailio, Linphone
+from support.quality import (
+    LINPHONE_SECONDS,
+    assert_speech_both_ways,
+    speech_both_ways,
+    talk_with_linphone,
+)
 from support.ua import answer_calls, media_of
 
 from sdp import NegotiatedMedia, Setup
 from voip.call import Call
-from voip.rtp import CallMedia
+from voip.rtp import CallMedia, read_wav
 from voip.rtp.dtls import DtlsCertificate, FingerprintMismatch
 from voip.rtp.dtls_srtp import DtlsSrtp
+from voip.rtp.srtp import SrtpMode
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
@@ -151,3 +158,72 @@ async def test_baresip_refuses_a_toolkit_certificate_that_is_not_its_sdp_fingerp
     # baresip checks the fingerprint once its handshake is done, and hangs up: nothing
     # reaches the toolkit (what it may send meanwhile goes under keys baresip dropped)
     assert stats.packets_received == 0
+
+
+async def _speech_with_linphone(
+    call: Call, dave: Linphone, speech_wav: Path, tmp_path: Path
+) -> None:
+    """Speech both ways (linphone records into tmp_path/linphone.wav), the toolkit hangs
+    up; both recordings scored as over plain RTP (test_linphone_interop.py)."""
+    toolkit_heard = tmp_path / "toolkit.wav"
+    speech = read_wav(speech_wav)[: int(2 * 8000 * LINPHONE_SECONDS)]
+    await talk_with_linphone(call, speech, toolkit_heard)
+    stats = media_of(call).statistics()
+    await asyncio.wait_for(call.hangup(), TIMEOUT)
+    await dave.wait_closed()
+    assert stats.malformed == 0 and stats.packets_received >= LINPHONE_SECONDS * 50 * 0.9
+    assert_speech_both_ways(speech_wav, toolkit_heard, tmp_path / "linphone.wav")
+
+
+@pytest.fixture
+def dave(
+    kamailio: Kamailio, linphone_factory: Callable[..., Linphone], speech_wav: Path
+) -> Linphone:
+    """linphonec at Kamailio as dave with ``media_encryption=dtls``, mandatory (liblinphone
+    offers and answers ``UDP/TLS/RTP/SAVP`` only), sending the speech file."""
+    phone = linphone_factory(
+        "dave",
+        registrar=kamailio,
+        sip_options={"media_encryption": "dtls", "media_encryption_mandatory": "1"},
+    )
+    phone.play(speech_wav)
+    return phone
+
+
+async def test_toolkit_calls_linphone_over_dtls_srtp_through_kamailio_and_speech_goes_both_ways(
+    kamailio: Kamailio,
+    agent: Callable[..., Any],
+    dave: Linphone,
+    speech_wav: Path,
+    tmp_path: Path,
+) -> None:
+    dave.record(tmp_path / "linphone.wav")
+    async with agent("alice") as ua:
+        ua.srtp = SrtpMode.DTLS
+        call: Call = await asyncio.wait_for(ua.call(kamailio.aor("dave")), TIMEOUT)
+        await dave.wait_established()
+        assert call.agreed[0].proto == "UDP/TLS/RTP/SAVP"
+        assert call.agreed[0].setup is Setup.PASSIVE  # linphone answers active
+        await _until_keyed(call)
+        _keyed_by_dtls(call, components=2)
+        await _speech_with_linphone(call, dave, speech_wav, tmp_path)
+
+
+async def test_linphone_calls_the_toolkit_over_dtls_srtp_through_kamailio_and_speech_goes_both_ways(
+    kamailio: Kamailio,
+    agent: Callable[..., Any],
+    dave: Linphone,
+    speech_wav: Path,
+    tmp_path: Path,
+) -> None:
+    async with agent("carol") as ua:
+        ua.srtp = SrtpMode.DTLS
+        calls = answer_calls(ua)
+        await asyncio.wait_for(ua.register(kamailio.uri(), expires=300), TIMEOUT)
+        dave.record(tmp_path / "linphone.wav")
+        dave.call(kamailio.aor("carol"))
+        call: Call = await asyncio.wait_for(calls.get(), TIMEOUT)
+        await dave.wait_established()
+        assert call.agreed[0].dtls and call.agreed[0].setup is Setup.ACTIVE
+        await _until_keyed(call)
+        await _speech_with_linphone(call, dave, speech_wav, tmp_path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from support.peers import Kamailio, Linphone
-from support.quality import PLAYOUT_DRIFT, play_speech, read_recording, score, until_recorded
+from support.quality import LINPHONE_SECONDS, assert_speech_both_ways, talk_with_linphone
 from support.ua import answer_calls, media_of
 
 from sdp import Direction
@@ -26,51 +26,7 @@ from voip.call import Call, CallState
 from voip.rtp import read_wav
 
 TIMEOUT = 15.0
-SECONDS = 6.0
-# what the toolkit hears of linphone: measured 4.08 to 4.17 (PCMA, loopback)
-PESQ_TARGET = 4.0
-# what linphone records of the toolkit goes through linphone's adaptive playout: 4.07 to
-# 4.22 on a quiet machine, 3.55 and 3.28 on busy ones when the playout delay moved
-# mid-call (each second's own alignment still correlated 0.9999,
-# Score.windowed_correlation); linphone records nothing before its playout
-LINPHONE_PESQ_FLOOR = 3.0
-# the toolkit scores what it decoded, on linphone's timeline (``timeline="sender"``); what
-# it played out must carry the same speech, its delay free to move by PLAYOUT_DRIFT
-
-
-async def _talk(call: Call, speech: bytes, recording: Path) -> None:
-    """Speech into ``call`` while recording what comes back, until SECONDS of it: as
-    decoded, on linphone's timeline (``recording``), and as played out (:func:`_played`)."""
-    media = media_of(call)
-    played = media.record(_played(recording))
-    recorder = media.record(recording, timeline="sender")
-    await play_speech(media, speech)
-    await asyncio.wait_for(until_recorded(recorder, SECONDS * 8000), TIMEOUT)
-    recorder.close()
-    played.close()
-
-
-def _played(recording: Path) -> Path:
-    return recording.with_suffix(".played.wav")
-
-
-def assert_speech_both_ways(speech_wav: Path, toolkit_heard: Path, linphone_heard: Path) -> None:
-    """What the toolkit heard is linphone's file, what linphone heard is the toolkit's
-    speech: SECONDS of each, aligned and scored."""
-    speech = read_wav(speech_wav)[: int(2 * 8000 * SECONDS)]
-    source = read_wav(speech_wav)[: int(2 * 8000 * (SECONDS + 20))]
-    heard = score(source, read_recording(toolkit_heard))
-    played = score(source, read_recording(_played(toolkit_heard)), drift=PLAYOUT_DRIFT)
-    sent = score(speech, read_wav(linphone_heard))  # linphone records at 48 kHz
-    print(f"linphone -> toolkit {heard} (played out {played}), toolkit -> linphone {sent}")
-    assert heard.seconds >= SECONDS - 0.5 and sent.seconds >= SECONDS - 0.5
-    assert heard.correlation > 0.9 and heard.windowed_correlation > 0.95, heard
-    assert played.windowed_correlation > 0.95, played
-    # the overall correlation of linphone's recording falls (0.85) when its playout delay
-    # moves; each second's own alignment shows the speech intact
-    assert sent.windowed_correlation > 0.95, sent
-    assert heard.pesq >= PESQ_TARGET, heard
-    assert sent.pesq >= LINPHONE_PESQ_FLOOR, sent
+SECONDS = LINPHONE_SECONDS
 
 
 @pytest.fixture
@@ -113,7 +69,9 @@ async def test_linphone_calls_the_toolkit_through_kamailio_and_speech_goes_both_
         await dave.wait_established()
         assert call.invite is not None and "dave" in str(call.invite.from_.uri)
         assert len(call.invite.via) == 2  # through Kamailio
-        await _talk(call, read_wav(speech_wav)[: int(2 * 8000 * SECONDS)], toolkit_heard)
+        await talk_with_linphone(
+            call, read_wav(speech_wav)[: int(2 * 8000 * SECONDS)], toolkit_heard
+        )
         stats = media_of(call).statistics()
         await asyncio.wait_for(call.hangup(), TIMEOUT)  # BYE from the toolkit
         await dave.wait_closed()
@@ -137,7 +95,9 @@ async def test_the_toolkit_calls_linphone_through_kamailio_and_speech_goes_both_
     dave.record(linphone_heard)
     async with call_to(dave, kamailio, agent) as call:
         assert call.agreed[0].codecs[0].name in ("PCMA", "PCMU")
-        await _talk(call, read_wav(speech_wav)[: int(2 * 8000 * SECONDS)], toolkit_heard)
+        await talk_with_linphone(
+            call, read_wav(speech_wav)[: int(2 * 8000 * SECONDS)], toolkit_heard
+        )
         dave.terminate()  # BYE from linphone
         reason = await asyncio.wait_for(call.ended(), TIMEOUT)
         assert reason.by == "remote"

@@ -400,7 +400,8 @@ class DtlsSession:
 
 
 def _describe(error: SSL.Error) -> str:
-    reasons = [str(part[2]) for part in error.args[0] if len(part) > 2] if error.args else []
-    if reasons and isinstance(error.args[0], list):
-        return "; ".join(reasons)
+    """OpenSSL's reasons (pyOpenSSL gives a list of (library, function, reason))."""
+    queue = error.args[0] if error.args else None
+    if isinstance(queue, list) and queue:
+        return "; ".join(str(entry[-1]) for entry in queue)
     return str(error) or type(error).__name__
