@@ -10,6 +10,8 @@ import copy
 import json
 import pickle
 
+import pytest
+
 from voip.sip import (
     CSeq,
     NameAddress,
@@ -19,6 +21,7 @@ from voip.sip import (
     StreamParser,
     UaPolicy,
     Via,
+    check_message,
     make_response,
     parse_message,
 )
@@ -82,6 +85,21 @@ def test_a_policy_copies_and_pickles_to_an_equal_policy() -> None:
     policy = UaPolicy(extensions=frozenset({"100rel"}), forwards=True)
     assert copy.copy(policy) == policy
     assert pickle.loads(pickle.dumps(policy)) == policy
+
+
+def test_a_policy_given_plain_sets_keeps_them_as_frozensets_and_applies_them() -> None:
+    # {"100rel"} is a set: the compiled constructor checked for frozenset and refused it.
+    policy = UaPolicy(extensions={"100rel"}, schemes={"sip"})
+    assert policy.extensions == frozenset({"100rel"}) and type(policy.extensions) is frozenset
+    assert hash(policy) == hash(UaPolicy(extensions=frozenset({"100rel"}), schemes={"sip"}))
+    assert pickle.loads(pickle.dumps(policy)) == policy
+    required = parse_message(INVITE.replace(b"Max-Forwards", b"Require: foo\r\nMax-Forwards"))
+    with pytest.raises(SipError) as error:
+        check_message(required, policy)  # RFC 3261 §8.2.2.3: an unknown Require is a 420
+    assert error.value.status == 420
+    check_message(
+        parse_message(INVITE.replace(b"Max-Forwards", b"Require: 100rel\r\nMax-Forwards")), policy
+    )
 
 
 def test_a_message_reads_from_a_buffer_a_socket_filled_as_from_bytes() -> None:

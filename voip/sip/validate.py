@@ -7,6 +7,7 @@ header field the UA relies on, so that later typed access cannot fail.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from mypy_extensions import mypyc_attr
@@ -47,15 +48,26 @@ SINGLE_HEADERS = (
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 @dataclass(frozen=True, slots=True)
 class UaPolicy:
-    """What this UA understands: URI schemes, option tags and session body types."""
+    """What this UA understands: URI schemes, option tags and session body types.
 
-    schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
-    extensions: frozenset[str] = frozenset({"100rel", "timer", "replaces", "norefersub"})
-    session_types: frozenset[str] = frozenset({"application/sdp", "multipart/mixed"})
-    known_methods: frozenset[str] = field(default=KNOWN_METHODS)
+    The sets may be given as any set (``{"100rel"}``, a frozenset); they are kept as
+    frozensets. (Compiled, the constructor checks the declared type of its arguments, so
+    they are declared as sets of any kind.)"""
+
+    schemes: AbstractSet[str] = frozenset({"sip", "sips", "tel"})
+    extensions: AbstractSet[str] = frozenset({"100rel", "timer", "replaces", "norefersub"})
+    session_types: AbstractSet[str] = frozenset({"application/sdp", "multipart/mixed"})
+    known_methods: AbstractSet[str] = field(default=KNOWN_METHODS)
     # True for an element that forwards requests (a B2BUA leg, a proxy): Max-Forwards
     # 0 is then a 483 (§16.3 step 3); a UA processes such a request normally.
     forwards: bool = False
+
+    def __post_init__(self) -> None:
+        # frozen (and hashable): the sets are made frozensets
+        for name in ("schemes", "extensions", "session_types", "known_methods"):
+            value = getattr(self, name)
+            if not isinstance(value, frozenset):
+                object.__setattr__(self, name, frozenset(value))
 
     def __reduce__(self) -> tuple[type[UaPolicy], tuple[object, ...]]:
         # Compiled by mypyc, a frozen class cannot be rebuilt field by field: copy and
