@@ -110,7 +110,8 @@ class Call:
     before the answer),
     ``"redirected"`` (the 3xx or failure and the next target the INVITE goes to, RFC
     3261 §8.1.3.4), ``"prack"`` (request: the caller acknowledged a reliable 1xx, RFC
-    3262), ``"ended"`` (:class:`EndReason`)."""
+    3262), ``"media_failed"`` (the :class:`~voip.rtp.dtls.DtlsError` of a DTLS-SRTP
+    handshake that failed: the call is then released), ``"ended"`` (:class:`EndReason`)."""
 
     def __init__(self, ua: UserAgent, *, outgoing: bool, negotiation: Negotiation) -> None:
         self._events: AsyncIOEventEmitter | None = None  # made when a handler is added
@@ -297,7 +298,8 @@ class Call:
         "Supported: 100rel" (the default) or "Require: 100rel", so that the callee's
         provisional responses come reliably and are acknowledged with PRACK (RFC 3262
         §4), or neither. ``srtp`` overrides the agent's SRTP policy for this call
-        (:class:`~voip.rtp.srtp.SrtpMode`: ``"off"``, ``"optional"``, ``"required"``).
+        (:class:`~voip.rtp.srtp.SrtpMode`: ``"off"``, ``"optional"``, ``"required"``,
+        ``"dtls"``, ``"dtls-preferred"``).
 
         ``follow_redirects``: a 300, 301 or 302 sends the INVITE on to its Contacts (RFC
         3261 §8.1.3.4: highest ``q`` first, the same Call-ID, From and To, CSeq one

@@ -203,10 +203,12 @@ class UserAgent(AsyncIOEventEmitter):
         ``rtp_ports``: the range (low, high) or :class:`PortAllocator` the calls' RTP and
         RTCP ports come from (even RTP ports; 40000 to 59999 by default).
 
-        ``srtp``: the SRTP policy of calls (:class:`~voip.rtp.srtp.SrtpMode`, SDES
-        keying, RFC 4568): ``"off"`` (plain RTP), ``"optional"`` (SRTP when the peer
-        agrees) or ``"required"`` (plain offers refused with 488, plain answers end the
-        call); ``dial(srtp=...)`` overrides it per call.
+        ``srtp``: the SRTP policy of calls (:class:`~voip.rtp.srtp.SrtpMode`): ``"off"``
+        (plain RTP), ``"optional"`` (SDES keying, RFC 4568, when the peer agrees),
+        ``"required"`` (plain offers refused with 488, plain answers end the call),
+        ``"dtls"`` (DTLS-SRTP only, RFC 5763) or ``"dtls-preferred"`` (offers DTLS-SRTP,
+        answers SDES or DTLS-SRTP offers alike); every mode but off answers a DTLS-SRTP
+        offer with DTLS-SRTP. ``dial(srtp=...)`` overrides it per call.
 
         ``max_redirects``: how many 3xx responses in a row a call follows (RFC 3261
         §8.1.3.4, :mod:`voip.sip.redirect`): the INVITE goes again to the Contacts of a

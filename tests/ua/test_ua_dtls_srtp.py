@@ -260,6 +260,31 @@ async def test_bad_dtls_datagrams_and_dtls_from_elsewhere_are_counted_and_droppe
         await caller.hangup()
 
 
+async def test_a_lost_client_hello_is_sent_again_on_the_loops_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    received = DtlsSrtp._on_datagram
+    lost: list[bytes] = []
+
+    def losing_the_first(
+        self: DtlsSrtp, data: bytes, address: tuple[object, ...], rtcp: bool
+    ) -> None:
+        if not lost and not rtcp:
+            lost.append(data)  # the first DTLS datagram to reach the RTP port of the caller
+            return
+        received(self, data, address, rtcp)
+
+    monkeypatch.setattr(DtlsSrtp, "_on_datagram", losing_the_first)
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        caller, callee = await connected(alice, bob)
+        await _keyed(caller, callee)
+        assert lost and lost[0][0] == 22  # a handshake record: the callee's ClientHello
+        # RFC 6347 §4.2.4: the callee (the client) sent its flight again after its timer
+        assert _dtls(callee).counters["retransmissions"] >= 1
+        await audio_both_ways(caller, callee)
+        await caller.hangup()
+
+
 def test_a_fingerprint_parses_as_rfc_8122_writes_it() -> None:
     fingerprint = Fingerprint.parse("SHA-256 " + ":".join(["ab"] * 32))
     assert fingerprint.hash_function == "sha-256"

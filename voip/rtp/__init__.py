@@ -9,6 +9,8 @@ from voip.rtp._implementation import CORE  # isort: skip
 from voip.rtp.audio import Resampler, WavRecorder, read_wav, silence, tone
 from voip.rtp.clock import MediaClock
 from voip.rtp.codecs import AudioCodec, ComfortNoise, Pcma, Pcmu, UnsupportedCodec, codec_for
+from voip.rtp.dtls import DtlsCertificate, DtlsError, FingerprintMismatch
+from voip.rtp.dtls_srtp import DtlsSrtp
 from voip.rtp.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, TelephoneEvent
 from voip.rtp.emodel import EModel, mos_from_r
 from voip.rtp.engine import CallMedia, MediaEngine
@@ -29,10 +31,14 @@ __all__ = [
     "CallMedia",
     "ComfortNoise",
     "DirectionQuality",
+    "DtlsCertificate",
+    "DtlsError",
+    "DtlsSrtp",
     "DtmfDigit",
     "DtmfReceiver",
     "DtmfSender",
     "EModel",
+    "FingerprintMismatch",
     "JitterBuffer",
     "JitterBufferCounters",
     "MediaClock",

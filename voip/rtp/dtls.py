@@ -125,11 +125,12 @@ class DtlsCertificate:
     """The agent's self-signed certificate (RFC 5763 §5: no CA; the SDP's fingerprint is
     what authenticates it), on an ECDSA P-256 key (cheap to make, small in handshakes)."""
 
-    __slots__ = ("certificate", "key")
+    __slots__ = ("_fingerprints", "certificate", "key")
 
     def __init__(self, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
         self.certificate = certificate
         self.key = key
+        self._fingerprints: dict[str, Fingerprint] = {}  # worked out once: one per call
 
     @classmethod
     def generate(cls, common_name: str = "voip", days: int = 30) -> DtlsCertificate:
@@ -151,7 +152,11 @@ class DtlsCertificate:
     def fingerprint(self, hash_function: str = "sha-256") -> Fingerprint:
         """``a=fingerprint`` of this certificate (RFC 8122 §5: the hash of its DER form;
         SHA-256, which RFC 8122 §5 asks every end to support)."""
-        return certificate_fingerprint(self.certificate, hash_function)
+        fingerprint = self._fingerprints.get(hash_function)
+        if fingerprint is None:
+            fingerprint = certificate_fingerprint(self.certificate, hash_function)
+            self._fingerprints[hash_function] = fingerprint
+        return fingerprint
 
 
 def certificate_fingerprint(certificate: x509.Certificate, hash_function: str) -> Fingerprint:

@@ -40,6 +40,7 @@ class StreamStatistics:
     malformed: int = 0  # datagrams that are not RTP/RTCP
     auth_failures: int = 0  # SRTP/SRTCP packets that failed authentication or replay check
     unkeyed: int = 0  # packets dropped because they came before the SRTP keys were agreed
+    withheld: int = 0  # packets not sent: the DTLS-SRTP handshake has not keyed them yet
     unknown_payload: int = 0  # RTP with a payload type not negotiated
     foreign: int = 0  # RTP from an address other than the latched one
     silence_sent: int = 0  # frames sent as silence because the producer had none

@@ -492,7 +492,7 @@ class MediaStream:
             if self.srtp is not None:
                 data = self.srtp.protect(data)
             elif self.awaiting_keys:
-                self.stats.unkeyed += 1  # DTLS-SRTP not keyed yet: never sent in clear
+                self.stats.withheld += 1  # DTLS-SRTP not keyed yet: never sent in clear
                 return
             self.ports.rtp.sendto(data, address)
         except (OSError, pylibsrtp.Error):
