@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from aiortc.rtp import is_rtcp
+
 from voip.call import Call
 from voip.rtp import CallMedia, tone
 from voip.sip import Credentials, Request, Response, SipError
@@ -188,3 +190,19 @@ async def audio_both_ways(caller: Call, callee: Call) -> None:
     """Tones each way at once are heard at each end (most frames of them loud)."""
     at_callee, at_caller = await tones_both_ways(caller, callee)
     assert at_callee >= 30 and at_caller >= 30
+
+
+def rtp_wire(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
+    """The RTP datagrams that reach the call's RTP port from now on, as on the wire (SRTP
+    still protected), with where they came from (DTLS, STUN and RTCP left out): seen by
+    the stream's wiretap, so those read after a stall (its backlog) are seen too."""
+    stream = media_of(call).stream
+    wire: list[tuple[bytes, tuple[str, int]]] = []
+
+    def tap(sent: bool, data: bytes, local: tuple[str, int], remote: tuple[object, ...]) -> None:
+        if not sent and local[1] == stream.local_port and 127 < data[0] < 192:
+            if not (stream.rtcp_mux and is_rtcp(data)):
+                wire.append((data, (str(remote[0]), int(str(remote[1])))))
+
+    stream.wiretap = tap
+    return wire

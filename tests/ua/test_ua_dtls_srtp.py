@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc.rtp import is_rtcp
+from support.session import connect as connect_sessions
 from support.ua import (
     TIMEOUT,
     audio_both_ways,
     connected,
     media_of,
     refusals,
+    rtp_wire,
     srtp_agents,
     uri_of,
 )
@@ -23,6 +24,7 @@ from voip.call import Call
 from voip.rtp.dtls import DtlsCertificate, DtlsError, FingerprintMismatch
 from voip.rtp.dtls_srtp import DtlsSrtp
 from voip.rtp.srtp import SrtpTransform
+from voip.session import primitives as p
 from voip.useragent import RequestFailed
 
 
@@ -37,21 +39,6 @@ async def _keyed(*calls: Call) -> None:
     async with asyncio.timeout(TIMEOUT):
         while not all(_dtls(call).connected for call in calls):
             await asyncio.sleep(0.01)
-
-
-def _wire(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
-    """The RTP datagrams that reach the call's RTP port from now on, as on the wire, with
-    where they came from (DTLS and RTCP left out)."""
-    stream = media_of(call).stream
-    wire: list[tuple[bytes, tuple[str, int]]] = []
-
-    def tap(sent: bool, data: bytes, local: tuple[str, int], remote: tuple[object, ...]) -> None:
-        if not sent and local[1] == stream.local_port and 127 < data[0] < 192:
-            if not (stream.rtcp_mux and is_rtcp(data)):
-                wire.append((data, (str(remote[0]), int(str(remote[1])))))
-
-    stream.wiretap = tap
-    return wire
 
 
 def _transform(call: Call) -> SrtpTransform:
@@ -83,7 +70,7 @@ async def test_audio_flows_both_ways_under_the_keying_the_offer_chose(
             assert agreed.setup is Setup.PASSIVE
             assert media_of(callee).agreed.setup is Setup.ACTIVE  # type: ignore[union-attr]
             assert _transform(caller).local == _transform(callee).remote
-        wires = {call: _wire(call) for call in (caller, callee)}
+        wires = {call: rtp_wire(call) for call in (caller, callee)}
         taken = {call: media_of(call).statistics().packets_received for call in wires}
         await audio_both_ways(caller, callee)
         # every RTP packet from the peer authenticated (RFC 3711 §3.3); on a shared machine
@@ -283,6 +270,26 @@ async def test_a_lost_client_hello_is_sent_again_on_the_loops_clock(
         assert _dtls(callee).counters["retransmissions"] >= 1
         await audio_both_ways(caller, callee)
         await caller.hangup()
+
+
+async def test_a_failed_handshake_is_an_s_p_exception_report_then_an_s_p_abort(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with srtp_agents("dtls", "dtls") as (alice, bob):
+        impostor = DtlsCertificate.generate()
+        original = DtlsSrtp.__init__
+
+        def presenting_another(self: DtlsSrtp, stream: object, certificate: object) -> None:
+            mine = certificate is bob.media.certificate
+            original(self, stream, impostor if mine else certificate)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(DtlsSrtp, "__init__", presenting_another)
+        caller, callee = await connect_sessions(alice, bob)
+        report = await asyncio.wait_for(caller.wait_for(p.PExceptionReportIndication), TIMEOUT)
+        assert report.status == 488 and "DTLS-SRTP failed" in report.reason
+        abort = await asyncio.wait_for(caller.wait_for(p.PAbortIndication), TIMEOUT)
+        assert abort.status == 488 and "DTLS-SRTP failed" in abort.reason
+        await asyncio.wait_for(callee.call.ended(), TIMEOUT)
 
 
 def test_a_fingerprint_parses_as_rfc_8122_writes_it() -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc.rtp import is_rtcp
 from support.ua import (
     TIMEOUT,
     audio_both_ways,
     connected,
     media_of,
     refusals,
+    rtp_wire,
     srtp_agents,
     tones_both_ways,
     uri_of,
@@ -30,24 +30,6 @@ def _transform(call: Call) -> SrtpTransform:
     transform = media_of(call).stream.srtp
     assert transform is not None
     return transform
-
-
-def _tap(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
-    """Every RTP datagram that reaches the call's RTP socket, as it was on the wire, with
-    where it came from."""
-    stream = media_of(call).stream
-    wire: list[tuple[bytes, tuple[str, int]]] = []
-
-    def tapped(data: bytes, address: tuple[str, int]) -> None:
-        if not is_rtcp(data):  # RTCP comes this way too with rtcp-mux
-            wire.append((data, address))
-        stream._on_rtp_socket(data, address)
-
-    # the engine's poller hands the socket's datagrams to the tap, then to the stream
-    poller = stream._poller
-    poller.remove(stream.ports.rtp)
-    poller.add(stream.ports.rtp, tapped)
-    return wire
 
 
 @pytest.mark.parametrize(
@@ -67,7 +49,7 @@ async def test_audio_flows_both_ways_over_srtp_and_the_wire_has_no_plain_payload
         assert agreed is not None and agreed.proto == proto
         assert _transform(caller).local == _transform(callee).remote
         assert _transform(caller).remote == _transform(callee).local
-        wires = {call: _tap(call) for call in (caller, callee)}
+        wires = {call: rtp_wire(call) for call in (caller, callee)}
         received = {call: media_of(call).statistics().packets_received for call in wires}
         await audio_both_ways(caller, callee)
         # what the callee got on the wire: headers in the clear, payload encrypted, a tag

@@ -174,6 +174,7 @@ class Session:
         call.on("options", lambda request: self._emit(p.CapabilityDataIndication(request.body)))
         call.on("dtmf", self._on_dtmf)
         call.on("media_inactive", self._on_media_inactive)
+        call.on("media_failed", self._on_media_failed)
         call.on("rebound", self._on_rebound)
         self._recovering = False
         self._tim: asyncio.TimerHandle | None = None  # X.225's TIM, while it runs
@@ -587,6 +588,16 @@ class Session:
         for _, future in [*self._waiters, *self._confirms]:
             if not future.done():
                 future.set_exception(SessionError(f"the session ended: {reason}"))
+
+    def _on_media_failed(self, error: Exception) -> None:
+        """The media's DTLS-SRTP handshake failed (voip.rtp.dtls: e.g. a certificate that
+        is not the SDP's fingerprint): S-P-EXCEPTION-REPORT, then S-P-ABORT as the call
+        is released for it (a BYE with Reason, or the peer's crossing it)."""
+        if self.state in (State.STA01, State.STA02A, State.STA08):
+            return
+        text = f"DTLS-SRTP failed: {error}"
+        self._emit(p.PExceptionReportIndication(488, text))
+        self._provider_fault = (488, text)
 
     def _on_media_inactive(self, seconds: float) -> None:
         """No RTP for ``seconds`` (the media's inactivity timer): S-P-ABORT, with a BYE
