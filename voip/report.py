@@ -19,6 +19,7 @@ from voip.rtp.stats import StreamStatistics
 
 if TYPE_CHECKING:
     from voip.call import Call
+    from voip.rtp.engine import CallMedia
 
 G711_BPL = CODEC_IMPAIRMENTS["PCMU"][1]
 
@@ -68,10 +69,19 @@ class QualityReport:
     concealed: float  # seconds of received audio made up for lost packets
     dtmf_sent: int
     dtmf_received: int
+    #: how the media was protected: None for plain RTP, else the keying and the SRTP
+    #: suite ("SRTP keyed by SDES, AES_CM_128_HMAC_SHA1_80")
+    protection: str | None = None
 
     @classmethod
     def from_statistics(
-        cls, stats: StreamStatistics, *, codec: str, duration: float, ptime: float = 0.02
+        cls,
+        stats: StreamStatistics,
+        *,
+        codec: str,
+        duration: float,
+        ptime: float = 0.02,
+        protection: str | None = None,
     ) -> QualityReport:
         delay = _MEDIA_DELAY_MS * ptime / 0.02
         if stats.round_trip is not None:
@@ -107,6 +117,7 @@ class QualityReport:
             stats.concealed,
             stats.dtmf_sent,
             stats.dtmf_received,
+            protection,
         )
 
     @classmethod
@@ -121,12 +132,19 @@ class QualityReport:
             first = agreed.codecs[0]
             codec = f"{first.name}/{first.clock_rate}"
         ptime = (agreed.ptime or 20) / 1000.0
-        return cls.from_statistics(media.statistics(), codec=codec, duration=duration, ptime=ptime)
+        return cls.from_statistics(
+            media.statistics(),
+            codec=codec,
+            duration=duration,
+            ptime=ptime,
+            protection=_protection(media),
+        )
 
     def text(self) -> str:
         """The report for a terminal."""
+        protection = f", {self.protection}" if self.protection else ""
         lines = [
-            f"Call quality: {self.codec}, {self.duration:.1f} s answered",
+            f"Call quality: {self.codec}, {self.duration:.1f} s answered{protection}",
             f"  {'direction':<10} {'packets':>8} {'lost':>6} {'loss':>7} {'jitter':>9} {'MOS':>5}",
         ]
         for direction in (self.sent, self.received):
@@ -156,6 +174,19 @@ class QualityReport:
         out["sent"]["loss"] = self.sent.loss
         out["received"]["loss"] = self.received.loss
         return out
+
+
+def _protection(media: CallMedia) -> str | None:
+    """How ``media`` was protected (RFC 3711 SRTP, keyed by RFC 4568 SDES or by RFC 5764
+    DTLS), or None for plain RTP."""
+    agreed = media.agreed
+    if agreed is None or "SAVP" not in agreed.proto:
+        return None
+    keying = "DTLS" if agreed.proto.startswith("UDP/TLS/") else "SDES"
+    srtp = media.stream.srtp
+    if srtp is None:  # a DTLS handshake that never completed: nothing was sent or played
+        return f"SRTP keyed by {keying}, never keyed"
+    return f"SRTP keyed by {keying}, {srtp.local.crypto_suite}"
 
 
 def _or_dash(value: int | None) -> str:

@@ -91,3 +91,26 @@ def test_the_ca_file_comes_from_the_account_or_voip_ca_file_with_the_home_expand
     assert account.ca_file == str(Path("~/pki/ca.pem").expanduser())
     environ = {"VOIP_CA_FILE": "/etc/voip/ca.pem"}
     assert load_account(NONE, config=str(path), environ=environ).ca_file == "/etc/voip/ca.pem"
+
+
+def test_the_srtp_mode_comes_from_the_account_the_environment_or_the_option(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "voip.toml"
+    path.write_text('[accounts.default]\nsrtp = "required"\n', encoding="utf-8")
+    assert load_account(NONE, environ={"HOME": str(tmp_path)}).srtp == "off"
+    assert load_account(NONE, config=str(path), environ={}).srtp == "required"
+    environ = {"VOIP_SRTP": "dtls"}
+    assert load_account(NONE, config=str(path), environ=environ).srtp == "dtls"
+    options = {"srtp": "dtls-preferred"}
+    assert load_account(options, config=str(path), environ=environ).srtp == "dtls-preferred"
+
+
+def test_an_unknown_srtp_mode_is_a_usage_error_naming_the_modes(tmp_path: Path) -> None:
+    path = tmp_path / "voip.toml"
+    path.write_text('[accounts.default]\nsrtp = "zrtp"\n', encoding="utf-8")
+    with pytest.raises(CommandFailed) as failed:
+        load_account(NONE, config=str(path), environ={})
+    assert failed.value.code == ExitCode.USAGE
+    assert "unknown SRTP mode 'zrtp'" in str(failed.value)
+    assert "off, optional, required, dtls or dtls-preferred" in (failed.value.hint or "")

@@ -729,3 +729,49 @@ async def test_call_over_websocket_reaches_baresip_through_kamailio_and_audio_go
     invite = records[3].message
     assert isinstance(invite, Request) and invite.via[0].transport == transport.upper()
     await audio_went_both_ways(bob, recording)
+
+
+@pytest.mark.parametrize(
+    ("mode", "modules", "mediaenc", "keyed"),
+    [
+        ("dtls", ("dtls_srtp.so",), "mediaenc=dtls_srtp", "SRTP keyed by DTLS"),
+        ("required", ("srtp.so",), "mediaenc=srtp-mand", "SRTP keyed by SDES"),
+    ],
+    ids=["dtls", "sdes"],
+)
+async def test_call_with_srtp_reaches_baresip_and_the_report_names_the_keying(
+    *,
+    mode: str,
+    modules: tuple[str, ...],
+    mediaenc: str,
+    keyed: str,
+    baresip_factory: Callable[..., Baresip],
+    home: Path,
+    tmp_path: Path,
+    tone_wav: Path,
+) -> None:
+    bob = baresip_factory("bob", modules=modules, account_params=mediaenc)
+    recording = tmp_path / "bob.wav"
+    run = await voip(
+        "call", bob.uri(), "--srtp", mode, "--listen", "127.0.0.1:0", "-v",
+        "--play", str(tone_wav), "--record", str(recording), "--duration", "2",
+        env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.OK, run
+    profile = "UDP/TLS/RTP/SAVP" if mode == "dtls" else "RTP/SAVP"
+    assert "m=audio " in run.stderr and f" {profile} " in run.stderr  # -v: our offer
+    (first,) = [line for line in run.stdout.splitlines() if line.startswith("Call quality: ")]
+    assert re.search(rf", {keyed}, AES_CM_128_HMAC_SHA1_(80|32)$", first), first
+    await audio_went_both_ways(bob, recording)
+
+
+async def test_call_requiring_srtp_to_a_peer_without_it_is_refused_and_says_so(
+    baresip_factory: Callable[..., Baresip], home: Path
+) -> None:
+    bob = baresip_factory("bob")  # no SRTP module: RTP/SAVP is a profile it cannot take
+    run = await voip(
+        "call", bob.uri(), "--srtp", "required", "--listen", "127.0.0.1:0",
+        env=clean_environment(home),
+    )  # fmt: skip
+    assert run.returncode == ExitCode.REJECTED, run
+    assert "488" in run.stderr, run

@@ -18,6 +18,7 @@ The file (``--config``, ``VOIP_CONFIG``, or ``~/.config/voip/config.toml``)::
     display_name = "Alice"
     transport = "udp"            # udp, tcp, tls, ws or wss
     ca_file = "~/.config/voip/office-ca.pem"   # CA to trust for TLS (default: the system's)
+    srtp = "off"                 # off, optional, required, dtls or dtls-preferred
 
 An account named ``default`` is used when none is chosen.
 """
@@ -34,6 +35,7 @@ from typing import Any
 import click
 
 from voip.cli.exits import CommandFailed, ExitCode
+from voip.rtp.srtp import SrtpMode
 
 __all__ = ["Account", "load_account"]
 
@@ -50,8 +52,11 @@ ENVIRONMENT = {
     "display_name": "VOIP_DISPLAY_NAME",
     "transport": "VOIP_TRANSPORT",
     "ca_file": "VOIP_CA_FILE",
+    "srtp": "VOIP_SRTP",
 }
 PASSWORD_VARIABLE = "VOIP_PASSWORD"
+#: the media protection an account may ask for (voip.rtp.srtp.SrtpMode)
+SRTP_MODES = tuple(mode.value for mode in SrtpMode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class Account:
     display_name: str | None = None
     transport: str = "udp"
     ca_file: str | None = None
+    srtp: str = "off"
     password: str | None = None
 
     def __repr__(self) -> str:  # never show the password
@@ -156,6 +162,12 @@ def load_account(
             ExitCode.USAGE,
             f"unknown transport {result.transport!r}",
             "Use udp, tcp, tls, ws or wss.",
+        )
+    if result.srtp not in SRTP_MODES:
+        raise CommandFailed(
+            ExitCode.USAGE,
+            f"unknown SRTP mode {result.srtp!r}",
+            f"Use {', '.join(SRTP_MODES[:-1])} or {SRTP_MODES[-1]}.",
         )
     return replace(result, password=_password(result, env, ask_password))
 

@@ -16,7 +16,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from voip.call import Call, EndReason
-from voip.cli.account import Account, load_account
+from voip.cli.account import SRTP_MODES, Account, load_account
 from voip.cli.exits import CommandFailed, ExitCode, exit_code_for_status
 from voip.ladder import Ladder
 from voip.pcap import Capture
@@ -90,6 +90,15 @@ def account_options(function: F) -> F:
             "ca_file",
             type=click.Path(exists=True, dir_okay=False),
             help="CA certificates to trust for TLS servers (default: the system's).",
+        ),
+        click.option(
+            "--srtp",
+            type=click.Choice(SRTP_MODES),
+            default=None,
+            help="Media protection (default off): 'optional' offers SRTP keyed by SDES "
+            "(RFC 4568) and takes plain RTP; 'required' refuses plain RTP; 'dtls' keys SRTP "
+            "by DTLS only (RFC 5763/5764); 'dtls-preferred' offers DTLS and answers DTLS or "
+            "SDES.",
         ),
         click.option("--cert", type=click.Path(dir_okay=False), help="TLS certificate to serve."),
         click.option("--key", type=click.Path(dir_okay=False), help="Its private key."),
@@ -214,6 +223,7 @@ async def softphone(
             "password_file": params.get("password_file"),
             "transport": params.get("transport"),
             "ca_file": params.get("ca_file"),
+            "srtp": params.get("srtp"),
             "registrar": registrar,
         },
         config=params.get("config"),
@@ -249,6 +259,7 @@ async def softphone(
         tls_client=_tls_client(account.ca_file) if transport in ("tls", "wss") else None,
         tls_server=tls_server,
         transports=(transport,),
+        srtp=account.srtp,
     )
     trace = SipTrace.attach(ua, jsonl=jsonl, on_record=_print_record if verbose else None)
     pcap_path: Path | None = params.get("pcap_path")
