@@ -407,3 +407,43 @@ async def test_a_websocket_handshake_never_finished_is_dropped_after_the_connect
         writer.close()
     assert bob.layer.connections == ()
     assert bob.inbox.messages.empty()
+
+
+async def test_websocket_connections_still_in_their_handshake_count_against_max_connections(
+    listening: Callable[..., Awaitable[Peer]], make_peer: Callable[..., Peer]
+) -> None:
+    """A peer opening TCP connections and never finishing their handshakes meets
+    ``max_connections`` at once, as on TCP, not only each one's ``connect_timeout``; a
+    connection whose handshake finished counts once, as a connection of the layer."""
+    bob = await listening("ws", limits=StreamLimits(max_connections=2, connect_timeout=30.0))
+    listener_only = bob.layer.sockets_open
+    held = [await raw_connection(bob.at) for _ in range(2)]
+    try:
+        await until(lambda: bob.layer.sockets_open == listener_only + 2)
+        reader, writer = await raw_connection(bob.at)
+        assert await closed_by_peer(reader) == b""  # the third: refused at once
+        writer.close()
+        assert bob.layer.counters.connections_refused == 1
+        _, first = held.pop()
+        first.close()  # one handshake given up: room for one connection
+        await until(lambda: bob.layer.sockets_open == listener_only + 1)
+        alice = make_peer()
+        via = alice.layer.local_endpoint("ws", bob.at)
+        alice.layer.send(request(transport="WS", sent_by=hostport(via)), bob.at)
+        message, _, _ = await bob.inbox.message()
+        assert isinstance(message, Request)
+        assert len(bob.layer.connections) == 1  # alice's; the handshaking one is not listed
+        assert bob.layer.sockets_open == listener_only + 2  # counted once each
+        reader, writer = await raw_connection(bob.at)
+        assert await closed_by_peer(reader) == b""  # alice's and the held one: full
+        writer.close()
+        assert bob.layer.counters.connections_refused == 2
+    finally:
+        for _, writer in held:
+            writer.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not condition():
+            await asyncio.sleep(0.01)

@@ -113,6 +113,8 @@ class TransportLayer:
         self._stream_listeners: dict[tuple[str, socket.AddressFamily], Endpoint] = {}
         self._connections: dict[Endpoint, Connection] = {}
         self._live: set[Connection] = set()
+        #: incoming WebSocket connections whose handshake has not finished yet
+        self._handshaking: set[ServerConnection] = set()
         self._closed = False
 
     # --- setting up ----------------------------------------------------------------------
@@ -171,11 +173,14 @@ class TransportLayer:
         assert loop is not None
 
         def accept(connection: ServerConnection) -> Awaitable[None]:
+            self.handshake_over(connection)  # counted in _live from now on
             return WebSocketConnection(
                 self, inbound, self.limits, loop, transport=transport
             ).accepted(connection)
 
-        server = await serve_websocket(accept, host, port, limits=self.limits, context=context)
+        server = await serve_websocket(
+            accept, host, port, limits=self.limits, context=context, gate=self
+        )
         self._websocket_servers.append(server)
         bound = endpoint_of(transport, next(iter(server.sockets)).getsockname())
         self._stream_listeners.setdefault((transport, bound.family), bound)
@@ -329,7 +334,7 @@ class TransportLayer:
                 return existing
         if remote.transport not in TRANSPORTS or remote.transport == UDP:
             raise ValueError(f"unknown transport {destination.transport!r}")
-        if len(self._live) >= self.limits.max_connections:
+        if self._full():
             self._report_later(
                 destination,
                 ConnectionRefusedError(f"{self.limits.max_connections} connections open already"),
@@ -481,8 +486,25 @@ class TransportLayer:
 
     # --- the connection table (ConnectionOwner) ------------------------------------------
 
+    def _full(self) -> bool:
+        """``max_connections`` reached: connections open or being opened, and incoming
+        WebSocket ones still in their handshake."""
+        return len(self._live) + len(self._handshaking) >= self.limits.max_connections
+
+    def opening(self, connection: ServerConnection) -> bool:
+        """A WebSocket server accepted a TCP connection (HandshakeGate): it counts
+        against ``max_connections`` from now, its handshake unfinished."""
+        if self._closed or self._full():
+            self.counters.connections_refused += 1
+            return False
+        self._handshaking.add(connection)
+        return True
+
+    def handshake_over(self, connection: ServerConnection) -> None:
+        self._handshaking.discard(connection)
+
     def attach(self, connection: Connection) -> bool:
-        if self._closed or len(self._live) >= self.limits.max_connections:
+        if self._closed or self._full():
             self.counters.connections_refused += 1
             return False
         self.counters.connections_accepted += 1
@@ -529,10 +551,12 @@ class TransportLayer:
 
     @property
     def sockets_open(self) -> int:
-        """UDP sockets, listening sockets and connections held by this layer."""
+        """UDP sockets, listening sockets and connections held by this layer (incoming
+        WebSocket ones in their handshake among them)."""
         listening = sum(len(server.sockets) for server in self._servers)
         listening += sum(len(list(server.sockets)) for server in self._websocket_servers)
-        return len(self._datagram_sockets) + listening + len(self._live)
+        connections = len(self._live) + len(self._handshaking)
+        return len(self._datagram_sockets) + listening + connections
 
     async def close(self) -> None:
         """Close every socket: listeners, UDP sockets and connections (unsent octets on

@@ -72,6 +72,17 @@ class WebSocketOwner(Protocol):
         """Tell the layer above that the hop to ``remote`` failed (``on_error``)."""
 
 
+class HandshakeGate(Protocol):
+    """What a WebSocket server asks of the layer about connections whose handshake has
+    not finished yet (``max_connections`` counts them)."""
+
+    def opening(self, connection: ServerConnection) -> bool:
+        """A TCP connection was accepted; False refuses it (too many open)."""
+
+    def handshake_over(self, connection: ServerConnection) -> None:
+        """Its handshake finished, or it closed: it no longer counts as opening."""
+
+
 class _Activity(Connection):
     """Tells its connection of every octet received (pings and pongs among them), which
     ``websockets`` answers by itself: the idle timer must hear of them too. Counts the
@@ -122,7 +133,21 @@ class _ClientConnection(ClientConnection, _Activity):
 
 
 class _ServerConnection(ServerConnection, _Activity):
-    pass
+    #: the layer's say on each TCP connection accepted, before its handshake: a peer
+    #: opening connections and never finishing their handshakes must meet
+    #: ``max_connections`` as a TCP one does, not only ``open_timeout`` on each
+    gate: HandshakeGate | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        gate = self.gate
+        if gate is not None and not gate.opening(self):
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.gate is not None:
+            self.gate.handshake_over(self)
+        super().connection_lost(exc)
 
 
 def max_message_size(limits: StreamLimits) -> int:
@@ -151,9 +176,12 @@ async def serve_websocket(
     *,
     limits: StreamLimits,
     context: ssl.SSLContext | None,
+    gate: HandshakeGate | None = None,
 ) -> Server:
     """A listening WebSocket server (wss with ``context``): ``accept`` runs each
-    connection whose handshake asked for ``sip``, for as long as it lasts."""
+    connection whose handshake asked for ``sip``, for as long as it lasts; ``gate``
+    admits or refuses each TCP connection before its handshake."""
+    gated = type("_GatedServerConnection", (_ServerConnection,), {"gate": gate})
     return await serve(
         accept,
         host,
@@ -168,7 +196,7 @@ async def serve_websocket(
         close_timeout=limits.close_linger,
         max_size=max_message_size(limits),
         write_limit=limits.max_write_buffer,
-        create_connection=_ServerConnection,
+        create_connection=gated,
         reuse_address=True,
     )
 
