@@ -15,7 +15,7 @@ The two Python UASs run on asyncio's own loop; ``--loop uvloop`` runs both on uv
 both, and the ratios printed compare UASs on the same loop only.
 
 Both Python UASs set up the garbage collector as a long-running server would, alike
-(``uas_common.settle_collector``; ``UAS_DEFAULT_GC=1`` keeps CPython's settings).
+(``voip.eventloop.settle_collector``; ``UAS_DEFAULT_GC=1`` keeps CPython's settings).
 
 A *trial* runs SIPp at ``-r RATE`` for ``--duration`` seconds (``-m RATE*duration`` calls)
 against a freshly started UAS. It passes when SIPp exits 0 with every call successful,

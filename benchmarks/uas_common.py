@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import signal
 
+from voip import eventloop
 from voip.eventloop import LOOPS
-
-#: young objects made between two collections of the youngest generation (CPython: 700)
-YOUNG_THRESHOLD = 10_000
 
 
 def settle_collector() -> None:
-    """What a long-running Python server does once it is up, done for every Python UAS
-    alike: the objects made so far (modules, the agent) go to the permanent generation
-    (``gc.freeze``), which no full collection walks again, and the youngest generation
-    is collected every ``YOUNG_THRESHOLD`` new objects instead of every 700, so that most
-    objects of a call are freed (by reference counting, as before) before a collection
-    walks them. ``UAS_DEFAULT_GC=1`` leaves CPython's settings, to compare."""
-    if os.environ.get("UAS_DEFAULT_GC"):
-        return
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
+    """What a long-running Python server does once it is up (voip.eventloop.settle_collector:
+    what exists goes to the permanent generation, the youngest generation is collected every
+    10,000 new objects instead of every 700), done for every Python UAS alike.
+    ``UAS_DEFAULT_GC=1`` leaves CPython's settings, to compare."""
+    if not os.environ.get("UAS_DEFAULT_GC"):
+        eventloop.settle_collector()
 
 
 async def serve_until_stopped(host: str, port: int) -> None:

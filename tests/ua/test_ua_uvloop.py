@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import uvloop
 from support.ua import TIMEOUT, answer_calls, media_of, uri_of
 
-from voip.eventloop import loop_factory, run
+from voip.eventloop import run
 from voip.rtp.wakeup import LoopTimer, wakeup_timer
 from voip.useragent import UserAgent
 
@@ -51,13 +50,3 @@ def test_the_media_clock_wakes_by_call_at_on_uvloop() -> None:
         return type(timer)
 
     assert run(kind(), loop="uvloop") is LoopTimer
-
-
-def test_auto_takes_uvloop_where_it_is_installed_and_asyncio_names_the_stock_loop() -> None:
-    assert loop_factory("auto") is uvloop.new_event_loop
-    assert loop_factory("asyncio") is asyncio.new_event_loop
-
-
-def test_an_unknown_event_loop_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown event loop"):
-        loop_factory("tokio")

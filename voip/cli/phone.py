@@ -30,7 +30,7 @@ from voip.cli.agent import (
 )
 from voip.cli.exits import EXIT_CODES_HELP, CommandFailed, ExitCode
 from voip.cli.live import live_calls, live_status
-from voip.eventloop import LOOPS, run
+from voip.eventloop import LOOPS, run, settle_collector
 from voip.negotiation import AUDIO_CODECS
 from voip.registration import Registration
 from voip.report import QualityReport
@@ -486,6 +486,7 @@ async def _serve(params: dict[str, Any], bot: Bot | None) -> None:
         if params.get("do_register") or registrar:
             registration = await register_account(phone, registrar)
             status(f"registered {registration.aor.uri} at {registration.registrar}")
+        settle_collector()  # up: a long-running agent from now on
         async with live_calls(enabled=enabled, forced=live is True) as board:
             limit = params["calls"]
             handled = 0
