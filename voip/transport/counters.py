@@ -21,6 +21,13 @@ class TransportCounters:
     # on WebSocket, its pings, RFC 6455 §5.5.2, answered by pongs counted in pongs_sent).
     keepalives_in: int = 0
     pings_sent: int = 0
+    # STUN on the SIP UDP sockets (RFC 5626 §8): datagrams read (never given to the SIP
+    # parser), those not well-formed (dropped), Binding Requests answered, and Binding
+    # Requests sent as keep-alives (retransmissions included).
+    stun_in: int = 0
+    stun_malformed: int = 0
+    stun_answered: int = 0
+    stun_out: int = 0
     pongs_sent: int = 0
     # Pongs that answered our pings (RFC 5626 §4.4.1); unasked-for ones are not counted.
     pongs_in: int = 0

@@ -38,6 +38,7 @@ from voip.transport.inbound import Inbound, OnError, OnMalformed, OnMessage, Tra
 from voip.transport.limits import StreamLimits
 from voip.transport.source import SourceAddresses
 from voip.transport.stream import StreamConnection
+from voip.transport.stun import StunMessage, binding_success
 from voip.transport.tls import client_context
 from voip.transport.udp import DatagramSocket, bind_datagram_socket
 from voip.transport.via import response_destination
@@ -115,6 +116,9 @@ class TransportLayer:
         self._live: set[Connection] = set()
         #: incoming WebSocket connections whose handshake has not finished yet
         self._handshaking: set[ServerConnection] = set()
+        #: STUN responses awaited, by transaction id (RFC 5389 §7.3.3): the keep-alives of
+        #: SIP Outbound flows over UDP (RFC 5626 §4.4.2)
+        self._stun_waiting: dict[bytes, Callable[[StunMessage], None]] = {}
         self._closed = False
 
     # --- setting up ----------------------------------------------------------------------
@@ -129,6 +133,7 @@ class TransportLayer:
             inbound = self._inbound = Inbound(
                 self._on_message, self._on_malformed, self.counters, self._loop, self.tracers
             )
+            inbound.on_stun = self._on_stun
         return inbound
 
     async def listen(self, transport: str, host: str, port: int = 0) -> Endpoint:
@@ -267,6 +272,51 @@ class TransportLayer:
         self.counters.stream_messages_out += 1
         if self.tracers:
             self._trace_out(message, destination, connection.local)
+
+    def send_stun(
+        self,
+        data: bytes,
+        destination: Endpoint,
+        transaction_id: bytes,
+        on_response: Callable[[StunMessage], None],
+    ) -> None:
+        """Send a STUN Binding Request from the SIP UDP socket toward ``destination`` (a
+        keep-alive on an outbound flow, RFC 5626 §4.4.2): the response with the same
+        transaction id goes to ``on_response`` (until :meth:`forget_stun`). Not traced (it
+        is not SIP); a full socket buffer loses it, as the wire could."""
+        self._stun_waiting[transaction_id] = on_response
+        if self._closed:
+            return
+        datagram = self._datagram_socket(destination, None)
+        try:
+            datagram.sendto(data, destination)
+        except OSError:
+            self.counters.datagrams_dropped += 1
+            return
+        self.counters.stun_out += 1
+
+    def forget_stun(self, transaction_id: bytes) -> None:
+        """The transaction ``transaction_id`` is over: a late response to it is dropped."""
+        self._stun_waiting.pop(transaction_id, None)
+
+    def _on_stun(self, message: StunMessage, source: Endpoint, local: Endpoint) -> None:
+        """STUN read off a SIP UDP socket (RFC 5626 §8): a Binding Request is answered with
+        its source as XOR-MAPPED-ADDRESS (RFC 5389 §7.3.1), a response goes to the
+        keep-alive waiting for its transaction id, anything else is dropped."""
+        if message.is_request:
+            if message.type != 0x0001 or self._closed:
+                return
+            answer = binding_success(message.transaction_id, source.host, source.port)
+            try:
+                self._datagram_socket(source, local).sendto(answer, source)
+            except OSError:
+                self.counters.datagrams_dropped += 1
+                return
+            self.counters.stun_answered += 1
+            return
+        waiting = self._stun_waiting.get(message.transaction_id)
+        if waiting is not None:
+            waiting(message)
 
     def _websocket_to(self, destination: Endpoint) -> Connection | None:
         """The open WebSocket connection of the other kind (ws for wss, wss for ws) to
