@@ -232,9 +232,15 @@ async def alice_and_bob(
 
 
 async def answered(call: Call, calls: asyncio.Queue[Call]) -> Call:
-    """Bob rings (180) and answers (200) the call; Alice has it answered; Bob's side."""
+    """Bob rings (180) and answers (200) the call; Alice has it answered; Bob's side.
+    Bob answers once Alice has heard the 180: Kamailio relays each response from
+    whichever of its processes took it, so a 200 sent right behind the 180 may be relayed
+    first, and the 180 then absorbed (its transaction completed), out of the flow."""
+    rung = asyncio.Event()
+    call.on("ringing", lambda response: rung.set())
     callee: Call = await within(calls.get())
     await within(callee.ring())
+    await within(rung.wait())
     await within(callee.accept())
     await within(call.answered())
     return callee
