@@ -19,6 +19,7 @@ one after the back-off of §4.5.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import random
 import uuid
@@ -28,19 +29,25 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from voip.registration import Registration
     from voip.sip import Response
-    from voip.transport import Endpoint
+    from voip.transport import Endpoint, TransportLayer
 
 __all__ = [
     "DEFAULT_FLOW_TIMER",
+    "DEFAULT_UDP_FLOW_TIMER",
     "OPTION_TAG",
     "REG_ID",
     "FlowFailed",
     "FlowRecovered",
     "FlowRecovery",
     "FlowState",
+    "NatBindingChanged",
+    "StunTimeout",
     "flow_timer",
     "instance_urn",
+    "keepalive_delay",
     "outbound_in_use",
+    "stun_keepalive",
+    "stun_rto",
 ]
 
 #: the option tag of RFC 5626 (§11.4)
@@ -50,6 +57,74 @@ REG_ID = "1"
 #: keep-alive interval (s) when the registrar's 2xx names no Flow-Timer (§4.4.1 leaves it to
 #: the UA; 120 s for connection-oriented transports)
 DEFAULT_FLOW_TIMER = 120.0
+#: the same over UDP (§4.4.2: NAT bindings of UDP last far less; 29 s as §4.4.1 suggests)
+DEFAULT_UDP_FLOW_TIMER = 29.0
+#: RFC 5389 §7.2.1's defaults: the first retransmission time-out (s), requests sent, and
+#: the wait after the last one in RTOs; a transaction lasts (2^(Rc-1) - 1 + Rm) = 79 RTO
+STUN_RTO, STUN_RC, STUN_RM = 0.5, 7, 16
+
+
+def keepalive_delay(interval: float) -> float:
+    """§4.4.1: the next keep-alive goes out at a random 80 to 100 % of the interval."""
+    return interval * random.uniform(0.8, 1.0)
+
+
+def stun_rto(interval: float) -> float:
+    """The RTO of a STUN keep-alive transaction on a flow kept alive every ``interval``
+    seconds: RFC 5389's 500 ms, shortened so that the whole transaction (79 RTO, Rc=7,
+    Rm=16) is over within 80 % of the interval, the earliest the next keep-alive is due;
+    the flow's failure is then known before the registrar's Flow-Timer runs out (for the
+    29 s default: RTO 294 ms, failure after 23.2 s)."""
+    from voip.transport.stun import BindingTransaction
+
+    return min(STUN_RTO, 0.8 * interval / BindingTransaction.duration(1.0, STUN_RC, STUN_RM))
+
+
+class StunTimeout(TimeoutError):
+    """No STUN Binding Response within the retransmission schedule (RFC 5389 §7.2.1): the
+    flow over UDP failed (RFC 5626 §4.4.2)."""
+
+
+class NatBindingChanged(ConnectionError):
+    """The XOR-MAPPED-ADDRESS of a keep-alive's response differs from the previous one: a
+    NAT between the agent and the registrar rebound the flow (RFC 5626 §4.4.2)."""
+
+
+async def stun_keepalive(
+    transport: TransportLayer, destination: Endpoint, rto: float
+) -> tuple[str, int] | None:
+    """One STUN keep-alive (RFC 5626 §4.4.2, §8) from the SIP UDP socket to ``destination``:
+    the Binding Request retransmitted on RFC 5389 §7.2.1's schedule until its response
+    comes; returns the response's mapped address, raises :class:`StunTimeout` when none
+    came. The schedule is :class:`~voip.transport.stun.BindingTransaction`'s."""
+    from voip.transport.stun import BindingTransaction, StunMessage
+
+    loop = asyncio.get_running_loop()
+    transaction = BindingTransaction(rto=rto, rc=STUN_RC, rm=STUN_RM)
+    answered: asyncio.Future[StunMessage] = loop.create_future()
+
+    def on_response(message: StunMessage) -> None:
+        if transaction.response(message) and not answered.done():
+            answered.set_result(message)
+
+    transport.send_stun(transaction.start(loop.time()), destination, transaction.tid, on_response)
+    try:
+        while transaction.deadline is not None:
+            wait = max(0.0, transaction.deadline - loop.time())
+            done, _ = await asyncio.wait([answered], timeout=wait)
+            if done:
+                break
+            again = transaction.timer(loop.time())
+            if again is not None:
+                transport.send_stun(again, destination, transaction.tid, on_response)
+    finally:
+        transport.forget_stun(transaction.tid)
+    if not answered.done():
+        answered.cancel()
+        raise StunTimeout(
+            f"no STUN Binding Response from {destination} after {transaction.sent} requests"
+        )
+    return answered.result().mapped
 
 
 def instance_urn(instance_id: str | uuid.UUID | None = None) -> str:

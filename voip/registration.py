@@ -23,17 +23,22 @@ from typing import TYPE_CHECKING
 
 from voip.outbound import (
     DEFAULT_FLOW_TIMER,
+    DEFAULT_UDP_FLOW_TIMER,
     OPTION_TAG,
     REG_ID,
     FlowFailed,
     FlowRecovered,
     FlowState,
+    NatBindingChanged,
     flow_timer,
+    keepalive_delay,
     outbound_in_use,
+    stun_keepalive,
+    stun_rto,
 )
 from voip.sip import NameAddress, Request, Response, SipUri, new_call_id, new_tag
 from voip.sip.dialog import with_tag
-from voip.transport import Endpoint
+from voip.transport import UDP, Endpoint
 from voip.transport.dns import Target
 from voip.transport.layer import canonical
 
@@ -103,6 +108,11 @@ class Registration:
         self.consecutive_failures = 0
         self._recovery: asyncio.Task[None] | None = None
         self._watching = False
+        #: over UDP (§4.4.2): the address the registrar saw the flow from, in the last STUN
+        #: keep-alive's response, and how many keep-alives were answered
+        self.mapped: tuple[str, int] | None = None
+        self.keepalives_answered = 0
+        self._stun: asyncio.Task[None] | None = None
 
     def _request(self, expires: int | None) -> Request:
         """The next REGISTER of this Call-ID; ``expires`` None: a query (§10.2.3), with
@@ -284,7 +294,8 @@ class Registration:
         self.outbound_in_use = outbound_in_use(response)
         endpoint = self._flow_endpoint()
         if endpoint is None:
-            return  # UDP: no connection to watch (STUN keep-alives, §4.4.2, are not done)
+            self._udp_flow_registered(response)
+            return
         self.flow = endpoint
         self.flow_state = FlowState.ACTIVE
         self.consecutive_failures = 0
@@ -298,6 +309,48 @@ class Registration:
             self._watching = True
             self.ua.on("transport_error", self._on_transport_error)
 
+    def _udp_flow_registered(self, response: Response) -> None:
+        """§4.4.2: a flow over UDP in use for outbound is kept alive by STUN Binding
+        Requests from the SIP socket to the registrar's address, at 80-100 % of the
+        Flow-Timer (29 s without one); no response, or a changed mapped address, fails it."""
+        target = self._targets[0]
+        if not self.outbound_in_use or target.transport != UDP:
+            return
+        self.flow = canonical(Endpoint(UDP, target.host, target.port))
+        if self.flow_state is not FlowState.RECOVERING:
+            # while recovering, the failures count until the first keep-alive is answered
+            self.consecutive_failures = 0
+        self.flow_state = FlowState.ACTIVE
+        self.keepalive_interval = flow_timer(response) or DEFAULT_UDP_FLOW_TIMER
+        if self._stun is not None:
+            self._stun.cancel()
+        self._stun = self.ua.spawn(self._stun_keepalives(self.keepalive_interval))
+
+    def _udp_flow(self) -> bool:
+        return self.flow is not None and self.flow.transport == UDP
+
+    async def _stun_check(self, interval: float) -> None:
+        """One STUN keep-alive on the UDP flow; raises when the flow failed (§4.4.2)."""
+        assert self.flow is not None
+        mapped = await stun_keepalive(self.ua.transport, self.flow, stun_rto(interval))
+        self.keepalives_answered += 1
+        if self.mapped is not None and mapped is not None and mapped != self.mapped:
+            previous, self.mapped = self.mapped, None
+            raise NatBindingChanged(f"the flow's mapped address moved from {previous} to {mapped}")
+        self.mapped = mapped or self.mapped
+
+    async def _stun_keepalives(self, interval: float) -> None:
+        while self.flow_state is FlowState.ACTIVE:
+            await asyncio.sleep(keepalive_delay(interval))
+            if self.flow_state is not FlowState.ACTIVE:
+                return
+            try:
+                await self._stun_check(interval)
+            except (TimeoutError, ConnectionError) as error:
+                self._stun = None
+                self._flow_failed(error)
+                return
+
     def _on_transport_error(self, destination: Endpoint, error: Exception) -> None:
         """§4.5: the flow failed (closed, reset, or a keep-alive pong that did not come
         back): form a new one after the back-off."""
@@ -305,6 +358,10 @@ class Registration:
             return
         if self.ua.transport.connection_to(self.flow) is not None:
             return  # a send failed but the connection stands
+        self._flow_failed(error)
+
+    def _flow_failed(self, error: Exception) -> None:
+        assert self.flow is not None
         if self._recovery is not None and not self._recovery.done():
             return
         self.flow_state = FlowState.FAILED
@@ -323,8 +380,13 @@ class Registration:
                 break  # registered again meanwhile (a call's recovery re-REGISTERs too)
             attempts += 1
             self.flow_state = FlowState.RECOVERING
+            self.mapped = None  # a new flow: whatever address the NAT gives it now
             try:
                 await self.start()
+                if self.flow_state is FlowState.ACTIVE and self._udp_flow():
+                    # §4.5: over UDP the flow counts as formed again only once the
+                    # registration succeeded and the first keep-alive was answered
+                    await self._stun_check(self.keepalive_interval or DEFAULT_UDP_FLOW_TIMER)
             except Exception as error:
                 self.flow_state = FlowState.FAILED
                 self.consecutive_failures += 1
@@ -337,9 +399,13 @@ class Registration:
             self.consecutive_failures += 1
             delay = self.ua.flow_recovery.delay(self.consecutive_failures)
         assert self.flow is not None
+        self.consecutive_failures = 0
         self.ua.emit("flow_recovered", FlowRecovered(self, self.flow, attempts))
 
     def _stop_flow(self) -> None:
+        if self._stun is not None:
+            self._stun.cancel()
+            self._stun = None
         if self._recovery is not None:
             self._recovery.cancel()
             self._recovery = None

@@ -142,13 +142,16 @@ OUTBOUND_FLOW_TIMER = 2
 
 @pytest.fixture(scope="session")
 def kamailio_outbound_server(kamailio_factory: Callable[..., Kamailio]) -> Kamailio:
-    return kamailio_factory(websocket=True, outbound=True, flow_timer=OUTBOUND_FLOW_TIMER)
+    return kamailio_factory(
+        websocket=True, outbound=True, flow_timer=OUTBOUND_FLOW_TIMER, stun=True
+    )
 
 
 @pytest.fixture
 def kamailio_outbound(kamailio_outbound_server: Kamailio) -> Kamailio:
     """A kamailio whose registrar supports SIP Outbound (RFC 5626, the outbound module;
-    ``Flow-Timer: OUTBOUND_FLOW_TIMER``), also over ws, its location table emptied."""
+    ``Flow-Timer: OUTBOUND_FLOW_TIMER``), also over ws, answering STUN on its SIP UDP
+    port (the stun module), its location table emptied."""
     return _fresh(kamailio_outbound_server, "outbound kamailio")
 
 

@@ -24,10 +24,11 @@ from support.ua import answer_calls
 from support.ua import client_only as agent_over_connections
 
 from tests.interop.conftest import OUTBOUND_FLOW_TIMER
-from voip.outbound import FlowFailed, FlowRecovered, FlowRecovery, FlowState
+from voip.outbound import FlowFailed, FlowRecovered, FlowRecovery, FlowState, StunTimeout
 from voip.registration import Registration
 from voip.session import Session, State
 from voip.sip import Credentials, Request, parse_message
+from voip.transport import Endpoint
 from voip.useragent import UserAgent
 
 TIMEOUT = 15.0
@@ -141,7 +142,82 @@ async def test_a_listening_udp_agent_registers_without_outbound_unless_asked_to(
                 assert contact.params["+sip.instance"] == f"<{ua.instance_id}>"
                 assert "ob" in contact.uri.params  # type: ignore[union-attr]
                 assert registration.outbound_in_use  # Kamailio requires it over UDP too
-                assert registration.flow is None  # no connection: nothing to keep alive
+                # §4.4.2: the flow is Kamailio's SIP UDP port, kept alive by STUN
+                assert registration.flow == kamailio_udp(kamailio)
+                assert registration.flow_state is FlowState.ACTIVE
+
+
+async def answered(registration: Registration, count: int) -> None:
+    while registration.keepalives_answered < count:
+        await asyncio.sleep(0.1)
+
+
+def kamailio_udp(kamailio: Kamailio) -> Endpoint:
+    return Endpoint("udp", "127.0.0.1", kamailio.port("udp"))
+
+
+@asynccontextmanager
+async def udp_outbound(kamailio: Kamailio, user: str) -> AsyncIterator[tuple[UserAgent, Endpoint]]:
+    """An agent listening on UDP that asks for outbound (``outbound=True``), its failed
+    flows registered again after ``BASE_TIME``."""
+    ua = UserAgent(
+        user,
+        domain=kamailio.domain,
+        credentials=[Credentials(user, kamailio.users[user])],
+        outbound=True,
+        flow_recovery=FlowRecovery(base_time=BASE_TIME),
+    )
+    async with ua:
+        yield ua, await ua.listen("udp", "127.0.0.1", 0)
+
+
+async def test_an_outbound_flow_over_udp_is_kept_alive_by_stun_answered_by_kamailio(
+    kamailio_outbound: Kamailio,
+) -> None:
+    """RFC 5626 §4.4.2, §8: STUN Binding Requests from the SIP UDP socket to Kamailio's SIP
+    port at 80-100 % of the Flow-Timer, each answered (Kamailio's stun module) with the
+    agent's address as XOR-MAPPED-ADDRESS; none of it reaches the SIP parser."""
+    kamailio = kamailio_outbound
+    async with udp_outbound(kamailio, "alice") as (ua, local):
+        registration = await within(ua.register(kamailio.uri(transport="udp"), expires=300))
+        last = registration.last_response
+        assert last is not None and "outbound" in last.require
+        assert last.headers.first("flow-timer") == str(OUTBOUND_FLOW_TIMER)
+        assert registration.keepalive_interval == float(OUTBOUND_FLOW_TIMER)
+        await within(answered(registration, 3))
+        assert registration.mapped == (local.host, local.port)
+        counters = ua.transport.counters
+        assert counters.stun_out >= 3 and counters.stun_in >= 3
+        assert counters.stun_malformed == 0 and counters.malformed == 0
+        assert registration.flow_state is FlowState.ACTIVE
+
+
+async def test_a_udp_flow_whose_stun_keepalive_goes_unanswered_is_registered_again(
+    kamailio_outbound: Kamailio,
+) -> None:
+    """§4.4.2: no Binding Response within the retransmission schedule is a failed flow;
+    §4.5: registered again after the back-off, and recovered only once that REGISTER
+    succeeded and the first keep-alive after it was answered."""
+    kamailio = kamailio_outbound
+    async with udp_outbound(kamailio, "dave") as (ua, _):
+        failed: asyncio.Queue[FlowFailed] = asyncio.Queue()
+        recovered: asyncio.Queue[FlowRecovered] = asyncio.Queue()
+        ua.on("flow_failed", failed.put_nowait)
+        ua.on("flow_recovered", recovered.put_nowait)
+        registration = await within(ua.register(kamailio.uri(transport="udp"), expires=300))
+        sent = registers(ua)
+        with frozen(kamailio):
+            failure = await within(failed.get())
+            assert isinstance(failure.error, StunTimeout)
+            assert failure.endpoint == kamailio_udp(kamailio)
+            assert registration.flow_state is not FlowState.ACTIVE
+        answered = registration.keepalives_answered
+        event = await within(recovered.get())
+        assert event.registration is registration and event.attempts >= 1
+        assert sent and registration.flow_state is FlowState.ACTIVE
+        assert registration.keepalives_answered > answered
+        (binding,) = await kamailio.contacts("dave")
+        assert ";ob" in binding.address
 
 
 async def test_the_flow_timer_of_the_200_sets_the_keepalive_interval_and_kamailio_answers(

@@ -316,6 +316,7 @@ def start_kamailio(
     relay_net: str | None = None,
     outbound: bool = False,
     flow_timer: int | None = None,
+    stun: bool = False,
     children: int = 4,
     shared_memory_mb: int = 512,
     timeout: float = 15.0,
@@ -338,6 +339,8 @@ def start_kamailio(
     ``outbound``: the registrar supports SIP Outbound (RFC 5626, the outbound module): a
     REGISTER that supports it gets ``Require: outbound`` and ``Flow-Timer: flow_timer``
     (120 s unless given) in its 200.
+    ``stun``: STUN Binding Requests on the SIP UDP port are answered (the stun module; the
+    keep-alives of RFC 5626 §4.4.2 on outbound flows over UDP).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     options: list[str] = []
@@ -365,6 +368,8 @@ def start_kamailio(
         options.append("WITH_OUTBOUND")
         if flow_timer is not None:
             options.append(f"FLOW_TIMER={flow_timer}")
+    if stun:
+        options.append("WITH_STUN")
     return on_free_ports(
         lambda: _start_on_free_ports(
             run_dir, options, pki, children, shared_memory_mb, realm, timeout
