@@ -117,9 +117,12 @@ async def test_a_changed_mapped_address_fails_the_udp_flow(responder: socket.soc
         ua.on("flow_failed", failed.put_nowait)
         registration = udp_flow(ua, at)
         nat = ua.spawn(answer(responder, [("192.0.2.1", 40000)] * 2 + [("192.0.2.1", 40001)]))
-        registration._stun = ua.spawn(registration._stun_keepalives(0.05))
+        # a Flow-Timer of 0.5 s: each keep-alive's retransmissions span 0.4 s (RTO 5 ms),
+        # time enough for the responder on a loaded machine (at 0.05 s they spanned 40 ms,
+        # and a late answer made it a time-out)
+        registration._stun = ua.spawn(registration._stun_keepalives(0.5))
         failure = await asyncio.wait_for(failed.get(), WAIT)
-        assert isinstance(failure.error, NatBindingChanged)
+        assert isinstance(failure.error, NatBindingChanged), failure.error
         assert failure.endpoint == at and failure.retry_in >= 300.0
         assert registration.keepalives_answered == 3
         assert registration.flow_state is FlowState.FAILED
