@@ -12,6 +12,7 @@ from aiortc.rtp import is_rtcp
 
 from voip.call import Call
 from voip.rtp import CallMedia, tone
+from voip.rtp.srtp import SrtpTransform
 from voip.sip import Credentials, Request, Response, SipError
 from voip.transport import client_context
 from voip.useragent import UserAgent
@@ -190,6 +191,31 @@ async def audio_both_ways(caller: Call, callee: Call) -> None:
     """Tones each way at once are heard at each end (most frames of them loud)."""
     at_callee, at_caller = await tones_both_ways(caller, callee)
     assert at_callee >= 30 and at_caller >= 30
+
+
+def srtp_of(call: Call) -> SrtpTransform:
+    """The SRTP transform protecting the call's RTP (SDES or DTLS-SRTP keys)."""
+    transform = media_of(call).stream.srtp
+    assert transform is not None
+    return transform
+
+
+async def audio_both_ways_authenticated(
+    caller: Call, callee: Call
+) -> dict[Call, list[tuple[bytes, tuple[str, int]]]]:
+    """:func:`audio_both_ways`, and every RTP datagram each end got from the other
+    authenticated and was taken (RFC 3711 §3.3); on a shared machine a port can also get
+    strays another process still sends to it, which fail as they must and are no failure
+    of this call's keys. Returns what reached each call's port (:func:`rtp_wire`)."""
+    wires = {call: rtp_wire(call) for call in (caller, callee)}
+    before = {call: media_of(call).statistics().packets_received for call in wires}
+    await audio_both_ways(caller, callee)
+    for call, peer in ((caller, callee), (callee, caller)):
+        source = ("127.0.0.1", media_of(peer).stream.local_port)
+        from_peer = [data for data, address in wires[call] if address == source]
+        taken = media_of(call).statistics().packets_received - before[call]
+        assert taken == len(from_peer) >= 30
+    return wires
 
 
 def rtp_wire(call: Call) -> list[tuple[bytes, tuple[str, int]]]:
