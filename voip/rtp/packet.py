@@ -17,11 +17,15 @@ from dataclasses import dataclass
 
 from aiortc.rtp import RtpPacket
 
+# STUN on the media ports (RFC 7983 §7): linphone sends binding requests to both at the
+# start of a call, without ICE; counted, not answered. The toolkit has one test for STUN,
+# the SIP socket's (RFC 5626 §8) too.
+from voip.transport.stun import is_stun
+
 __all__ = ["RtpHeader", "is_stun", "parse_rtp"]
 
 _FIXED = struct.Struct("!BBHII")
 _PLAIN = 0x80  # V=2, P=0, X=0, CC=0
-_STUN_MAGIC_COOKIE = b"\x21\x12\xa4\x42"  # RFC 5389 §6
 
 
 @dataclass(slots=True)
@@ -59,11 +63,3 @@ def parse_rtp(data: bytes) -> RtpHeader:
         packet.ssrc,
         packet.payload,
     )
-
-
-def is_stun(data: bytes) -> bool:
-    """Whether ``data`` is a STUN message (RFC 7983 §7: a first octet of 0 to 3, where RTP
-    and RTCP have version 2 in its top bits; RFC 5389 §6: a 20-octet header with the magic
-    cookie). linphone sends STUN binding requests to both media ports at the start of a
-    call, without ICE; the toolkit does not answer them."""
-    return len(data) >= 20 and data[0] < 4 and data[4:8] == _STUN_MAGIC_COOKIE

@@ -81,9 +81,10 @@ class StunMessage:
 
 
 def is_stun(data: bytes) -> bool:
-    """RFC 7983 §7 / RFC 5626 §8: a datagram on the SIP socket is STUN when its first two bits
-    are 0 (first octet 0 to 3: never the first character of a SIP message) and octets 4 to 7
-    hold the magic cookie."""
+    """RFC 7983 §7 / RFC 5626 §8: a datagram on the SIP socket or on the media ports is STUN
+    when its first two bits are 0 (first octet 0 to 3: never the first character of a SIP
+    message, nor of RTP or RTCP, whose version 2 sets the top bit) and octets 4 to 7 hold
+    the magic cookie."""
     return len(data) >= HEADER_SIZE and data[0] < 4 and data[4:8] == _COOKIE
 
 
