@@ -117,14 +117,25 @@ class VirtualHandle:
 
 
 class Recorder:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, *, log: list[tuple[str, int]] | None = None) -> None:
         self.deadlines: list[float] = []
         self.served_at: list[float] = []
+        self.settled: list[float] = []
         self.fail = fail
+        self.log = log
 
     def tick(self, deadline: float, now: float) -> None:
         self.deadlines.append(deadline)
         self.served_at.append(now)
+        if self.log is not None:
+            self.log.append(("tick", id(self)))
+        if self.fail:
+            raise RuntimeError("broken stream")
+
+    def settle(self, now: float) -> None:
+        self.settled.append(now)
+        if self.log is not None:
+            self.log.append(("settle", id(self)))
         if self.fail:
             raise RuntimeError("broken stream")
 
@@ -269,6 +280,45 @@ def test_a_failing_stream_does_not_stop_the_others() -> None:
     loop.run_until(0.2)
     assert len(fine.deadlines) >= 10 and len(broken.deadlines) >= 10
     assert loop.errors
+
+
+def test_a_round_sends_for_every_stream_due_before_any_stream_settles() -> None:
+    loop, clock = _clock()
+    log: list[tuple[str, int]] = []
+    members = [Recorder(log=log) for _ in range(3)]
+    for member in members:
+        clock.add(member, 0.02, start=0.0)
+    loop.run_until(0.05)  # rounds at 0, 20 and 40 ms
+    ids = [id(member) for member in members]
+    one_round = [("tick", i) for i in ids] + [("settle", i) for i in ids]
+    assert log == one_round * 3
+
+
+def test_a_failing_settle_does_not_stop_the_other_streams_of_the_round() -> None:
+    loop, clock = _clock()
+    broken, fine = Recorder(fail=True), Recorder()
+    clock.add(broken, 0.02, start=0.0)
+    clock.add(fine, 0.02, start=0.0)
+    loop.run_until(0.1)
+    assert len(fine.settled) == len(fine.deadlines) == 6
+    assert len(loop.errors) == 12  # the broken member's tick and settle, each round
+
+
+def test_a_stream_taken_off_by_its_tick_does_not_settle() -> None:
+    loop, clock = _clock()
+    member = Recorder()
+    registration = clock.add(member, 0.02, start=0.0)
+
+    class Canceller(Recorder):
+        def tick(self, deadline: float, now: float) -> None:
+            super().tick(deadline, now)
+            if now >= 0.04:
+                registration.cancel()
+
+    clock.add(Canceller(), 0.02, start=0.0)
+    loop.run_until(0.1)
+    assert member.settled == [0.0, 0.02]  # the round at 40 ms ticked it, then took it off
+    assert len(member.deadlines) == 3
 
 
 def test_streams_of_different_ptime_each_keep_their_period() -> None:

@@ -73,6 +73,9 @@ class _Recorder:
     def tick(self, deadline: float, now: float) -> None:
         self.ticks.append((deadline, now))
 
+    def settle(self, now: float) -> None:
+        pass  # nothing after the round's sending
+
 
 async def test_the_clock_on_a_timerfd_serves_streams_never_before_their_deadline() -> None:
     clock = MediaClock(asyncio.get_running_loop())

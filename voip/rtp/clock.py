@@ -12,6 +12,14 @@ again after each), so that a packet leaves as soon after its time as the loop al
 the rest. A stream that fell more than ``MAX_LAG`` periods behind (the loop was blocked, or
 the process is overloaded) skips the missed periods instead of sending them in a burst.
 
+A round has two stages. First every member due has its ``tick``: the work that must be on
+time, a packet sent. Then each of them has its ``settle``: the rest of its period (a
+frame played out, RTCP, watching for silence), which no packet waits for. Were each
+stream's playout done between its packet and the next stream's, the sending of the last
+streams of a round would wait for all the others' decoding, by more or less from one
+period to the next (a frame concealed costs more than one decoded): with a thousand
+streams the irregularity of their sending came to milliseconds.
+
 A stream added without a start time starts on the next multiple of ``PHASE``: streams
 started at random moments (calls answered whenever their INVITE comes) then share
 ``ptime / PHASE`` deadlines per period, so the clock wakes the loop at most that many
@@ -45,7 +53,11 @@ MAX_ROUND = 0.001
 
 class Clocked(Protocol):
     def tick(self, deadline: float, now: float) -> None:
-        """One period: ``deadline`` is when it was due, ``now`` the loop's time."""
+        """One period's on-time work: ``deadline`` is when it was due, ``now`` the loop's
+        time."""
+
+    def settle(self, now: float) -> None:
+        """The rest of the period, once every member due in the round has had its tick."""
 
 
 class Registration:
@@ -85,6 +97,7 @@ class MediaClock:
         "_counter",
         "_firing",
         "_heap",
+        "_ticked",
         "_timer",
         "_when",
         "loop",
@@ -101,6 +114,7 @@ class MediaClock:
         self._firing = False
         self._active = 0  # registrations not cancelled
         self._added: list[tuple[float, int, Registration]] = []  # while firing
+        self._ticked: list[Registration] = []  # the round's members, to settle
         self.ticks = 0  # timer callbacks run
 
     def __len__(self) -> int:
@@ -159,6 +173,7 @@ class MediaClock:
         self._firing = True
         try:
             self._serve()
+            self._settle()
         finally:
             self._firing = False
             added, heap = self._added, self._heap
@@ -176,6 +191,7 @@ class MediaClock:
         heap = self._heap
         replace, pop = heapq.heapreplace, heapq.heappop
         counter = self._counter
+        ticked = self._ticked
         while heap:
             deadline, _, registration = heap[0]
             if deadline > now + ROUNDING:
@@ -199,6 +215,7 @@ class MediaClock:
                     {"message": "media clock member failed", "exception": error}
                 )
             registration.n += 1
+            ticked.append(registration)
             if registration.active:
                 # the heap is untouched while serving (add() waits in _added): its top is
                 # still this registration
@@ -209,8 +226,26 @@ class MediaClock:
             else:
                 pop(heap)
 
+    def _settle(self) -> None:
+        """The second stage of the round: each member that had its tick settles."""
+        ticked = self._ticked
+        if not ticked:
+            return
+        now = self.loop.time()
+        for registration in ticked:
+            if not registration.active:
+                continue  # taken off by its tick, or by another member's
+            try:
+                registration.member.settle(now)
+            except Exception as error:  # one stream's fault never stops the others
+                self.loop.call_exception_handler(
+                    {"message": "media clock member failed", "exception": error}
+                )
+        ticked.clear()
+
     def close(self) -> None:
         self._close_timer()
         self._active = 0
         self._heap.clear()
         self._added.clear()
+        self._ticked.clear()

@@ -164,6 +164,7 @@ class MediaStream:
         # clocked state
         self._registration: Registration | None = None
         self._skipped = 0
+        self._unsettled_skips = 0  # periods skipped, as told by a tick, for its settle
         self._outgoing: deque[bytes] = deque()
         self._pending = b""  # PCM written that does not fill a frame yet
         self._space = asyncio.Event()
@@ -361,18 +362,24 @@ class MediaStream:
     # --- the clock --------------------------------------------------------------------------
 
     def tick(self, deadline: float, now: float) -> None:
-        """One packet time: send one packet, play out one frame, watch for inactivity."""
+        """One packet time's on-time work: send one packet (:meth:`settle` does the rest)."""
         registration = self._registration
-        skipped = 0
         if registration is not None and registration.skipped != self._skipped:
             skipped = registration.skipped - self._skipped
             self._skipped = registration.skipped
+            self._unsettled_skips += skipped
             self.stats.skipped += skipped
             self.sender.advance(skipped * self._frame_samples)
         if self.sending:
             self._send_frame()
         # on hold the queue stays: the prompt goes on where it stopped when the call resumes
         self.sender.advance(self._frame_samples)
+
+    def settle(self, now: float) -> None:
+        """The rest of the packet time, once the round's packets are sent: play out one
+        frame, watch for inactivity, send RTCP when due."""
+        skipped, self._unsettled_skips = self._unsettled_skips, 0
+        registration = self._registration
         if self.receiving:
             # the loop was held up (CPU stall) while the peer went on sending: the frames
             # due in the skipped periods are played now, late, not left in the jitter
