@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import math
 from typing import Protocol
 
@@ -47,6 +46,8 @@ PHASE = 0.005
 MAX_LAG = 2
 #: start + n·period of two streams on the same phase differ by a rounding at most
 ROUNDING = 1e-9
+#: deadlines this close are one slot: served together, in a stable order
+RESOLUTION = 1e-6
 #: seconds the clock serves streams at a stretch before the loop reads what has arrived
 MAX_ROUND = 0.001
 
@@ -89,16 +90,23 @@ class Registration:
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # compiled: a benchmark times its rounds
 class MediaClock:
-    """Drives :class:`Clocked` members from one timer on ``loop``."""
+    """Drives :class:`Clocked` members from one timer on ``loop``.
+
+    Members due at the same time (to the microsecond: streams on one phase of the grid)
+    wait in one *slot*, a list in the order they were last served, and a heap holds the
+    slots' times: a round takes a slot whole and serves its members in that same order
+    every period, and each goes on to the slot of its next deadline. A heap of every
+    member's deadline would order a thousand equal deadlines by comparing them (tuples,
+    then their tie-breakers) some twenty times per member per period."""
 
     __slots__ = (
         "_active",
         "_added",
-        "_counter",
         "_firing",
-        "_heap",
+        "_slots",
         "_ticked",
         "_timer",
+        "_times",
         "_when",
         "loop",
         "ticks",
@@ -106,19 +114,21 @@ class MediaClock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._heap: list[tuple[float, int, Registration]] = []
-        self._counter = itertools.count()
+        # the slots, by their time in microseconds, and a heap of their times (each the
+        # deadline of the member that opened the slot)
+        self._slots: dict[int, list[Registration]] = {}
+        self._times: list[float] = []
         # made for the first stream, closed after the last (a timerfd is a descriptor)
         self._timer: WakeupTimer | None = None
         self._when = math.inf  # what the timer is armed for
         self._firing = False
         self._active = 0  # registrations not cancelled
-        self._added: list[tuple[float, int, Registration]] = []  # while firing
+        self._added: list[Registration] = []  # while firing
         self._ticked: list[Registration] = []  # the round's members, to settle
         self.ticks = 0  # timer callbacks run
 
     def __len__(self) -> int:
-        return sum(1 for _, _, r in self._heap if r.active)
+        return sum(1 for slot in self._slots.values() for r in slot if r.active)
 
     def add(self, member: Clocked, period: float, start: float | None = None) -> Registration:
         """Call ``member.tick`` every ``period`` seconds from ``start`` (default: the next
@@ -129,31 +139,42 @@ class MediaClock:
             start = math.ceil(self.loop.time() / PHASE) * PHASE
         registration = Registration(member, period, start, self)
         self._active += 1
-        entry = (registration.start, next(self._counter), registration)
         if self._firing:
-            self._added.append(entry)  # the heap is being served: joins it after the round
+            self._added.append(registration)  # the slots are being served: after the round
         else:
-            heapq.heappush(self._heap, entry)
+            self._enqueue(registration)
             self._arm()
         return registration
+
+    def _enqueue(self, registration: Registration) -> None:
+        """Put ``registration`` last in the slot of its next deadline."""
+        deadline = registration.start + registration.n * registration.period
+        key = _key(deadline)
+        slot = self._slots.get(key)
+        if slot is None:
+            self._slots[key] = [registration]
+            heapq.heappush(self._times, deadline)
+        else:
+            slot.append(registration)
 
     def _cancelled(self) -> None:
         """A registration was cancelled: after the last one the timer (a timerfd: a file
         descriptor) is closed at once, not at its next expiry."""
         self._active = max(0, self._active - 1)
         if not self._active and not self._firing:
-            self._heap.clear()
+            self._times.clear()
+            self._slots.clear()
             self._close_timer()
 
     def _arm(self) -> None:
-        """Arm the timer for the earliest pending deadline (if it is not armed for it)."""
-        heap = self._heap
-        while heap and not heap[0][2].active:
-            heapq.heappop(heap)
-        if not heap:
+        """Arm the timer for the earliest slot with a member (if it is not armed for it)."""
+        times, slots = self._times, self._slots
+        while times and not any(r.active for r in slots[_key(times[0])]):
+            del slots[_key(heapq.heappop(times))]
+        if not times:
             self._close_timer()
             return
-        when = heap[0][0]
+        when = times[0]
         if when >= self._when:
             return  # armed for it (or for a stream since taken off: it rearms then)
         if self._timer is None:
@@ -176,55 +197,50 @@ class MediaClock:
             self._settle()
         finally:
             self._firing = False
-            added, heap = self._added, self._heap
-            while added:
-                heapq.heappush(heap, added.pop())
+            added = self._added
+            for registration in added:
+                if registration.active:
+                    self._enqueue(registration)
+            added.clear()
             self._arm()
 
     def _serve(self) -> None:
-        """Serve every stream due, in deadline order, until the earliest is in the future
-        (or ``MAX_ROUND`` is over: the timer is armed again for what is left, due now)."""
+        """Serve every slot due, earliest first, until the earliest is in the future (or
+        ``MAX_ROUND`` is over: the timer is armed again for what is left, due now)."""
         loop = self.loop
         loop_time = loop.time
         now = loop_time()
         end = now + MAX_ROUND
-        heap = self._heap
-        replace, pop = heapq.heapreplace, heapq.heappop
-        counter = self._counter
+        times, slots = self._times, self._slots
         ticked = self._ticked
-        while heap:
-            deadline, _, registration = heap[0]
-            if deadline > now + ROUNDING:
+        while times:
+            when = times[0]
+            if when > now + ROUNDING:
                 now = loop_time()  # serving took time: more may be due by now
-                if deadline > now + ROUNDING or now > end:
+                if when > now + ROUNDING or now > end:
                     return
-            if not registration.active:
-                pop(heap)
-                continue
-            period = registration.period
-            if now - deadline > MAX_LAG * period:
-                # the loop was held up: no burst, carry on from the current period
-                behind = math.floor((now - registration.start) / period)
-                registration.skipped += behind - registration.n
-                registration.n = behind
-                deadline = registration.start + behind * period
-            try:
-                registration.member.tick(deadline, now)
-            except Exception as error:  # one stream's fault never stops the others
-                loop.call_exception_handler(
-                    {"message": "media clock member failed", "exception": error}
-                )
-            registration.n += 1
-            ticked.append(registration)
-            if registration.active:
-                # the heap is untouched while serving (add() waits in _added): its top is
-                # still this registration
-                replace(
-                    heap,
-                    (registration.start + registration.n * period, next(counter), registration),
-                )
-            else:
-                pop(heap)
+            heapq.heappop(times)
+            for registration in slots.pop(_key(when)):
+                if not registration.active:
+                    continue
+                period = registration.period
+                deadline = registration.start + registration.n * period
+                if now - deadline > MAX_LAG * period:
+                    # the loop was held up: no burst, carry on from the current period
+                    behind = math.floor((now - registration.start) / period)
+                    registration.skipped += behind - registration.n
+                    registration.n = behind
+                    deadline = registration.start + behind * period
+                try:
+                    registration.member.tick(deadline, now)
+                except Exception as error:  # one stream's fault never stops the others
+                    loop.call_exception_handler(
+                        {"message": "media clock member failed", "exception": error}
+                    )
+                registration.n += 1
+                ticked.append(registration)
+                if registration.active:
+                    self._enqueue(registration)  # after this slot: the next deadline is later
 
     def _settle(self) -> None:
         """The second stage of the round: each member that had its tick settles."""
@@ -246,6 +262,13 @@ class MediaClock:
     def close(self) -> None:
         self._close_timer()
         self._active = 0
-        self._heap.clear()
+        self._times.clear()
+        self._slots.clear()
         self._added.clear()
         self._ticked.clear()
+
+
+def _key(deadline: float) -> int:
+    """The slot of ``deadline``: its time in whole microseconds, rounded up but for a
+    rounding error (two streams on one phase reach it by different sums)."""
+    return math.ceil(deadline / RESOLUTION - 1e-3)
