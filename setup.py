@@ -57,7 +57,17 @@ SDP_COMPILED = (
     "offer_answer",
 )
 # Kept in step with voip.rtp._implementation.COMPILED (a test checks it).
-RTP_COMPILED = ("packet", "sender", "source", "plc", "jitterbuffer", "clock", "poller", "stream")
+RTP_COMPILED = (
+    "packet",
+    "sender",
+    "source",
+    "plc",
+    "jitterbuffer",
+    "clock",
+    "poller",
+    "stats",
+    "stream",
+)
 #: package directory -> (its compiled modules, the mypyc group that holds them)
 CORES = {
     Path("voip", "sip"): (COMPILED, "voip.sip._syntax"),

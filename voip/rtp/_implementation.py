@@ -18,7 +18,17 @@ from sdp._implementation import MYPYC, PURE_PYTHON, CompiledCore
 __all__ = ["COMPILED", "CORE", "MYPYC", "PURE_PYTHON", "SELECTED"]
 
 #: The modules compiled by mypyc when the package is built (kept in step with setup.py).
-COMPILED = ("packet", "sender", "source", "plc", "jitterbuffer", "clock", "poller", "stream")
+COMPILED = (
+    "packet",
+    "sender",
+    "source",
+    "plc",
+    "jitterbuffer",
+    "clock",
+    "poller",
+    "stats",
+    "stream",
+)
 CORE = CompiledCore(__name__.rpartition(".")[0], Path(__file__).resolve().parent, COMPILED)
 #: What the process runs; ``voip.rtp.IMPLEMENTATION`` checks it against the modules.
 SELECTED = CORE.select()
