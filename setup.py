@@ -66,6 +66,7 @@ RTP_COMPILED = (
     "clock",
     "poller",
     "stats",
+    "g711",
     "stream",
 )
 #: package directory -> (its compiled modules, the mypyc group that holds them)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from aiortc.rtp import RtpPacket
 
 from voip.rtp import JitterBuffer
@@ -179,3 +181,26 @@ def test_play_now_starts_playout_before_the_target_is_buffered_rfc3389() -> None
     buffer.play_now()
     assert _drain(buffer, 1) == [40]
     assert buffer.counters.underruns == 0 and buffer.counters.concealed == 0
+
+
+def test_the_delay_is_always_from_the_newest_packet_buffered_to_the_playout_point() -> None:
+    """The buffer keeps its newest sequence number as packets come and go (reordered,
+    duplicated, lost, late, a new source, a sequence jump): the delay it reports, and
+    shrinks by, is always the newest buffered packet's distance from the playout point."""
+    rng = random.Random(7)
+    buffer = JitterBuffer(min_delay=2, max_delay=8)
+    seq, ssrc = 1000, 1
+    for step in range(5000):
+        if step % 997 == 0:
+            ssrc += 1  # a new source (RFC 3550 §8.2)
+        if step % 1499 == 0:
+            seq += 30000  # a jump too large for reordering
+        for _ in range(rng.choice((0, 1, 1, 1, 2))):
+            arrival = seq + rng.choice((0, 0, 0, -1, -3, 2, 5))  # reordered, late, early
+            if rng.random() > 0.05:  # 5 % lost
+                buffer.push(_packet(arrival, ssrc))
+            seq += 1
+        buffer.pop()
+        packets = buffer._packets
+        expected = max(packets) - buffer._next + 1 if packets else 0
+        assert buffer.delay == expected

@@ -27,6 +27,7 @@ COMPILED = (
     "clock",
     "poller",
     "stats",
+    "g711",
     "stream",
 )
 CORE = CompiledCore(__name__.rpartition(".")[0], Path(__file__).resolve().parent, COMPILED)

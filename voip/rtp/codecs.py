@@ -1,9 +1,7 @@
 """Audio codecs for RTP payloads, PCM in and out as 16-bit signed little-endian mono.
 
-G.711 (PCMU and PCMA, RFC 3551 §4.5.14) goes through ``audioop`` (the standard library up to
-3.12, the ``audioop-lts`` package from 3.13): about 1.6 µs to encode a 20 ms frame, where
-aiortc's PyAV-based G.711 costs 50 µs or more (PERF-FACTS.md). Comfort noise (RFC 3389) is
-decoded into noise at the level it announces.
+G.711 (PCMU and PCMA) is :mod:`voip.rtp.g711`, through ``audioop``. Comfort noise (RFC
+3389) is decoded into noise at the level it announces.
 
 G.722 (RFC 3551 §4.5.2: 16 kHz audio, RTP clock 8000) and Opus (RFC 7587: opus/48000/2)
 go through aiortc's codec classes (``aiortc.codecs.get_encoder``/``get_decoder``, PyAV
@@ -32,6 +30,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from sdp import Codec
+from voip.rtp.g711 import Pcma, Pcmu
 
 __all__ = [
     "CN_PAYLOAD_TYPE",
@@ -68,36 +67,6 @@ class AudioCodec(Protocol):
     def encode(self, pcm: bytes) -> bytes: ...
 
     def decode(self, payload: bytes) -> bytes: ...
-
-
-class Pcmu:
-    """G.711 μ-law, static payload type 0."""
-
-    name: str = "PCMU"
-    sample_rate: int = 8000
-    clock_rate: int = 8000
-    payload_type: int = 0
-
-    def encode(self, pcm: bytes) -> bytes:
-        return audioop.lin2ulaw(pcm, 2)
-
-    def decode(self, payload: bytes) -> bytes:
-        return audioop.ulaw2lin(payload, 2)
-
-
-class Pcma:
-    """G.711 A-law, static payload type 8."""
-
-    name: str = "PCMA"
-    sample_rate: int = 8000
-    clock_rate: int = 8000
-    payload_type: int = 8
-
-    def encode(self, pcm: bytes) -> bytes:
-        return audioop.lin2alaw(pcm, 2)
-
-    def decode(self, payload: bytes) -> bytes:
-        return audioop.alaw2lin(payload, 2)
 
 
 class ComfortNoise:
@@ -185,21 +154,18 @@ class Opus(_AiortcCodec):
 PCMU = Pcmu()
 PCMA = Pcma()
 
-_CODECS: dict[str, type[Pcmu] | type[Pcma] | type[G722] | type[Opus]] = {
-    "PCMU": Pcmu,
-    "PCMA": Pcma,
-    "G722": G722,
-    "OPUS": Opus,
-}
+_G711: dict[str, AudioCodec] = {"PCMU": PCMU, "PCMA": PCMA}
+_AIORTC: dict[str, type[G722] | type[Opus]] = {"G722": G722, "OPUS": Opus}
 
 
 def codec_for(codec: Codec, sample_rate: int = 8000) -> AudioCodec:
     """The toolkit's codec for a negotiated format, for PCM at ``sample_rate`` where the
     codec converts itself (G.722, Opus); raises :class:`UnsupportedCodec`."""
-    kind = _CODECS.get(codec.name.upper())
-    channels = getattr(kind, "channels", 1)
-    if kind is None or codec.clock_rate != kind.clock_rate or codec.channels != channels:
-        raise UnsupportedCodec(f"no codec for {codec.name}/{codec.clock_rate}/{codec.channels}")
-    if issubclass(kind, _AiortcCodec):
+    name = codec.name.upper()
+    g711 = _G711.get(name)
+    if g711 is not None and codec.clock_rate == g711.clock_rate and codec.channels == 1:
+        return g711
+    kind = _AIORTC.get(name)
+    if kind is not None and codec.clock_rate == kind.clock_rate and codec.channels == kind.channels:
         return kind(sample_rate)
-    return PCMU if kind is Pcmu else PCMA
+    raise UnsupportedCodec(f"no codec for {codec.name}/{codec.clock_rate}/{codec.channels}")

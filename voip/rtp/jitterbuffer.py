@@ -87,6 +87,7 @@ class JitterBuffer:
         "_empty_run",
         "_first",
         "_losing",
+        "_newest",
         "_next",
         "_packets",
         "_skipped",
@@ -116,6 +117,7 @@ class JitterBuffer:
         self.dropped: Frame | None = None
         self._packets: dict[int, Frame] = {}  # by extended sequence number
         self._next = 0  # extended sequence number due next (the playout point)
+        self._newest = 0  # the highest extended sequence number in _packets, when any
         # Every sequence number from _first up to _next was played (or discarded), except
         # those in _skipped (lost): what tells a duplicate from a late packet.
         self._first = 0
@@ -133,7 +135,7 @@ class JitterBuffer:
         """Frames between the newest packet and the playout point."""
         if not self._packets:
             return 0
-        return max(self._packets) - self._next + 1
+        return self._newest - self._next + 1
 
     @property
     def overdue(self) -> bool:
@@ -180,6 +182,7 @@ class JitterBuffer:
                 counters.resets += 1  # the sender restarted its sequence
                 self._reset(packet.sequence_number)
                 self._packets[self._next] = packet
+                self._newest = self._next
             else:
                 counters.late += 1
             return
@@ -190,7 +193,10 @@ class JitterBuffer:
             counters.resets += 1
             self._reset(packet.sequence_number)
             seq = self._next
-        self._packets[seq] = packet
+        packets = self._packets
+        packets[seq] = packet
+        if seq > self._newest or len(packets) == 1:
+            self._newest = seq  # (every packet buffered is at or after the playout point)
 
     def play_now(self) -> None:
         """Start playing what is buffered without waiting for ``target`` frames: the
@@ -252,7 +258,7 @@ class JitterBuffer:
             self.target -= 1
             self._calm = 0
         # the delay, worked out here as the property does: this runs for every frame
-        if packets and max(packets) - self._next + 1 > self.target + SHRINK_MARGIN:
+        if packets and self._newest - self._next + 1 > self.target + SHRINK_MARGIN:
             self._above += 1
             if self._above >= SHRINK_AFTER:
                 self._above = 0

@@ -691,7 +691,7 @@ class MediaStream:
         else:
             stats.unknown_payload += 1
             return
-        now = self.loop.time()
+        now = self.clock.time()
         address: Address = (origin[0], origin[1])  # without IPv6 flow information, scope
         if address != self.latched:
             if self.latched is not None and now - self._latched_heard < RELATCH_AFTER:
