@@ -204,10 +204,21 @@ def extended_report_metrics(packet: bytes, ssrc: int) -> VoipMetrics | None:
 _SHARED_RNG = random.Random()
 
 
+#: V=2, P=0, count; packet type; length in 32-bit words minus one; the sender's SSRC
+_HEADER_SSRC = struct.Struct("!BBHL")
+
+
+def _receiver_report(ssrc: int, blocks: list[RtcpReceiverInfo]) -> bytes:
+    """RR (§6.4.2) with ``blocks``, as aiortc's RtcpRrPacket writes it."""
+    head = _HEADER_SSRC.pack(0x80 | len(blocks), RTCP_RR, 1 + 6 * len(blocks), ssrc)
+    return head + b"".join(bytes(block) for block in blocks) if blocks else head
+
+
 class RtcpSession:
     """The RTCP side of one participant: ``sender`` is our RTP source."""
 
     __slots__ = (
+        "_sdes_chunk",
         "clock_rate",
         "cname",
         "last_octets",
@@ -233,6 +244,8 @@ class RtcpSession:
         self.last_packets = 0  # sender's packet count at the last report
         self.last_octets = 0
         self.round_trip: float | None = None
+        #: the SDES packet last written, and the SSRC and CNAME it was written for
+        self._sdes_chunk: tuple[int, str, bytes] | None = None
 
     # --- timing -----------------------------------------------------------------------------
 
@@ -268,18 +281,26 @@ class RtcpSession:
             )
             head: bytes = bytes(RtcpSrPacket(ssrc=sender.ssrc, sender_info=info, reports=blocks))
         else:
-            head = bytes(RtcpRrPacket(ssrc=sender.ssrc, reports=blocks))
+            head = _receiver_report(sender.ssrc, blocks)
         return head + self._sdes()
 
     def bye(self, now: float, sources: list[ReceivedSource]) -> bytes:
         """RR, SDES and BYE (§6.6): a compound packet starts with a report (§6.1)."""
         blocks = [source.report_block(now) for source in sources[:31]]
-        head = bytes(RtcpRrPacket(ssrc=self.sender.ssrc, reports=blocks))
-        return head + self._sdes() + bytes(RtcpByePacket(sources=[self.sender.ssrc]))
+        ssrc = self.sender.ssrc
+        bye = _HEADER_SSRC.pack(0x81, RTCP_BYE, 1, ssrc)  # §6.6: one SSRC, no reason
+        return _receiver_report(ssrc, blocks) + self._sdes() + bye
 
     def _sdes(self) -> bytes:
-        item = (SDES_CNAME, self.cname.encode()[:255])
-        return bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.sender.ssrc, items=[item])]))
+        """SDES with our CNAME (§6.5.1); the same each time for one SSRC and CNAME."""
+        ssrc, cname = self.sender.ssrc, self.cname
+        written = self._sdes_chunk
+        if written is not None and written[0] == ssrc and written[1] == cname:
+            return written[2]
+        item = (SDES_CNAME, cname.encode()[:255])
+        data = bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=ssrc, items=[item])]))
+        self._sdes_chunk = (ssrc, cname, data)
+        return data
 
     # --- receiving --------------------------------------------------------------------------
 
