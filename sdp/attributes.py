@@ -78,6 +78,8 @@ class Direction(enum.StrEnum):
 
 
 DIRECTIONS = frozenset(direction.value for direction in Direction)
+#: each direction by its attribute name (a lookup, where ``Direction(name)`` is a call)
+DIRECTION_BY_NAME = {direction.value: direction for direction in Direction}
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)

@@ -8,6 +8,7 @@ from mypy_extensions import mypyc_attr
 
 from sdp._layout import arrange, crlf_text, line_entries
 from sdp.attributes import (
+    DIRECTION_BY_NAME,
     DIRECTIONS,
     Attribute,
     Direction,
@@ -46,6 +47,32 @@ class MediaDescription:
     key: str | None = None
     attributes: list[Attribute] = field(default_factory=list)
     _layout: str = field(default="", init=False, repr=False, compare=False)
+
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        media: str,
+        port: int,
+        proto: str,
+        formats: list[str] | None = None,
+        port_count: int | None = None,
+        information: str | None = None,
+        connections: list[Connection] | None = None,
+        bandwidths: list[Bandwidth] | None = None,
+        key: str | None = None,
+        attributes: list[Attribute] | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        self.media = media
+        self.port = port
+        self.proto = proto
+        self.formats = [] if formats is None else formats
+        self.port_count = port_count
+        self.information = information
+        self.connections = [] if connections is None else connections
+        self.bandwidths = [] if bandwidths is None else bandwidths
+        self.key = key
+        self.attributes = [] if attributes is None else attributes
+        self._layout = ""
 
     @classmethod
     def parse_media_line(cls, value: str) -> MediaDescription:
@@ -260,8 +287,10 @@ class MediaDescription:
 
 def direction_of(attributes: list[Attribute]) -> Direction | None:
     for attribute in attributes:
-        if attribute.value is None and attribute.name in DIRECTIONS:
-            return Direction(attribute.name)
+        if attribute.value is None:
+            direction = DIRECTION_BY_NAME.get(attribute.name)
+            if direction is not None:
+                return direction
     return None
 
 

@@ -658,7 +658,9 @@ class Call:
     def from_invite(cls, ua: UserAgent, transaction: ServerTransaction, request: Request) -> Call:
         from voip.sip import new_tag
 
-        negotiation = Negotiation("0.0.0.0", [], srtp=SrtpMode(ua.srtp))
+        srtp = ua.srtp
+        mode = srtp if isinstance(srtp, SrtpMode) else SrtpMode(srtp)
+        negotiation = Negotiation("0.0.0.0", [], srtp=mode)
         call = cls(ua, outgoing=False, negotiation=negotiation)
         call.invite = request
         call.local_tag = new_tag()

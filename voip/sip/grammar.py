@@ -50,8 +50,14 @@ def unescape(text: str, where: str) -> str:
     return unquote(text, errors="surrogateescape")
 
 
+# What urllib.parse.quote never escapes.
+_ALWAYS_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+
+
 def escape(text: str, safe: str) -> str:
     """Escape every character outside ``unreserved`` and ``safe`` as %HH of its UTF-8."""
+    if not text.rstrip(_ALWAYS_SAFE + safe):
+        return text  # nothing to escape (as quote finds, without encoding the text)
     return quote(text, safe=safe, errors="surrogateescape")
 
 
