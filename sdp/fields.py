@@ -60,6 +60,23 @@ class Origin(FrozenValue):
     addrtype: str
     address: str
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        username: str,
+        sess_id: str,
+        sess_version: str,
+        nettype: str,
+        addrtype: str,
+        address: str,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        object.__setattr__(self, "username", username)
+        object.__setattr__(self, "sess_id", sess_id)
+        object.__setattr__(self, "sess_version", sess_version)
+        object.__setattr__(self, "nettype", nettype)
+        object.__setattr__(self, "addrtype", addrtype)
+        object.__setattr__(self, "address", address)
+
     @classmethod
     def parse(cls, value: str) -> Origin:
         fields = value.split()
@@ -108,6 +125,21 @@ class Connection(FrozenValue):
     address: str
     ttl: int | None = None
     count: int | None = None
+
+    def __init__(
+        self,
+        nettype: str,
+        addrtype: str,
+        address: str,
+        ttl: int | None = None,
+        count: int | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        object.__setattr__(self, "nettype", nettype)
+        object.__setattr__(self, "addrtype", addrtype)
+        object.__setattr__(self, "address", address)
+        object.__setattr__(self, "ttl", ttl)
+        object.__setattr__(self, "count", count)
 
     @classmethod
     def parse(cls, value: str) -> Connection:
@@ -199,6 +231,14 @@ class Timing(FrozenValue):
     start_time: int = 0
     stop_time: int = 0
     repeat_times: tuple[RepeatTime, ...] = ()
+
+    def __init__(
+        self, start_time: int = 0, stop_time: int = 0, repeat_times: tuple[RepeatTime, ...] = ()
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        object.__setattr__(self, "start_time", start_time)
+        object.__setattr__(self, "stop_time", stop_time)
+        object.__setattr__(self, "repeat_times", repeat_times)
 
     @classmethod
     def parse(cls, value: str) -> Timing:

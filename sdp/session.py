@@ -40,6 +40,42 @@ class SessionDescription:
     media: list[MediaDescription] = field(default_factory=list)
     _layout: str = field(default="", init=False, repr=False, compare=False)
 
+    def __init__(
+        self,
+        *,
+        origin: Origin,
+        session_name: str = "-",
+        version: int = 0,
+        information: str | None = None,
+        uri: str | None = None,
+        emails: list[str] | None = None,
+        phones: list[str] | None = None,
+        connection: Connection | None = None,
+        bandwidths: list[Bandwidth] | None = None,
+        timings: list[Timing] | None = None,
+        time_zones: list[TimeZoneAdjustment] | None = None,
+        key: str | None = None,
+        attributes: list[Attribute] | None = None,
+        media: list[MediaDescription] | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (a call parses one and writes one).
+        self.origin = origin
+        self.session_name = session_name
+        self.version = version
+        self.information = information
+        self.uri = uri
+        self.emails = [] if emails is None else emails
+        self.phones = [] if phones is None else phones
+        self.connection = connection
+        self.bandwidths = [] if bandwidths is None else bandwidths
+        self.timings = [Timing()] if timings is None else timings
+        self.time_zones = [] if time_zones is None else time_zones
+        self.key = key
+        self.attributes = [] if attributes is None else attributes
+        self.media = [] if media is None else media
+        self._layout = ""
+
     @classmethod
     def parse(cls, data: str | bytes | bytearray | memoryview) -> SessionDescription:
         """Same as :func:`sdp.parse`."""

@@ -77,6 +77,12 @@ class JitterBufferCounters:
     resets: int = 0  # sequence jumps too large for reordering
     ssrc_changes: int = 0
 
+    def __init__(self) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        self.received = self.played = self.lost = self.loss_bursts = self.late = 0
+        self.duplicates = self.discarded = self.concealed = self.underruns = 0
+        self.resets = self.ssrc_changes = 0
+
 
 class JitterBuffer:
     """Frames in sequence order, with an adaptive playout delay of ``target`` frames."""

@@ -43,6 +43,32 @@ class RtpSender:
     packet_count: int = 0  # §6.4.1 sender's packet count
     octet_count: int = 0  # §6.4.1 sender's octet count: payload octets only
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        ssrc: int | None = None,
+        sequence_number: int | None = None,
+        timestamp: int | None = None,
+        talkspurt: bool = True,
+        packet_count: int = 0,
+        octet_count: int = 0,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code,
+        # and the random values are drawn in one read of the system's source (§5.1, §8)
+        if ssrc is None or sequence_number is None or timestamp is None:
+            drawn = secrets.randbits(80)
+            if ssrc is None:
+                ssrc = drawn & 0xFFFFFFFF
+            if sequence_number is None:
+                sequence_number = (drawn >> 32) & 0xFFFF
+            if timestamp is None:
+                timestamp = drawn >> 48
+        self.ssrc = ssrc
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.talkspurt = talkspurt
+        self.packet_count = packet_count
+        self.octet_count = octet_count
+
     def packet(
         self,
         payload_type: int,

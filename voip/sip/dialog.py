@@ -35,6 +35,12 @@ class DialogId:
     local_tag: str
     remote_tag: str
 
+    def __init__(self, call_id: str, local_tag: str, remote_tag: str) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        object.__setattr__(self, "call_id", call_id)
+        object.__setattr__(self, "local_tag", local_tag)
+        object.__setattr__(self, "remote_tag", remote_tag)
+
 
 class DialogState(enum.Enum):
     EARLY = "early"  # made by a 1xx with a To tag (§12.1)

@@ -66,6 +66,22 @@ class Via:
     params: dict[str, str | None] = field(default_factory=dict)
     protocol: str = "SIP/2.0"
 
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: dict[str, str | None] | None = None,
+        protocol: str = "SIP/2.0",
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (several a message).
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.params = {} if params is None else params
+        self.protocol = protocol
+
     @property
     def branch(self) -> str | None:
         return self.params.get("branch")
@@ -314,6 +330,11 @@ class CSeq:
     number: int
     method: str
 
+    def __init__(self, number: int, method: str) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        self.number = number
+        self.method = method
+
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
 
@@ -339,6 +360,14 @@ class MediaType:
     type: str
     subtype: str
     params: dict[str, str | None] = field(default_factory=dict)
+
+    def __init__(
+        self, type: str, subtype: str, params: dict[str, str | None] | None = None
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        self.type = type
+        self.subtype = subtype
+        self.params = {} if params is None else params
 
     @property
     def mime(self) -> str:

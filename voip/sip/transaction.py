@@ -261,6 +261,31 @@ class ClientTransaction(_Transaction):
 
     ack: Request | None = None
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        request: Request,
+        destination: Hashable,
+        reliable: bool,
+        state: State,
+        key: tuple[str, ...] = (),
+        timers: dict[str, float] | None = None,
+        intervals: dict[str, float] | None = None,
+        last_sent: Transmit | None = None,
+        last_response: Response | None = None,
+        ack: Request | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code.
+        self.request = request
+        self.destination = destination
+        self.reliable = reliable
+        self.state = state
+        self.key = key
+        self.timers = {} if timers is None else timers
+        self.intervals = {} if intervals is None else intervals
+        self.last_sent = last_sent
+        self.last_response = last_response
+        self.ack = ack
+
     def __repr__(self) -> str:
         return f"<ClientTransaction {self.method} {self.state.value} {self.key[0]}>"
 
@@ -275,6 +300,38 @@ class ServerTransaction(_Transaction):
     acked: bool = False
     #: (Call-ID, CSeq number, To tag) of an INVITE answered with a 2xx (§13.3.1.4)
     accepted_key: tuple[str, int, str] | None = None
+
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        request: Request,
+        destination: Hashable,
+        reliable: bool,
+        state: State,
+        key: tuple[str, ...] = (),
+        timers: dict[str, float] | None = None,
+        intervals: dict[str, float] | None = None,
+        last_sent: Transmit | None = None,
+        last_response: Response | None = None,
+        source: Hashable = None,
+        local: Hashable = None,
+        acked: bool = False,
+        accepted_key: tuple[str, int, str] | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (one a request).
+        self.request = request
+        self.destination = destination
+        self.reliable = reliable
+        self.state = state
+        self.key = key
+        self.timers = {} if timers is None else timers
+        self.intervals = {} if intervals is None else intervals
+        self.last_sent = last_sent
+        self.last_response = last_response
+        self.source = source
+        self.local = local
+        self.acked = acked
+        self.accepted_key = accepted_key
 
     def __repr__(self) -> str:
         return f"<ServerTransaction {self.method} {self.state.value} {self.key[0]}>"
