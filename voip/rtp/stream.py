@@ -626,9 +626,12 @@ class MediaStream:
         """A datagram on the RTP port: RTP, or RTCP with rtcp-mux (RFC 5761 §4), or STUN."""
         if self.wiretap is not None:
             self._tap(False, data, self.ports.port, address)
-        if is_stun(data):
+        # RFC 7983 §7 by the first octet: 0-3 STUN, 20-63 DTLS, 128-191 RTP and RTCP (the
+        # octet tested here first, so that RTP makes no call across modules)
+        first = data[0] if data else 0
+        if first < 4 and is_stun(data):
             self.stats.stun += 1
-        elif data and 19 < data[0] < 64:  # DTLS (RFC 7983 §7)
+        elif 19 < first < 64:
             self._on_dtls(data, address, False)
         elif self.rtcp_mux and is_rtcp(data):
             self._on_rtcp(data)
@@ -692,11 +695,13 @@ class MediaStream:
             stats.unknown_payload += 1
             return
         now = self.clock.time()
-        address: Address = (origin[0], origin[1])  # without IPv6 flow information, scope
-        if address != self.latched:
-            if self.latched is not None and now - self._latched_heard < RELATCH_AFTER:
+        latched = self.latched
+        if latched is None or origin[1] != latched[1] or origin[0] != latched[0]:
+            if latched is not None and now - self._latched_heard < RELATCH_AFTER:
                 stats.foreign += 1
                 return
+            # without IPv6 flow information, scope
+            address: Address = (origin[0], origin[1])
             self.latched = address  # symmetric RTP: answer where the packets come from
             if (
                 self.remote_rtcp is not None
