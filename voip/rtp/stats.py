@@ -58,6 +58,80 @@ class StreamStatistics:
     send_errors: int = 0
     skipped: int = 0  # clock periods skipped because the event loop was late
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        packets_sent: int = 0,
+        octets_sent: int = 0,
+        packets_received: int = 0,
+        octets_received: int = 0,
+        lost: int = 0,
+        jitter: float = 0.0,
+        round_trip: float | None = None,
+        remote_lost: int | None = None,
+        remote_jitter: float | None = None,
+        remote_metrics: VoipMetrics | None = None,
+        late: int = 0,
+        duplicates: int = 0,
+        discarded: int = 0,
+        concealed: float = 0.0,
+        underruns: int = 0,
+        ssrc_changes: int = 0,
+        malformed: int = 0,
+        auth_failures: int = 0,
+        unkeyed: int = 0,
+        withheld: int = 0,
+        unknown_payload: int = 0,
+        foreign: int = 0,
+        silence_sent: int = 0,
+        comfort_noise_sent: int = 0,
+        comfort_noise_played: int = 0,
+        frames_dropped: int = 0,
+        dtmf_received: int = 0,
+        dtmf_sent: int = 0,
+        rtcp_sent: int = 0,
+        rtcp_received: int = 0,
+        rtcp_ignored: int = 0,
+        stun: int = 0,
+        send_errors: int = 0,
+        skipped: int = 0,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (a stream makes one)
+        self.packets_sent = packets_sent
+        self.octets_sent = octets_sent
+        self.packets_received = packets_received
+        self.octets_received = octets_received
+        self.lost = lost
+        self.jitter = jitter
+        self.round_trip = round_trip
+        self.remote_lost = remote_lost
+        self.remote_jitter = remote_jitter
+        self.remote_metrics = remote_metrics
+        self.late = late
+        self.duplicates = duplicates
+        self.discarded = discarded
+        self.concealed = concealed
+        self.underruns = underruns
+        self.ssrc_changes = ssrc_changes
+        self.malformed = malformed
+        self.auth_failures = auth_failures
+        self.unkeyed = unkeyed
+        self.withheld = withheld
+        self.unknown_payload = unknown_payload
+        self.foreign = foreign
+        self.silence_sent = silence_sent
+        self.comfort_noise_sent = comfort_noise_sent
+        self.comfort_noise_played = comfort_noise_played
+        self.frames_dropped = frames_dropped
+        self.dtmf_received = dtmf_received
+        self.dtmf_sent = dtmf_sent
+        self.rtcp_sent = rtcp_sent
+        self.rtcp_received = rtcp_received
+        self.rtcp_ignored = rtcp_ignored
+        self.stun = stun
+        self.send_errors = send_errors
+        self.skipped = skipped
+
 
 @dataclass(frozen=True, slots=True)
 class DirectionQuality:
