@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from voip.sip import SipError, parse_message
+from voip.sip import Headers, Request, SipError, SipUri, parse_message
 from voip.sip.fields import (
     parse_auth,
     parse_cseq,
@@ -17,6 +19,7 @@ from voip.sip.fields import (
     parse_session_expires,
     parse_via,
 )
+from voip.sip.headers import header_key
 
 
 def test_via_with_rport_received_and_maddr() -> None:
@@ -259,3 +262,35 @@ def test_list_read_before_a_change_keeps_its_values() -> None:
     message.headers.insert("Via", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bK2")
     assert [v.host for v in via] == ["a.example.com"]
     assert [v.host for v in message.via] == ["proxy.example.com", "a.example.com"]
+
+
+def test_header_edits_keep_fields_in_order_with_their_lines() -> None:
+    """§7.3.1: add appends a field, set/set_all replace every field of a name where the
+    first one stood; after any edits the fields, and the lines written from them, are
+    those of a plain list of (name, value) edited the same way."""
+    rng = random.Random(7)
+    names = ["Via", "Contact", "Content-Length", "Allow", "v", "Supported"]
+    for _ in range(300):
+        headers = Headers()
+        model: list[tuple[str, str]] = []
+        for step in range(rng.randint(1, 12)):
+            name = rng.choice(names)
+            key = header_key(name)
+            values = [f"{step}.{i}" for i in range(rng.choice((1, 1, 1, 2, 0)))]
+            action = rng.choice(("add", "set", "set_all"))
+            if action == "add":
+                headers.add(name, f"{step}")
+                model.append((name, f"{step}"))
+                continue
+            if action == "set":
+                values = [f"{step}"]
+                headers.set(name, values[0])
+            else:
+                headers.set_all(name, values)
+            at = next((i for i, (n, _) in enumerate(model) if header_key(n) == key), len(model))
+            rest = [(n, v) for n, v in model[at:] if header_key(n) != key]
+            model = model[:at] + [(name, v) for v in values] + rest
+        assert list(headers) == model
+        assert bytes(Request("OPTIONS", SipUri("h"), headers)).split(b"\r\n")[1:-2] == [
+            f"{n}: {v}".encode() for n, v in model
+        ]

@@ -219,7 +219,12 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field at the end."""
-        self._insert_at(len(self._keys), name, value)
+        key = header_key(name)
+        self.typed.pop(key, None)
+        self._keys = (*self._keys, key)
+        self._names = (*self._names, name)
+        self._values = (*self._values, value)
+        self._lines = (*self._lines, f"{name}: {value}")
 
     def insert(self, name: str, value: str) -> None:
         """Put a field before the first field of the same name (a new top Via, Route …)."""
@@ -247,6 +252,14 @@ class Headers:
         self.typed.pop(key, None)
         new = list(values)
         keys = self._keys
+        if len(new) == 1 and keys.count(key) == 1:
+            # one field for one (Content-Length when a body is set): replaced where it is
+            at = keys.index(key)
+            value = new[0]
+            self._names = (*self._names[:at], name, *self._names[at + 1 :])
+            self._values = (*self._values[:at], value, *self._values[at + 1 :])
+            self._lines = (*self._lines[:at], f"{name}: {value}", *self._lines[at + 1 :])
+            return
         at = keys.index(key) if key in keys else len(keys)
         rest = [i for i in range(at, len(keys)) if keys[i] != key]
         self._put(
