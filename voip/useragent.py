@@ -697,16 +697,20 @@ class UserAgent(AsyncIOEventEmitter):
     # --- the event pump --------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Dispatch what the transaction layer produced, then re-arm its one timer."""
+        """Dispatch what the transaction layer produced, then see that its one timer
+        fires by the layer's next deadline. A timer armed for earlier than that stays:
+        it fires, finds nothing due and arms the next one, where moving it at every
+        message cost a timer handle made and one cancelled (a call's messages move the
+        next deadline back and forth several times)."""
         layer = self.transactions
         while events := layer.take_events():
             for event in events:
                 self._dispatch(event)
         deadline = layer.next_deadline()
-        if deadline != self._timer_at:
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+            self._timer = self.loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 
     def _on_timer(self) -> None:
