@@ -242,6 +242,30 @@ class _Transaction:
     last_sent: Transmit | None = None
     last_response: Response | None = None
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        request: Request,
+        destination: Hashable,
+        reliable: bool,
+        state: State,
+        key: tuple[str, ...] = (),
+        timers: dict[str, float] | None = None,
+        intervals: dict[str, float] | None = None,
+        last_sent: Transmit | None = None,
+        last_response: Response | None = None,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, these are native code (the
+        # transactions' own call it first).
+        self.request = request
+        self.destination = destination
+        self.reliable = reliable
+        self.state = state
+        self.key = key
+        self.timers = {} if timers is None else timers
+        self.intervals = {} if intervals is None else intervals
+        self.last_sent = last_sent
+        self.last_response = last_response
+
     @property
     def method(self) -> str:
         return self.request.method
@@ -274,16 +298,19 @@ class ClientTransaction(_Transaction):
         last_response: Response | None = None,
         ack: Request | None = None,
     ) -> None:
-        # Written out rather than made by @dataclass: compiled, this one is native code.
-        self.request = request
-        self.destination = destination
-        self.reliable = reliable
-        self.state = state
-        self.key = key
-        self.timers = {} if timers is None else timers
-        self.intervals = {} if intervals is None else intervals
-        self.last_sent = last_sent
-        self.last_response = last_response
+        # (explicitly: a slots dataclass is a new class, which a bare super() does not know)
+        _Transaction.__init__(
+            self,
+            request,
+            destination,
+            reliable,
+            state,
+            key,
+            timers,
+            intervals,
+            last_sent,
+            last_response,
+        )
         self.ack = ack
 
     def __repr__(self) -> str:
@@ -317,17 +344,19 @@ class ServerTransaction(_Transaction):
         acked: bool = False,
         accepted_key: tuple[str, int, str] | None = None,
     ) -> None:
-        # Written out rather than made by @dataclass: compiled, this one is native code
-        # (one a request).
-        self.request = request
-        self.destination = destination
-        self.reliable = reliable
-        self.state = state
-        self.key = key
-        self.timers = {} if timers is None else timers
-        self.intervals = {} if intervals is None else intervals
-        self.last_sent = last_sent
-        self.last_response = last_response
+        # (explicitly: a slots dataclass is a new class, which a bare super() does not know)
+        _Transaction.__init__(
+            self,
+            request,
+            destination,
+            reliable,
+            state,
+            key,
+            timers,
+            intervals,
+            last_sent,
+            last_response,
+        )
         self.source = source
         self.local = local
         self.acked = acked
