@@ -54,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import math
 import os
@@ -65,7 +66,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ sys.path.insert(0, str(REPO))
 from aiortc.rtp import RtpPacket  # noqa: E402
 
 from sdp import Codec, Direction, NegotiatedMedia  # noqa: E402
+from voip.eventloop import settle_collector  # noqa: E402
 from voip.rtp import MediaClock, MediaStream, PortAllocator, ReceivedSource, RtpPorts  # noqa: E402
 from voip.rtp.poller import SocketPoller  # noqa: E402
 
@@ -199,14 +201,15 @@ async def trial_voip(calls: int, seconds: float, echo_port: int) -> dict[str, fl
     ]
     for stream in streams:
         stream.rtcp.min_interval = 1e9  # RTCP would go to the echo port + 1: none
-    cpu, steal = os.times(), _steal()
-    for i, stream in enumerate(streams):
-        loop.call_later(PTIME * i / calls, stream.configure, _negotiated(echo_port))
-    await asyncio.sleep(seconds)
-    for stream in streams:
-        stream.hold()
-    await asyncio.sleep(0.3)
-    cpu, steal = _since(cpu), steal.since()
+    with _collector_settled():
+        cpu, steal = os.times(), _steal()
+        for i, stream in enumerate(streams):
+            loop.call_later(PTIME * i / calls, stream.configure, _negotiated(echo_port))
+        await asyncio.sleep(seconds)
+        for stream in streams:
+            stream.hold()
+        await asyncio.sleep(0.3)
+        cpu, steal = _since(cpu), steal.since()
     intervals = [b - a for s in streams for a, b in itertools.pairwise(_sent_at(s))]
     lost = sum(max(0, s.source.lost) if s.source else len(_sent_at(s)) for s in streams)
     sent = sum(s.stats.packets_sent for s in streams)
@@ -268,16 +271,17 @@ async def trial_tasks(calls: int, seconds: float, echo_port: int) -> dict[str, f
             _Receiver, local_addr=("127.0.0.1", 0), remote_addr=("127.0.0.1", echo_port)
         )
         endpoints.append((transport, protocol))
-    cpu, steal = os.times(), _steal()
-    now = loop.time()
-    sent_at: list[list[float]] = [[] for _ in range(calls)]
-    tasks = [
-        asyncio.create_task(_task_stream(t, now + PTIME * i / calls, now + seconds, sent_at[i]))
-        for i, (t, _) in enumerate(endpoints)
-    ]
-    await asyncio.gather(*tasks)
-    await asyncio.sleep(0.3)
-    cpu, steal = _since(cpu), steal.since()
+    with _collector_settled():
+        cpu, steal = os.times(), _steal()
+        now = loop.time()
+        sent_at: list[list[float]] = [[] for _ in range(calls)]
+        tasks = [
+            asyncio.create_task(_task_stream(t, now + PTIME * i / calls, now + seconds, sent_at[i]))
+            for i, (t, _) in enumerate(endpoints)
+        ]
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0.3)
+        cpu, steal = _since(cpu), steal.since()
     intervals = [b - a for s in sent_at for a, b in itertools.pairwise(s)]
     lost = sum(
         max(0, p.source.lost) if p.source else len(s)
@@ -377,6 +381,24 @@ print(deviations[int(0.99 * (len(deviations) - 1))] * 1000)
 
 #: the probe's p99 of every trial run: the machine's floor, printed at the end
 PROBES: list[float] = []
+
+
+@contextlib.contextmanager
+def _collector_settled() -> Iterator[None]:
+    """The garbage collector as a long-running agent has it once it is up
+    (:func:`voip.eventloop.settle_collector`, what ``voip serve`` does), in both modes: what
+    exists goes to the permanent generation, which no collection walks again. With CPython's
+    settings a full collection walked every stream's objects (and the trial's records of
+    its send times) in a pause of up to 60 ms, which put every stream of the trial two
+    periods behind. Undone after the trial, so that one trial's objects do not outlive it."""
+    before = gc.get_threshold()
+    settle_collector()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+        gc.collect()
 
 
 def run_trial(mode: str, calls: int, seconds: float, echo_port: int) -> dict[str, float]:
