@@ -294,6 +294,51 @@ def test_a_round_sends_for_every_stream_due_before_any_stream_settles() -> None:
     assert log == one_round * 3
 
 
+class SlowSettle(Recorder):
+    """A member whose settle takes ``cost`` seconds of the loop's time."""
+
+    def __init__(self, loop: VirtualLoop, cost: float) -> None:
+        super().__init__()
+        self.loop, self.cost = loop, cost
+
+    def settle(self, now: float) -> None:
+        super().settle(now)
+        self.loop.now += self.cost
+
+
+def test_a_slot_due_while_a_round_settles_sends_before_the_round_is_settled() -> None:
+    loop, clock = _clock()
+    slow = [SlowSettle(loop, 0.0005) for _ in range(20)]  # 10 ms of settling at 0 ms
+    for member in slow:
+        clock.add(member, 0.02, start=0.0)
+    later = Recorder()
+    clock.add(later, 0.02, start=0.005)
+    loop.run_until(0.1)
+    # its tick came within SETTLE_STRIDE settles of its deadline, not after all twenty
+    assert [round(at - d, 6) for at, d in zip(later.served_at, later.deadlines, strict=True)] == [
+        pytest.approx(0.0025)
+    ] * len(later.deadlines)
+    assert len(later.deadlines) >= 5
+    # every member settled once per period all the same, the later one after its tick
+    assert all(len(m.settled) == len(m.deadlines) >= 5 for m in slow)
+    assert len(later.settled) == len(later.deadlines)
+    assert all(s >= t for s, t in zip(later.settled, later.served_at, strict=True))
+
+
+def test_an_overdue_slot_waits_for_the_loops_turn_not_for_settling() -> None:
+    loop, clock = _clock()
+    busy = [Busy(loop, 0.0003) for _ in range(10)]  # 3 ms of ticks: past MAX_ROUND
+    for member in busy:
+        clock.add(member, 0.02, start=0.0)
+    behind = Recorder()
+    clock.add(behind, 0.02, start=0.001)  # due while the first slot is served
+    loop.run_until(0.001)
+    # the round was cut at MAX_ROUND: the overdue slot had its turn after the loop's,
+    # in the next callback, not in the settling of the first
+    assert clock.ticks == 2
+    assert behind.served_at and behind.served_at[0] == pytest.approx(0.003)
+
+
 def test_a_failing_settle_does_not_stop_the_other_streams_of_the_round() -> None:
     loop, clock = _clock()
     broken, fine = Recorder(fail=True), Recorder()

@@ -14,7 +14,9 @@ the process is overloaded) skips the missed periods instead of sending them in a
 
 A round has two stages. First every member due has its ``tick``: the work that must be on
 time, a packet sent. Then each of them has its ``settle``: the rest of its period (a
-frame played out, RTCP, watching for silence), which no packet waits for. Were each
+frame played out, RTCP, watching for silence), which no packet waits for: when the next
+slot comes due while the round is settling, its members have their ticks at once, and
+settle with the others. Were each
 stream's playout done between its packet and the next stream's, the sending of the last
 streams of a round would wait for all the others' decoding, by more or less from one
 period to the next (a frame concealed costs more than one decoded): with a thousand
@@ -52,6 +54,8 @@ ROUNDING = 1e-9
 RESOLUTION = 1e-6
 #: seconds the clock serves streams at a stretch before the loop reads what has arrived
 MAX_ROUND = 0.001
+#: members settled between two readings of the time (is the next slot due?)
+SETTLE_STRIDE = 8
 
 
 def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
@@ -257,12 +261,26 @@ class MediaClock:
                     self._enqueue(registration)  # after this slot: the next deadline is later
 
     def _settle(self) -> None:
-        """The second stage of the round: each member that had its tick settles."""
+        """The second stage of the round: each member that had its tick settles. Every
+        ``SETTLE_STRIDE`` members the time is read: when a slot has come due since settling
+        began, its members have their ticks first (and settle after the others), so that
+        settling does not hold a packet back. Slots due before (left by a round cut short
+        at ``MAX_ROUND``) wait for the loop's turn, and so do slots due more than ``PHASE``
+        after settling began."""
         ticked = self._ticked
         if not ticked:
             return
-        now = self.time()
-        for registration in ticked:
+        loop_time, times = self.time, self._times
+        begin = now = loop_time()
+        end = begin + PHASE
+        i = 0
+        while i < len(ticked):
+            registration = ticked[i]
+            i += 1
+            if i % SETTLE_STRIDE == 0:
+                now = loop_time()
+                if times and begin < times[0] <= min(now, end) + ROUNDING:
+                    self._serve()  # appends to ticked: settled in this loop
             if not registration.active:
                 continue  # taken off by its tick, or by another member's
             try:

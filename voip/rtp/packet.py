@@ -39,6 +39,24 @@ class RtpHeader:
     ssrc: int
     payload: bytes
 
+    def __init__(  # noqa: PLR0917  # positional, as @dataclass made it
+        self,
+        payload_type: int,
+        marker: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+    ) -> None:
+        # Written out rather than made by @dataclass: compiled, this one is native code
+        # (one is made for every packet received)
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+
 
 def parse_rtp(data: bytes) -> RtpHeader:
     """The header and payload of ``data``; :class:`ValueError` when it is not RTP."""
