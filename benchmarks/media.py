@@ -17,7 +17,11 @@ sending; both modes run against the same echo). Two senders take turns:
   ``DatagramProtocol`` per stream and parsed and decoded.
 
 A *trial* runs N calls for ``--duration`` seconds (started spread over one packet time, as
-real calls are; the toolkit's clock puts them on its 5 ms phase grid). The send interval
+real calls are; the toolkit's clock puts them on its 5 ms phase grid), with the garbage
+collector as a long-running agent has it once it is up (``voip.eventloop.settle_collector``,
+as ``voip serve`` does; both modes alike, undone after each trial): with CPython's
+settings a full collection walks every stream's objects, a pause of up to 60 ms at 1,000
+calls that no sender on one event loop can hide. The send interval
 of a packet is the time between the return of its ``sendto`` and that of the stream's
 previous packet: the sender's times, not the arrival times at the echo or back here,
 because the issue's measure is the regularity of sending, which the sender alone decides
