@@ -203,6 +203,8 @@ class MediaStream:
         self._poller = poller if poller is not None else SocketPoller(self.loop)
         self._poller.add(ports.rtp, self._on_rtp_socket)
         self._poller.add(ports.rtcp, self._on_rtcp_socket)
+        #: the RTP socket's sendto, looked up once (a packet per packet time goes through it)
+        self._rtp_sendto: Callable[[bytes, Address], int] = ports.rtp.sendto
 
     def __repr__(self) -> str:
         return f"<MediaStream {self.ports.host}:{self.ports.port} -> {self.remote_rtp}>"
@@ -501,7 +503,7 @@ class MediaStream:
             elif self.awaiting_keys:
                 self.stats.withheld += 1  # DTLS-SRTP not keyed yet: never sent in clear
                 return
-            self.ports.rtp.sendto(data, address)
+            self._rtp_sendto(data, address)
         except (OSError, pylibsrtp.Error):
             self.stats.send_errors += 1
             return
@@ -868,6 +870,7 @@ class MediaStream:
             poller.remove(sock)
         self.ports.release()
         self.ports = ports
+        self._rtp_sendto = ports.rtp.sendto
         poller.add(ports.rtp, self._on_rtp_socket)
         poller.add(ports.rtcp, self._on_rtcp_socket)
 
