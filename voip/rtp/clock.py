@@ -16,11 +16,11 @@ A round has two stages. First every member due has its ``tick``: the work that m
 time, a packet sent. Then each of them has its ``settle``: the rest of its period (a
 frame played out, RTCP, watching for silence), which no packet waits for: when the next
 slot comes due while the round is settling, its members have their ticks at once, and
-settle with the others. Were each
-stream's playout done between its packet and the next stream's, the sending of the last
-streams of a round would wait for all the others' decoding, by more or less from one
-period to the next (a frame concealed costs more than one decoded): with a thousand
-streams the irregularity of their sending came to milliseconds.
+settle with the others. Were each stream's playout done between its packet and the next
+stream's, the sending of the last streams of a round would wait for all the others'
+decoding, by more or less from one period to the next (a frame concealed costs more than
+one decoded): with a thousand streams the irregularity of their sending came to
+milliseconds.
 
 A stream added without a start time starts on the next multiple of ``PHASE``: streams
 started at random moments (calls answered whenever their INVITE comes) then share
