@@ -266,20 +266,81 @@ async def test_symmetric_rtp_latches_to_where_packets_really_come_from(
     assert a.stats.packets_received > 0
 
 
-async def test_packets_from_another_address_are_dropped_while_latched(
+#: RTP of another source (SSRC 1), from somebody else
+_INTRUDING = b"\x80\x00\x00\x01" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x01" + b"\xff" * 160
+
+
+async def test_a_latched_stream_is_connected_to_its_peer_and_hears_nobody_else(
     pair: tuple[MediaStream, MediaStream],
 ) -> None:
+    """Once packets come from the latched address the RTP socket is connected to it: the
+    kernel drops what others send, which never reaches the stream (nor its counters)."""
     a, b = pair
     a.configure(_media(b.local_port))
     b.configure(_media(a.local_port))
     await _collect(b, 3)
+    assert b.ports.rtp.getpeername() == ("127.0.0.1", a.local_port)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as intruder:
-        packet = b"\x80\x00\x00\x01" + b"\x00" * 8 + b"\xff" * 160
         for _ in range(5):
-            intruder.sendto(packet, ("127.0.0.1", b.local_port))
-        await _collect(b, 3)
-    assert b.stats.foreign == 5
+            intruder.sendto(_INTRUDING, ("127.0.0.1", b.local_port))
+        await _collect(b, 5)
     assert b.latched == ("127.0.0.1", a.local_port)
+    assert b.source is not None and b.source.ssrc == a.sender.ssrc
+    assert b.stats.foreign == 0 and b.statistics().ssrc_changes == 0
+    assert b.stats.packets_received == a.stats.packets_sent  # all of a's, nothing else
+
+
+async def test_packets_from_another_address_are_counted_and_dropped_while_latched(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    """What an unconnected socket hands over from elsewhere (the queue when it connects,
+    a platform without connected sockets): counted as foreign, not played."""
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 3)
+    received = b.stats.packets_received
+    for _ in range(5):
+        b._on_rtp_socket(_INTRUDING, ("127.0.0.1", 9))
+    assert b.stats.foreign == 5
+    assert b.stats.packets_received == received
+    assert b.latched == ("127.0.0.1", a.local_port)
+
+
+async def test_a_peer_whose_address_changes_is_latched_again_after_a_quiet_second(
+    pair: tuple[MediaStream, MediaStream],
+) -> None:
+    """A NAT rebinding: a's packets suddenly come from another port. The connected socket
+    drops them until a's old address has been quiet for RELATCH_AFTER; then the stream
+    hears anyone again, latches to the new address and sends its packets there."""
+    a, b = pair
+    a.configure(_media(b.local_port))
+    b.configure(_media(a.local_port))
+    await _collect(b, 3)
+    assert b.ports.rtp.getpeername() == ("127.0.0.1", a.local_port)
+    a.hold()  # a's old port goes quiet
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as moved:
+        moved.bind(("127.0.0.1", 0))
+        moved.setblocking(False)
+        address = moved.getsockname()
+        answered = 0
+        sequence = 0
+        async with asyncio.timeout(10):
+            while not answered:
+                sequence += 1
+                packet = RtpPacket(
+                    sequence_number=sequence,
+                    timestamp=sequence * 160,
+                    ssrc=a.sender.ssrc,
+                    payload=b"\xff" * 160,
+                )
+                moved.sendto(packet.serialize(), ("127.0.0.1", b.local_port))
+                await asyncio.sleep(0.02)
+                with contextlib.suppress(BlockingIOError):
+                    while moved.recv(2048):
+                        answered += 1
+    assert b.latched == address
+    assert b.ports.rtp.getpeername() == address
 
 
 async def test_malformed_datagrams_are_counted_and_the_stream_goes_on(

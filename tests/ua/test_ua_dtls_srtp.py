@@ -205,24 +205,15 @@ async def test_bad_dtls_datagrams_and_dtls_from_elsewhere_are_counted_and_droppe
     async with srtp_agents("dtls", "dtls") as (alice, bob):
         caller, callee = await connected(alice, bob)
         await _keyed(caller, callee)
-        port = media_of(callee).stream.local_port
-        loop = asyncio.get_running_loop()
-        # a datagram of garbage that looks like DTLS from the peer's own port would need
-        # its socket: a stranger's socket sends it instead, and one from the peer is faked
-        transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
-        )
-        try:
-            transport.sendto(b"\x16\xfe\xfd" + bytes(20), ("127.0.0.1", port))
-            stream = media_of(callee).stream
-            peer = ("127.0.0.1", media_of(caller).stream.local_port)
-            stream._on_rtp_socket(b"\x16\x01", peer)  # malformed, from the peer
-            stream._on_rtp_socket(b"\x15\xfe\xfd" + bytes(8) + b"\x00\x02\x02\x28", peer)
-            async with asyncio.timeout(TIMEOUT):
-                while not _dtls(callee).foreign:
-                    await asyncio.sleep(0.01)
-        finally:
-            transport.close()
+        # datagrams as the RTP socket hands them over: the kernel drops a stranger's once
+        # the socket is connected to the peer (voip.rtp.poller), so that one is handed over
+        # as an unconnected socket would, and so are the peer's, which need its socket
+        stream = media_of(callee).stream
+        stranger = ("127.0.0.1", 9)
+        stream._on_rtp_socket(b"\x16\xfe\xfd" + bytes(20), stranger)
+        peer = ("127.0.0.1", media_of(caller).stream.local_port)
+        stream._on_rtp_socket(b"\x16\x01", peer)  # malformed, from the peer
+        stream._on_rtp_socket(b"\x15\xfe\xfd" + bytes(8) + b"\x00\x02\x02\x28", peer)
         counters = _dtls(callee).counters
         assert counters["foreign"] == 1
         assert counters["malformed"] == 1

@@ -14,6 +14,13 @@ cost a failed system call; the epoll set is level-triggered, and a socket with m
 is reported again at the next wake-up. At most ``MAX_EVENTS`` sockets are served per
 wake-up, so that the loop gets back to its timers (the media clock) within a fraction of a
 millisecond however many calls are receiving (the set hands them out round-robin).
+
+A socket whose peer is known can be connected to it (:meth:`SocketPoller.connect`, Linux):
+the kernel then delivers only the peer's datagrams, and the poller reads them with ``recv``
+and hands over the peer's address it was given, instead of making the source address of
+every datagram into a tuple of a string and an int (a third of ``recvfrom``'s cost); a
+connected socket also sends without the route lookup and address parsing of ``sendto``.
+:meth:`SocketPoller.disconnect` dissolves the association, and the socket hears anyone again.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SocketPoller"]
+from voip.transport.udp import disconnect_datagram_socket
+
+__all__ = ["CONNECTS", "SocketPoller"]
 
 #: readable sockets served per wake-up (about 5 µs each); more wait for the next one
 MAX_EVENTS = 64
@@ -35,6 +45,19 @@ RECEIVE_SIZE = 2048
 Address = tuple[Any, ...]
 OnDatagram = Callable[[bytes, Address], None]
 _EPOLL = hasattr(select, "epoll")
+#: sockets can be connected to their peer and back (where the poller has epoll: Linux)
+CONNECTS = _EPOLL and sys.platform.startswith("linux")
+
+
+class _Watched:
+    """A socket the poller reads: how, and whom it tells."""
+
+    def __init__(self, sock: socket.socket, on_datagram: OnDatagram) -> None:
+        self.recvfrom: Callable[[int], tuple[bytes, Address]] = sock.recvfrom
+        self.recv: Callable[[int], bytes] = sock.recv
+        self.on_datagram = on_datagram
+        #: the address the socket is connected to, handed over with what it reads
+        self.peer: Address | None = None
 
 
 class SocketPoller:
@@ -45,7 +68,7 @@ class SocketPoller:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._epoll: select.epoll | None = None
-        self._entries: dict[int, tuple[Callable[[int], tuple[bytes, Address]], OnDatagram]] = {}
+        self._entries: dict[int, _Watched] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -60,7 +83,7 @@ class SocketPoller:
             epoll = self._epoll = select.epoll()
             self.loop.add_reader(epoll.fileno(), self._ready)
         epoll.register(fd, select.EPOLLIN)
-        self._entries[fd] = (sock.recvfrom, on_datagram)
+        self._entries[fd] = _Watched(sock, on_datagram)
 
     def remove(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` (before it is closed; a closed socket is ignored)."""
@@ -83,15 +106,19 @@ class SocketPoller:
             return
         entries = self._entries
         for fd, _ in epoll.poll(0, MAX_EVENTS):
-            entry = entries.get(fd)
-            if entry is None:
+            watched = entries.get(fd)
+            if watched is None:
                 continue  # removed by a callback earlier in this wake-up
+            peer = watched.peer
             try:
-                data, address = entry[0](RECEIVE_SIZE)
+                if peer is None:
+                    data, address = watched.recvfrom(RECEIVE_SIZE)
+                else:
+                    data, address = watched.recv(RECEIVE_SIZE), peer
             except OSError:
                 continue  # nothing after all, or an ICMP error for an earlier send
             try:
-                entry[1](data, address)
+                watched.on_datagram(data, address)
             except Exception as error:  # one stream's fault never stops the others
                 self.loop.call_exception_handler(
                     {"message": "media socket callback failed", "exception": error}
@@ -110,6 +137,33 @@ class SocketPoller:
             self.loop.call_exception_handler(
                 {"message": "media socket callback failed", "exception": error}
             )
+
+    def connect(self, sock: socket.socket, peer: Address) -> bool:
+        """Connect the watched ``sock`` to ``peer`` (``connect(2)``): from now on it receives
+        only what ``peer`` sends, handed over with ``peer`` itself as the address. False
+        where sockets are not connected (not Linux, a socket not watched here) or the
+        system refused (an IPv6 link-local peer without its scope, say): nothing changed.
+
+        Datagrams from elsewhere that were queued before stay in the socket: the caller
+        reads them with ``recvfrom`` now, before the poller's next wake-up."""
+        watched = self._entries.get(sock.fileno()) if CONNECTS else None
+        if watched is None:
+            return False
+        try:
+            sock.connect(peer)
+        except OSError:
+            return False
+        watched.peer = peer
+        return True
+
+    def disconnect(self, sock: socket.socket) -> None:
+        """Dissolve ``sock``'s association made by :meth:`connect`: it hears anyone again,
+        each datagram read with its source address."""
+        watched = self._entries.get(sock.fileno())
+        if watched is None or watched.peer is None:
+            return
+        disconnect_datagram_socket(sock)
+        watched.peer = None
 
     def close(self) -> None:
         """Stop watching every socket and close the epoll set (a later add makes another)."""

@@ -42,7 +42,8 @@ class StreamStatistics:
     unkeyed: int = 0  # packets dropped because they came before the SRTP keys were agreed
     withheld: int = 0  # packets not sent: the DTLS-SRTP handshake has not keyed them yet
     unknown_payload: int = 0  # RTP with a payload type not negotiated
-    foreign: int = 0  # RTP from an address other than the latched one
+    foreign: int = 0  # RTP from an address other than the latched one (that reached the
+    # stream: once its socket is connected to the peer the kernel drops it, voip.rtp.poller)
     silence_sent: int = 0  # frames sent as silence because the producer had none
     comfort_noise_sent: int = 0  # RFC 3389 CN packets sent for those frames (when agreed)
     comfort_noise_played: int = 0  # frames of comfort noise made between the peer's CN packets

@@ -10,6 +10,9 @@ waiting).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import os
 import socket
 import struct
 import sys
@@ -48,6 +51,29 @@ def bind_datagram_socket(host: str, port: int, buffer_size: int) -> socket.socke
         sock.close()
         raise
     return sock
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc() if sys.platform.startswith("linux") else None
+#: a socket address of family AF_UNSPEC (0), the size of the largest (sockaddr_in6)
+_UNSPECIFIED = bytes(28)
+
+
+def disconnect_datagram_socket(sock: socket.socket) -> None:
+    """Dissolve a connected datagram socket's association (``connect(2)`` to an address of
+    family ``AF_UNSPEC``, which the socket module cannot name): it receives from anyone
+    again, on the port it was bound to. Linux only; raises OSError elsewhere or on failure."""
+    if _LIBC is None:
+        raise OSError("dissolving a datagram socket's association needs Linux")
+    if _LIBC.connect(sock.fileno(), _UNSPECIFIED, len(_UNSPECIFIED)) < 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
 
 
 class DatagramSocket:
