@@ -38,7 +38,7 @@ import heapq
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from mypy_extensions import mypyc_attr
 
@@ -46,16 +46,16 @@ from voip.rtp.wakeup import WakeupTimer, wakeup_timer
 
 __all__ = ["Clocked", "MediaClock", "Registration", "loop_clock"]
 
-PHASE = 0.005
-MAX_LAG = 2
+PHASE: Final = 0.005
+MAX_LAG: Final = 2
 #: start + n·period of two streams on the same phase differ by a rounding at most
-ROUNDING = 1e-9
+ROUNDING: Final = 1e-9
 #: deadlines this close are one slot: served together, in a stable order
-RESOLUTION = 1e-6
+RESOLUTION: Final = 1e-6
 #: seconds the clock serves streams at a stretch before the loop reads what has arrived
-MAX_ROUND = 0.001
+MAX_ROUND: Final = 0.001
 #: members settled between two readings of the time (is the next slot due?)
-SETTLE_STRIDE = 8
+SETTLE_STRIDE: Final = 8
 
 
 def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:

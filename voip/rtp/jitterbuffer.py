@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = ["Frame", "JitterBuffer", "JitterBufferCounters"]
 
-SHRINK_MARGIN = 2
-SHRINK_AFTER = 25  # frames (0.5 s at 20 ms)
-RELAX_AFTER = 500  # frames without underrun before the target drops by one (10 s)
-IDLE_FRAMES = 10  # empty frames in a row before the buffer waits for a new talkspurt
-PLAYED_MEMORY = 128  # sequence numbers remembered to tell duplicates from late packets
+SHRINK_MARGIN: Final = 2
+SHRINK_AFTER: Final = 25  # frames (0.5 s at 20 ms)
+RELAX_AFTER: Final = 500  # frames without underrun before the target drops by one (10 s)
+IDLE_FRAMES: Final = 10  # empty frames in a row before the buffer waits for a new talkspurt
+PLAYED_MEMORY: Final = 128  # sequence numbers remembered to tell duplicates from late packets
 
 
 class Frame(Protocol):

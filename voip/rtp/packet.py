@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from aiortc.rtp import RtpPacket
 
@@ -24,8 +25,8 @@ from voip.transport.stun import is_stun
 
 __all__ = ["RtpHeader", "is_stun", "parse_rtp"]
 
-_FIXED = struct.Struct("!BBHII")
-_PLAIN = 0x80  # V=2, P=0, X=0, CC=0
+_FIXED: Final = struct.Struct("!BBHII")
+_PLAIN: Final = 0x80  # V=2, P=0, X=0, CC=0
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from array import array
+from typing import Final
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -20,7 +21,7 @@ with warnings.catch_warnings():
 
 __all__ = ["Concealer"]
 
-WIDTH = 2
+WIDTH: Final = 2
 
 
 class Concealer:

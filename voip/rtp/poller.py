@@ -30,7 +30,7 @@ import select
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from voip.transport.udp import disconnect_datagram_socket
 
@@ -38,15 +38,15 @@ __all__ = ["CONNECTS", "SocketPoller"]
 
 #: readable sockets served per wake-up (about 5 µs each); more wait for the next one
 MAX_EVENTS = 64
-RECEIVE_SIZE = 2048
+RECEIVE_SIZE: Final = 2048
 
 #: what ``recvfrom`` gives: ``(host, port)``, and for IPv6 ``(host, port, flowinfo, scope_id)``
 #: (typed loosely: compiled code checks declared tuple shapes at run time)
 Address = tuple[Any, ...]
 OnDatagram = Callable[[bytes, Address], None]
-_EPOLL = hasattr(select, "epoll")
+_EPOLL: Final = hasattr(select, "epoll")
 #: sockets can be connected to their peer and back (where the poller has epoll: Linux)
-CONNECTS = _EPOLL and sys.platform.startswith("linux")
+CONNECTS: Final = _EPOLL and sys.platform.startswith("linux")
 
 
 class _Watched:

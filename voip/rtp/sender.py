@@ -13,13 +13,14 @@ from __future__ import annotations
 import secrets
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 __all__ = ["RtpSender", "random_ssrc"]
 
-SEQUENCE_MOD = 1 << 16
-_HEADER = struct.Struct("!BBHII")
-_VERSION_2 = 0x80  # V=2, P=0, X=0, CC=0
-TIMESTAMP_MOD = 1 << 32
+SEQUENCE_MOD: Final = 1 << 16
+_HEADER: Final = struct.Struct("!BBHII")
+_VERSION_2: Final = 0x80  # V=2, P=0, X=0, CC=0
+TIMESTAMP_MOD: Final = 1 << 32
 
 
 def random_ssrc() -> int:

@@ -9,15 +9,16 @@ last sender report it sent (§6.4.1). Sans-I/O: arrival times are given in secon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from aiortc.rtp import RtcpReceiverInfo
 
 __all__ = ["ReceivedSource"]
 
-RTP_SEQ_MOD = 1 << 16
-MAX_DROPOUT = 3000  # A.1
-MAX_MISORDER = 100  # A.1
-MIN_SEQUENTIAL = 2  # A.1: packets in sequence before a source is valid
+RTP_SEQ_MOD: Final = 1 << 16
+MAX_DROPOUT: Final = 3000  # A.1
+MAX_MISORDER: Final = 100  # A.1
+MIN_SEQUENTIAL: Final = 2  # A.1: packets in sequence before a source is valid
 
 
 @dataclass(slots=True)

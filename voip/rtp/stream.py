@@ -37,7 +37,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pylibsrtp
 from aiortc.rtp import is_rtcp
@@ -70,18 +70,18 @@ from voip.rtp.timeline import SenderTimeline
 
 __all__ = ["MediaStream", "Pcm"]
 
-RELATCH_AFTER = 1.0
-BACKLOG_DATAGRAMS = 256  # read at most after a stall (5 s of packets at 20 ms)
-QUEUED_FRAMES = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
-RECEIVED_FRAMES = 100  # received frames kept for a slow reader (2 s at 20 ms)
-CONCEAL_FRAMES = 3  # missing frames in a row made up before silence (60 ms at 20 ms)
-DTMF_DURATION = 0.1
-DTMF_GAP = 0.05
+RELATCH_AFTER: Final = 1.0
+BACKLOG_DATAGRAMS: Final = 256  # read at most after a stall (5 s of packets at 20 ms)
+QUEUED_FRAMES: Final = 10  # outgoing frames queued before write() waits (200 ms at 20 ms)
+RECEIVED_FRAMES: Final = 100  # received frames kept for a slow reader (2 s at 20 ms)
+CONCEAL_FRAMES: Final = 3  # missing frames in a row made up before silence (60 ms at 20 ms)
+DTMF_DURATION: Final = 0.1
+DTMF_GAP: Final = 0.05
 #: RFC 3389 §4 leaves the rate of CN updates to the implementation: one at the start of a
 #: silence, then one a second (the peer's inactivity timers see the stream alive)
-CN_REFRESH = 1.0
+CN_REFRESH: Final = 1.0
 #: the CN payload of digital silence: a noise level of -127 dBov (§3.1)
-CN_SILENCE = bytes([127])
+CN_SILENCE: Final = bytes([127])
 
 Address = tuple[str, int]
 #: PCM as a program may hold it: bytes, or a buffer it fills (a bytearray, a memoryview of
@@ -96,7 +96,7 @@ Wiretap = Callable[[bool, bytes, Address, SocketAddress], None]
 #: What every stream decodes whatever was negotiated (stateless codecs: the instances are
 #: shared by all streams)
 _DECODERS: dict[int, AudioCodec] = {0: PCMU, 8: PCMA}
-_NOISE = ComfortNoise()
+_NOISE: Final = ComfortNoise()
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
