@@ -7,10 +7,7 @@ process under test sends 50 and receives 50 packets/s per call. The C echo polls
 (every 0.2 ms) instead of sleeping on it: on loopback a sender pays, inside its ``sendto``,
 for waking a receiver asleep on its socket, which the far ends of real calls, on other
 machines, never cost it (a sixth of the CPU per packet, and wake-ups interleaved with the
-sending; both modes run against the same echo). With two cores or more the echo has one and
-the trials another (``--no-pin`` leaves them to the scheduler, which now and then puts both
-on one core, where the far end of a real call takes none of the process's time). Two
-senders take turns:
+sending; both modes run against the same echo). Two senders take turns:
 
 - ``voip``: this toolkit's :class:`voip.rtp.MediaStream` on one :class:`MediaClock` and one
   :class:`SocketPoller`, as :class:`voip.rtp.MediaEngine` runs them (one timer for every
@@ -375,8 +372,6 @@ def _result(  # noqa: PLR0917
 #: the microsecond, as precise as the toolkit's timerfd), run beside each trial: the
 #: deviation of w[n+4] - w[n] from 20 ms is the send-interval deviation of four 20 ms
 #: streams that do no work at all, the floor the machine sets at that moment
-#: the cores the probe may use (all of them, when the trials are pinned to one)
-PROBE_CPUS: set[int] = set()
 PROBE = """
 import sys, time
 period, n = 0.005, int(float(sys.argv[1]) / 0.005)
@@ -418,8 +413,6 @@ def run_trial(mode: str, calls: int, seconds: float, echo_port: int) -> dict[str
     probe = subprocess.Popen(
         [sys.executable, "-c", PROBE, str(seconds)], stdout=subprocess.PIPE, text=True
     )
-    if PROBE_CPUS:
-        os.sched_setaffinity(probe.pid, PROBE_CPUS)  # the machine's floor: any core
     result = asyncio.run(trial(calls, seconds, echo_port))
     floor = float(probe.communicate(timeout=seconds + 60)[0])
     result["probe_p99_ms"] = floor
@@ -610,12 +603,6 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=("voip", "tasks"))
     parser.add_argument(
-        "--no-pin",
-        action="store_true",
-        help="let the scheduler place the echo and the trials (by default, with two cores or "
-        "more, the echo has one and the trials another)",
-    )
-    parser.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -635,11 +622,7 @@ def main() -> None:
     try:
         assert far.stdout is not None
         echo_port = int(far.stdout.readline())
-        placed = "" if args.no_pin else _pin(far.pid)
-        print(
-            f"echo process: {kind}; niceness {os.nice(0)}{placed}; load average {_load()}",
-            flush=True,
-        )
+        print(f"echo process: {kind}; niceness {os.nice(0)}; load average {_load()}", flush=True)
         modes = [args.only] if args.only else ["voip", "tasks"]
         figures: dict[str, list[tuple[int, int]]] = {m: [] for m in modes}
         costs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
@@ -705,20 +688,6 @@ def _summary(
             if tasks:
                 voip = statistics.median(f[column] for f in figures["voip"])
                 print(f"voip / tasks, calls {name}: {voip / tasks:.2f}x")
-
-
-def _pin(echo_pid: int) -> str:
-    """The echo on a core of its own, the trials (this process) on another: the far end of
-    a real call is another machine. The probe may run anywhere (:func:`run_trial`)."""
-    if not hasattr(os, "sched_setaffinity"):
-        return ""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return ""
-    PROBE_CPUS.update(cpus)
-    os.sched_setaffinity(echo_pid, {cpus[-1]})
-    os.sched_setaffinity(0, {cpus[0]})
-    return f"; echo on CPU {cpus[-1]}, trials on CPU {cpus[0]}"
 
 
 def _load() -> str:
