@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import os
-import sys
 from collections.abc import Callable
 from typing import Protocol
+
+from voip.libc import errno_error, libc
 
 __all__ = ["LoopTimer", "TimerFd", "WakeupTimer", "wakeup_timer"]
 
@@ -76,15 +76,10 @@ class _Itimerspec(ctypes.Structure):
 
 
 def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
+    found = libc()
+    if found is None or not hasattr(found, "timerfd_create"):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:
-        return None
-    if not hasattr(libc, "timerfd_create") or not hasattr(libc, "timerfd_settime"):
-        return None
-    return libc
+    return found if hasattr(found, "timerfd_settime") else None
 
 
 _LIBC = _libc()
@@ -99,8 +94,7 @@ class TimerFd:
         assert _LIBC is not None
         fd = _LIBC.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
         if fd < 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
+            raise errno_error()
         self.loop = loop
         self._fd: int = fd
         self._callback = callback
@@ -122,8 +116,7 @@ class TimerFd:
 
     def _set(self) -> None:
         if self._settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) < 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
+            raise errno_error()
 
     def _ready(self) -> None:
         try:

@@ -10,15 +10,13 @@ waiting).
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import os
 import socket
 import struct
 import sys
 import time
 from typing import Any
 
+from voip.libc import errno_error, libc
 from voip.transport.endpoint import UDP, Endpoint, endpoint_of, is_wildcard
 from voip.transport.inbound import Inbound
 from voip.transport.source import SourceAddresses
@@ -53,14 +51,6 @@ def bind_datagram_socket(host: str, port: int, buffer_size: int) -> socket.socke
     return sock
 
 
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _libc() if sys.platform.startswith("linux") else None
 #: a socket address of family AF_UNSPEC (0), the size of the largest (sockaddr_in6)
 _UNSPECIFIED = bytes(28)
 
@@ -69,11 +59,11 @@ def disconnect_datagram_socket(sock: socket.socket) -> None:
     """Dissolve a connected datagram socket's association (``connect(2)`` to an address of
     family ``AF_UNSPEC``, which the socket module cannot name): it receives from anyone
     again, on the port it was bound to. Linux only; raises OSError elsewhere or on failure."""
-    if _LIBC is None:
+    c = libc()
+    if c is None:
         raise OSError("dissolving a datagram socket's association needs Linux")
-    if _LIBC.connect(sock.fileno(), _UNSPECIFIED, len(_UNSPECIFIED)) < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error))
+    if c.connect(sock.fileno(), _UNSPECIFIED, len(_UNSPECIFIED)) < 0:
+        raise errno_error()
 
 
 class DatagramSocket:
