@@ -104,7 +104,7 @@ def ext_modules() -> list[Any]:
         sources = [str(package / f"{name}.py") for name in names]
         try:
             built = mypycify(sources, opt_level="3", group_name=group)
-        except Exception as exc:  # a mypyc that cannot compile these sources
+        except (Exception, SystemExit) as exc:  # mypy's errors end in sys.exit
             print(f"voip: mypyc failed ({exc}); pure-Python {package}", file=sys.stderr)
             continue
         extensions.extend(built)
