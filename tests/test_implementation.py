@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -77,6 +78,14 @@ def test_setup_compiles_the_modules_a_core_selects(
         and any(isinstance(t, ast.Name) and t.id == listed for t in node.targets)
     )
     assert tuple(compiled) == implementation.COMPILED
+
+
+def test_the_build_has_every_runtime_dependency() -> None:
+    # mypyc type-checks the media core against aiortc, pyee, pylibsrtp …: in pip's
+    # isolated build they are there only if the build requires them
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    required = project["build-system"]["requires"]
+    assert [d for d in project["project"]["dependencies"] if d not in required] == []
 
 
 def test_every_sdp_module_but_the_loader_is_compiled() -> None:
