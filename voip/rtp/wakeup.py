@@ -77,9 +77,11 @@ class _Itimerspec(ctypes.Structure):
 
 def _libc() -> ctypes.CDLL | None:
     found = libc()
-    if found is None or not hasattr(found, "timerfd_create"):
+    if found is None or not (
+        hasattr(found, "timerfd_create") and hasattr(found, "timerfd_settime")
+    ):
         return None
-    return found if hasattr(found, "timerfd_settime") else None
+    return found
 
 
 _LIBC = _libc()
