@@ -10,6 +10,10 @@ request): INVITE with an SDP offer, 100/180 (optional), 200 with the answer, ACK
 - ``sipp``: SIPp's own UAS (``sipp -sn uas``), the reference ceiling;
 - ``aiosipua``: aiosipua's ``SipUAS`` (PyPI aiosipua 0.7.1, ``benchmarks/uas_aiosipua.py``).
 
+``--only voip,voip-nomedia,aiosipua`` adds ``voip-nomedia``: the toolkit's UAS with each
+call's RTP stream replaced by a stand-in that opens no port and sends nothing
+(``uas_voip.py --no-media``), which prices the signalling alone, the work aiosipua's UAS does.
+
 The two Python UASs run on asyncio's own loop; ``--loop uvloop`` runs both on uvloop
 (``voip+uvloop``, ``aiosipua+uvloop``: the ``uvloop`` extra), ``--loop both`` each on
 both, and the ratios printed compare UASs on the same loop only.
@@ -77,8 +81,10 @@ from support.peers.sipp import sipp_command  # noqa: E402
 
 SCENARIO = HERE / "data" / "uac_cps.xml"
 RUNNERS = ("voip", "sipp", "aiosipua")
+#: run when named: the toolkit's UAS with no RTP stream (uas_voip.py --no-media)
+OPTIONAL_RUNNERS = ("voip-nomedia",)
 #: the UASs written in Python, which run on the loop asked for ("voip+uvloop": on uvloop)
-PYTHON_RUNNERS = ("voip", "aiosipua")
+PYTHON_RUNNERS = ("voip", "voip-nomedia", "aiosipua")
 LOOP_CHOICES = ("asyncio", "uvloop", "both")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -93,19 +99,24 @@ def runners_on_loops(names: Sequence[str], loop: str) -> list[str]:
     chosen: list[str] = []
     for name in names:
         base, plus, named_loop = name.partition("+")
-        if base not in RUNNERS or (plus and (base not in PYTHON_RUNNERS or named_loop != "uvloop")):
-            raise ValueError(f"unknown UAS {name!r}; known: {', '.join(RUNNERS)} (+uvloop)")
+        known = (*RUNNERS, *OPTIONAL_RUNNERS)
+        if base not in known or (plus and (base not in PYTHON_RUNNERS or named_loop != "uvloop")):
+            raise ValueError(f"unknown UAS {name!r}; known: {', '.join(known)} (+uvloop)")
         variants = [name] if plus or base not in PYTHON_RUNNERS else [base + s for s in suffixes]
         chosen.extend(v for v in variants if v not in chosen)
     return chosen
 
 
 def same_loop_ratios(medians: Mapping[str, float]) -> dict[str, float]:
-    """voip / aiosipua, voip / sipp and aiosipua / sipp, each Python UAS against the other
-    on the same loop only (SIPp has none)."""
+    """voip / aiosipua, voip / sipp and aiosipua / sipp (and voip-nomedia's, when it ran),
+    each Python UAS against the other on the same loop only (SIPp has none)."""
     ratios: dict[str, float] = {}
+    pairs = (
+        *(("voip", "aiosipua"), ("voip-nomedia", "aiosipua")),
+        *(("voip", "sipp"), ("voip-nomedia", "sipp"), ("aiosipua", "sipp")),
+    )
     for suffix in ("", "+uvloop"):
-        for a, b in (("voip", "aiosipua"), ("voip", "sipp"), ("aiosipua", "sipp")):
+        for a, b in pairs:
             a, b = a + suffix, (b + suffix if b in PYTHON_RUNNERS else b)
             if a in medians and b in medians and medians[b]:
                 ratios[f"{a}/{b}"] = medians[a] / medians[b]
@@ -115,8 +126,9 @@ def same_loop_ratios(medians: Mapping[str, float]) -> dict[str, float]:
 def _uas_argv(runner: str, port: int, media_port: int, extra: Sequence[str] = ()) -> list[str]:
     runner, _, loop = runner.partition("+")
     on_loop = ["--loop", loop] if loop else []
-    if runner == "voip":
-        return [sys.executable, str(HERE / "uas_voip.py"), str(port), *extra, *on_loop]
+    if runner in ("voip", "voip-nomedia"):
+        no_media = ["--no-media"] if runner == "voip-nomedia" else []
+        return [sys.executable, str(HERE / "uas_voip.py"), str(port), *extra, *no_media, *on_loop]
     if runner == "aiosipua":
         return [sys.executable, str(HERE / "uas_aiosipua.py"), str(port), *on_loop]
     if runner == "sipp":

@@ -2,7 +2,12 @@
 "incoming_call" handler (Call.accept_now: 200 with the SDP answer), nothing else; the
 peer's ACK and BYE are handled by the agent itself.
 
-    python benchmarks/uas_voip.py PORT [--profile FILE] [--loop uvloop]
+    python benchmarks/uas_voip.py PORT [--profile FILE] [--loop uvloop] [--no-media]
+
+``--no-media`` prices the signalling alone, the work aiosipua's UAS does (cps.py's
+``voip-nomedia``): each call's RTP stream is replaced by a stand-in that opens no socket and
+sends nothing, so the SDP answer names a port where nothing listens, as aiosipua's does.
+It is a measurement, not a mode of the toolkit.
 
 Prints ``ready HOST PORT`` once listening on 127.0.0.1:PORT (0: a free port) and runs
 until SIGTERM or SIGINT. ``--profile`` writes cProfile statistics of the run to FILE.
@@ -14,6 +19,7 @@ import argparse
 import gc
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,6 +28,7 @@ from uas_common import add_loop_option, serve_until_stopped
 
 from voip.call import Call
 from voip.eventloop import run
+from voip.rtp import engine
 from voip.useragent import UserAgent
 
 
@@ -47,6 +54,38 @@ class GcClock:
         return ", ".join(f"gen{g} {n} runs {s:.3f} s" for g, (n, s) in pairs)
 
 
+class NoStream:
+    """A call's RTP stream that is not there (``--no-media``): every method the call and
+    its media call does nothing, and the port it gives the SDP is never bound."""
+
+    local_port = 40000
+    closed = False
+    listener = None
+    awaiting_keys = False
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return _nothing
+
+    @property
+    def events(self) -> NoStream:
+        return self
+
+
+def _nothing(*args: object, **kwargs: object) -> None:
+    return None
+
+
+def without_media() -> None:
+    """Every call the agent opens from now on gets a :class:`NoStream`."""
+
+    def open_media(
+        self: engine.MediaEngine, host: str, port: int | None = None
+    ) -> engine.CallMedia:
+        return engine.CallMedia(NoStream(), self)  # type: ignore[arg-type]
+
+    engine.MediaEngine.open = open_media  # type: ignore[method-assign]
+
+
 async def serve(port: int) -> None:
     gc_clock = GcClock()
     ua = UserAgent("uas")
@@ -67,8 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("port", type=int)
     parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    parser.add_argument("--no-media", action="store_true", help="signalling only (NoStream)")
     add_loop_option(parser)
     args = parser.parse_args()
+    if args.no_media:
+        without_media()
     if args.profile is None:
         run(serve(args.port), loop=args.loop)
         return
