@@ -24,9 +24,12 @@ Both Python UASs set up the garbage collector as a long-running server would, al
 A *trial* runs SIPp at ``-r RATE`` for ``--duration`` seconds (``-m RATE*duration`` calls)
 against a freshly started UAS. It passes when SIPp exits 0 with every call successful,
 0 failed (failed includes timeouts, unexpected messages and too many retransmissions), and
-the rate achieved is at least 95 % of the target. SIPp's open-call limit ``-l`` is
+SIPp created the calls at 95 % of the target rate or more. SIPp's open-call limit ``-l`` is
 ``RATE * (hold + 1 s)``: a UAS that falls behind by a second throttles SIPp and fails the
-rate criterion. A trial is stopped as soon as SIPp counts a failed call.
+rate criterion. The creation rate is read from SIPp's statistics, dumped every 100 ms: the
+calls created by the last dump before all were, over the time since the start; the calls
+still finishing after the last was created do not count against it. A trial is stopped
+as soon as SIPp counts a failed call.
 
 The *search* per UAS doubles the rate from ``--start`` until a trial fails, then bisects
 (geometric mean) between the highest pass and the lowest failure until they are within
@@ -197,13 +200,30 @@ def _epoch(value: str) -> float:
         return 0.0
 
 
-def _seconds(value: str) -> float:
-    """A sipp duration column: "HH:MM:SS:micro"."""
-    parts = value.strip().split(":")
-    if len(parts) != 4:
+def creation_rate(stats_csv: Path, calls: int) -> float:
+    """Calls per second SIPp created, from its ``-trace_stat`` rows: those created by the
+    last row before all ``calls`` were, over that row's time since the start (the first row
+    with all of them when no earlier row has any). What happens after the last call was
+    created (the slowest calls finishing) is not the rate at which calls were offered."""
+    try:
+        lines = [line for line in stats_csv.read_text(encoding="utf-8").splitlines() if line]
+    except FileNotFoundError:
         return 0.0
-    hours, minutes, seconds, micro = (int(p) for p in parts)
-    return hours * 3600 + minutes * 60 + seconds + micro / 1e6
+    if len(lines) < 2:
+        return 0.0
+    header = lines[0].split(";")
+    rows = [dict(zip(header, line.split(";"), strict=False)) for line in lines[1:]]
+    chosen = None
+    for row in rows:
+        created = _int(row, "TotalCallCreated")
+        if created and (chosen is None or created < calls):
+            chosen = row
+        if created >= calls:
+            break
+    if chosen is None:
+        return 0.0
+    span = _epoch(chosen.get("CurrentTime", "")) - _epoch(chosen.get("StartTime", ""))
+    return _int(chosen, "TotalCallCreated") / span if span > 0 else 0.0
 
 
 def run_trial(runner: str, rate: int, options: Options) -> Trial:
@@ -236,7 +256,7 @@ def _run_trial(runner: str, rate: int, options: Options) -> Trial:
         duration_ms=options.hold_ms,
         timeout=options.duration + 40,
         trace_messages=False,
-        extra_args=["-l", str(max(10, math.ceil(rate * (hold + 1.0))))],
+        extra_args=["-l", str(max(10, math.ceil(rate * (hold + 1.0)))), "-fd", "100ms"],
     )
     cpu_before = _cpu_seconds(uas.pid)
     started = time.monotonic()
@@ -267,10 +287,7 @@ def _run_trial(runner: str, rate: int, options: Options) -> Trial:
         )
     successful = _int(stats, "SuccessfulCall(C)")
     failed = _int(stats, "FailedCall(C)")
-    created = _int(stats, "TotalCallCreated")
-    span = _epoch(stats.get("CurrentTime", "")) - _epoch(stats.get("StartTime", ""))
-    span -= _seconds(stats.get("CallLength(C)", ""))  # the last call's own length
-    achieved = created / span if span > 0 else 0.0
+    achieved = creation_rate(command.logs.stats, calls)
     passed = (
         not note
         and returncode == 0
