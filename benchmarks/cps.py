@@ -31,6 +31,12 @@ calls created by the last dump before all were, over the time since the start; t
 still finishing after the last was created do not count against it. A trial is stopped
 as soon as SIPp counts a failed call.
 
+``--strict`` also fails a trial in which SIPp retransmitted anything: a UAS that answers
+a request more than T1 (500 ms) late passes the plain criterion as long as it answers at
+all, while one that sheds load, as the toolkit's does once 500 ms behind (503 with
+Retry-After, RFC 3261 §21.5.4), fails it. The strict figure compares UASs at the rate
+each still answers in time.
+
 The *search* per UAS doubles the rate from ``--start`` until a trial fails, then bisects
 (geometric mean) between the highest pass and the lowest failure until they are within
 ``--precision``; the figure is the highest rate that passed. Later repeats start just
@@ -44,6 +50,7 @@ time over the trial at its figure, in % of one core.
     python benchmarks/cps.py --only voip  # one UAS
     python benchmarks/cps.py --loop both  # the Python UASs on asyncio and on uvloop
     python benchmarks/cps.py --json       # machine-readable results on stdout
+    python benchmarks/cps.py --strict     # a pass also needs 0 retransmissions
 
 aiosipua comes from the project's ``bench`` extra: ``pip install -e '.[bench]'``.
 """
@@ -288,15 +295,22 @@ def _run_trial(runner: str, rate: int, options: Options) -> Trial:
     successful = _int(stats, "SuccessfulCall(C)")
     failed = _int(stats, "FailedCall(C)")
     achieved = creation_rate(command.logs.stats, calls)
+    retransmissions = _int(stats, "Retransmissions(C)")
     passed = (
         not note
         and returncode == 0
         and failed == 0
         and successful == calls
         and achieved >= 0.95 * rate
+        and not (options.strict and retransmissions)
     )
     if not passed and not note:
-        note = f"exit {returncode}" if returncode else f"achieved {achieved:.0f}/s"
+        if returncode:
+            note = f"exit {returncode}"
+        elif achieved < 0.95 * rate:
+            note = f"achieved {achieved:.0f}/s"
+        else:
+            note = "retransmitted (--strict)"
     return Trial(
         runner,
         rate,
@@ -304,7 +318,7 @@ def _run_trial(runner: str, rate: int, options: Options) -> Trial:
         passed,
         successful,
         failed,
-        _int(stats, "Retransmissions(C)"),
+        retransmissions,
         achieved,
         100 * cpu / elapsed if elapsed > 0 else 0.0,
         note,
@@ -379,6 +393,8 @@ class Options:
     min_rate: int
     max_rate: int
     log_dir: Path
+    #: a pass also needs SIPp to have retransmitted nothing (every answer within T1)
+    strict: bool = False
 
 
 def _version(name: str) -> str:
@@ -414,6 +430,9 @@ def main() -> int:
     parser.add_argument(
         "--loop", choices=LOOP_CHOICES, default="asyncio", help="of the Python UASs (asyncio)"
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="a pass also needs 0 retransmissions by SIPp"
+    )
     parser.add_argument("--log-dir", type=Path, help="keep the logs here")
     parser.add_argument("--json", action="store_true", help="results as JSON on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every trial")
@@ -439,6 +458,7 @@ def main() -> int:
         min_rate=10,
         max_rate=args.max_rate,
         log_dir=log_dir,
+        strict=args.strict,
     )
     out = sys.stderr if args.json else sys.stdout
 
@@ -456,7 +476,8 @@ def main() -> int:
     print(
         f"cps: SIPp {_sipp_version()} UAC, {SCENARIO.name}, hold {options.hold_ms} ms, "
         f"{options.duration:g} s trials, {options.repeats} repeat(s), "
-        f"precision {options.precision:.0%}; {platform.python_implementation()} "
+        f"precision {options.precision:.0%}{', strict' if options.strict else ''}; "
+        f"{platform.python_implementation()} "
         f"{platform.python_version()}, aiosipua {_version('aiosipua')}, "
         f"uvloop {_version('uvloop')}, "
         f"{os.cpu_count()} CPUs; logs in {log_dir}",
