@@ -55,8 +55,9 @@ class GcClock:
 
 
 class NoStream:
-    """A call's RTP stream that is not there (``--no-media``): every method the call and
-    its media call does nothing, and the port it gives the SDP is never bound."""
+    """A call's RTP stream that is not there (``--no-media``): whatever the call and its
+    :class:`~voip.rtp.engine.CallMedia` ask of it does nothing, and the port it gives the
+    SDP is never bound."""
 
     local_port = 40000
     closed = False
