@@ -87,7 +87,7 @@ from support.peers._process import (  # noqa: E402
     port_in_use,
     start_peer,
 )
-from support.peers.sipp import sipp_command  # noqa: E402
+from support.peers.sipp import read_stat_rows, sipp_command  # noqa: E402
 
 SCENARIO = HERE / "data" / "uac_cps.xml"
 RUNNERS = ("voip", "sipp", "aiosipua")
@@ -106,10 +106,10 @@ def runners_on_loops(names: Sequence[str], loop: str) -> list[str]:
     """The UASs to run: each Python one on asyncio, on uvloop (``NAME+uvloop``) or both,
     as ``loop`` says, unless its name says which."""
     suffixes = {"asyncio": ("",), "uvloop": ("+uvloop",), "both": ("", "+uvloop")}[loop]
+    known = (*RUNNERS, *OPTIONAL_RUNNERS)
     chosen: list[str] = []
     for name in names:
         base, plus, named_loop = name.partition("+")
-        known = (*RUNNERS, *OPTIONAL_RUNNERS)
         if base not in known or (plus and (base not in PYTHON_RUNNERS or named_loop != "uvloop")):
             raise ValueError(f"unknown UAS {name!r}; known: {', '.join(known)} (+uvloop)")
         variants = [name] if plus or base not in PYTHON_RUNNERS else [base + s for s in suffixes]
@@ -122,8 +122,11 @@ def same_loop_ratios(medians: Mapping[str, float]) -> dict[str, float]:
     each Python UAS against the other on the same loop only (SIPp has none)."""
     ratios: dict[str, float] = {}
     pairs = (
-        *(("voip", "aiosipua"), ("voip-nomedia", "aiosipua")),
-        *(("voip", "sipp"), ("voip-nomedia", "sipp"), ("aiosipua", "sipp")),
+        ("voip", "aiosipua"),
+        ("voip-nomedia", "aiosipua"),
+        ("voip", "sipp"),
+        ("voip-nomedia", "sipp"),
+        ("aiosipua", "sipp"),
     )
     for suffix in ("", "+uvloop"):
         for a, b in pairs:
@@ -212,16 +215,8 @@ def creation_rate(stats_csv: Path, calls: int) -> float:
     last row before all ``calls`` were, over that row's time since the start (the first row
     with all of them when no earlier row has any). What happens after the last call was
     created (the slowest calls finishing) is not the rate at which calls were offered."""
-    try:
-        lines = [line for line in stats_csv.read_text(encoding="utf-8").splitlines() if line]
-    except FileNotFoundError:
-        return 0.0
-    if len(lines) < 2:
-        return 0.0
-    header = lines[0].split(";")
-    rows = [dict(zip(header, line.split(";"), strict=False)) for line in lines[1:]]
     chosen = None
-    for row in rows:
+    for row in read_stat_rows(stats_csv):
         created = _int(row, "TotalCallCreated")
         if created and (chosen is None or created < calls):
             chosen = row

@@ -144,15 +144,21 @@ class SippResult:
         return "\n".join(parts)
 
 
-def _read_stats(path: Path) -> dict[str, str]:
-    """The last row of a ``-trace_stat`` CSV (semicolon-separated, a header row first)."""
+def read_stat_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``-trace_stat`` CSV (semicolon-separated, a header row first), one
+    per statistics dump (``-fd``), oldest first; none before SIPp wrote any."""
     try:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
     except FileNotFoundError:
-        return {}
-    if len(lines) < 2:
-        return {}
-    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+        return []
+    header = lines[0].split(";") if lines else []
+    return [dict(zip(header, line.split(";"), strict=False)) for line in lines[1:]]
+
+
+def _read_stats(path: Path) -> dict[str, str]:
+    """The last row of a ``-trace_stat`` CSV: the totals when SIPp ended."""
+    rows = read_stat_rows(path)
+    return rows[-1] if rows else {}
 
 
 @dataclass(frozen=True, slots=True)
